@@ -1,0 +1,346 @@
+"""``model_config.yaml`` and the environment → :class:`Config`.
+
+The file is found via ``--config``, then ``QASDK_CONFIG``, then
+``model_config.yaml`` or ``config/model_config.yaml`` in the working directory;
+with none of them every default applies (Ollama on localhost, embedded
+PostgreSQL). Any value can be overridden from the environment as
+``QASDK_<SECTION>_<KEY>`` (``QASDK_DATABASE_URL``, ``QASDK_MODEL_NAME``,
+``QASDK_LOGGING_LEVEL``...), and ``${VAR}`` / ``${VAR:-default}`` in the file
+is replaced by the variable's value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from qasdk._documents import Document, KeyPath, load_document
+from qasdk.errors import ConfigurationError
+from qasdk.models import Problem, Source
+
+__all__ = [
+    "DEFAULT_LOG_FORMAT",
+    "Config",
+    "DatabaseConfig",
+    "LoggingConfig",
+    "ModelConfig",
+    "ServerConfig",
+    "find_config_file",
+    "load_config",
+]
+
+DEFAULT_LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+ENV_PREFIX = "QASDK_"
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The LLM behind the agent: Ollama's OpenAI-compatible API by default."""
+
+    name: str = "qwen3:4b"
+    api_base: str = "http://localhost:11434"
+    api_key: str | None = None
+    timeout: Positive = 30.0
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 0.7
+    max_tokens: PositiveInt = 2000
+    #: Upper bound on model turns per task; the tool loop stops there.
+    max_turns: PositiveInt = 8
+    #: ``nous``: tools in the system prompt (qwen-agent's default);
+    #: ``native``: the OpenAI ``tools`` API.
+    function_calling: Literal["nous", "native"] = "nous"
+
+    @property
+    def model_server(self) -> str:
+        """The OpenAI-compatible endpoint: ``api_base`` + ``/v1``."""
+        base = self.api_base.rstrip("/")
+        return base if base.endswith("/v1") else base + "/v1"
+
+
+class DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where the registry and the tasks live.
+
+    ``url`` wins; otherwise ``host`` and friends; with neither, an embedded
+    PostgreSQL is started in ``data_dir``.
+    """
+
+    url: str | None = None
+    host: str | None = None
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 5432
+    database: str | None = None
+    user: str | None = None
+    password: str | None = None
+    pool_size: PositiveInt = 5
+    connect_timeout: Positive = 5.0
+    data_dir: str = ".qasdk/pgdata"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.url and not self.host
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Log level, line format (a ``logging`` format string, or ``json``) and file."""
+
+    level: LogLevel = "INFO"
+    format: str = DEFAULT_LOG_FORMAT
+    file: str | None = None
+
+
+class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``qasdk serve`` and ``qasdk worker`` defaults."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    concurrency: PositiveInt = 4
+    #: Seconds running tasks get to finish on shutdown before they are handed back.
+    shutdown_grace: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything ``model_config.yaml`` and the environment say."""
+
+    model: ModelConfig = ModelConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    logging: LoggingConfig = LoggingConfig()
+    server: ServerConfig = ServerConfig()
+    #: The file this came from, or ``None`` when only defaults and env applied.
+    path: str | None = None
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log line or an error message."""
+        values = [self.database.password, self.model.api_key]
+        if self.database.url:
+            values.append(_url_password(self.database.url))
+        return [v for v in values if v]
+
+
+_SECTIONS: dict[str, type[msgspec.Struct]] = {
+    "model": ModelConfig,
+    "database": DatabaseConfig,
+    "logging": LoggingConfig,
+    "server": ServerConfig,
+}
+_INTERPOLATION = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
+_PATH_IN_ERROR = re.compile(r" - at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`$")
+
+
+def find_config_file(
+    explicit: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The config file to read, or ``None`` when there is none to read."""
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if environ.get(f"{ENV_PREFIX}CONFIG"):
+        return Path(environ[f"{ENV_PREFIX}CONFIG"])
+    for candidate in (Path("model_config.yaml"), Path("config") / "model_config.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    use_file: bool = True,
+) -> Config:
+    """Load the configuration, or raise :class:`ConfigurationError` naming every problem.
+
+    ``use_file=False`` reads only the environment (how errors in the file itself
+    still get logged where ``QASDK_LOGGING_*`` says).
+    """
+    environ = os.environ if environ is None else environ
+    file = find_config_file(path, environ) if use_file else None
+    document: Document | None = None
+    data: dict[str, Any] = {}
+    problems: list[Problem] = []
+    if file is not None:
+        document = load_document(file)
+        if document.data is None:
+            data = {}
+        elif isinstance(document.data, dict):
+            data = _interpolate(document.data, (), document, environ, problems)
+        else:
+            problems.append(
+                Problem(
+                    source=document.source(),
+                    reason="expected a mapping with model, database and logging sections",
+                )
+            )
+    overridden = _apply_environment(data, environ, problems)
+    problems += _check_fields(data, document, overridden)
+    if problems:
+        raise ConfigurationError(problems=problems)
+    data["path"] = str(file) if file is not None else None
+    return msgspec.convert(data, Config, strict=False)
+
+
+def _check_fields(
+    data: dict[str, Any], document: Document | None, overridden: dict[KeyPath, str]
+) -> list[Problem]:
+    """Validate every setting on its own, so one bad value does not hide the next."""
+    problems = []
+    for section, values in data.items():
+        if section not in _SECTIONS:
+            problems.append(
+                Problem(
+                    source=document.source((section,)) if document else None,
+                    field=section,
+                    reason=f"unknown section {section!r}{_did_you_mean(section, tuple(_SECTIONS))}",
+                )
+            )
+            continue
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            problem = Problem(
+                source=document.source((section,)) if document else None,
+                field=section,
+                reason=f"expected a mapping of settings, got {type(data[section]).__name__}",
+            )
+            problems.append(problem)
+            continue
+        for key, value in values.items():
+            try:
+                msgspec.convert({section: {key: value}}, Config, strict=False)
+            except msgspec.ValidationError as exc:
+                problems.append(_problem_from(exc, document, overridden))
+    return problems
+
+
+def _interpolate(
+    value: Any,
+    keypath: KeyPath,
+    document: Document,
+    environ: Mapping[str, str],
+    problems: list[Problem],
+) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _interpolate(v, (*keypath, k), document, environ, problems) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _interpolate(v, (*keypath, i), document, environ, problems) for i, v in enumerate(value)
+        ]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1) == "$":
+            return "$"
+        name, default = match.group(2), match.group(3)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        problems.append(
+            Problem(
+                source=document.source(keypath),
+                field=".".join(str(p) for p in keypath),
+                reason=f"environment variable {name!r} is not set "
+                f"(write ${{{name}:-default}} to give a default)",
+            )
+        )
+        return ""
+
+    return _INTERPOLATION.sub(replace, value)
+
+
+def _apply_environment(
+    data: dict[str, Any], environ: Mapping[str, str], problems: list[Problem]
+) -> dict[KeyPath, str]:
+    """Fold ``QASDK_<SECTION>_<KEY>`` variables into ``data``; return what they set."""
+    overridden: dict[KeyPath, str] = {}
+    for variable, value in sorted(environ.items()):
+        if not variable.startswith(ENV_PREFIX):
+            continue
+        section, _, key = variable[len(ENV_PREFIX) :].lower().partition("_")
+        if section not in _SECTIONS or not key:
+            continue
+        fields = _SECTIONS[section].__struct_fields__
+        if key not in fields:
+            problems.append(
+                Problem(
+                    source=Source(f"${variable}"),
+                    reason=f"unknown {section} setting {key!r}{_did_you_mean(key, fields)}",
+                )
+            )
+            continue
+        existing = data.get(section)
+        if not isinstance(existing, dict):
+            existing = data[section] = {}
+        existing[key] = value
+        overridden[(section, key)] = variable
+    return overridden
+
+
+def _did_you_mean(word: str, options: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f"; expected one of {', '.join(options)}"
+
+
+def _problem_from(
+    exc: msgspec.ValidationError, document: Document | None, overridden: dict[KeyPath, str]
+) -> Problem:
+    """Turn msgspec's ``... - at `$.model.timeout``` into a located problem."""
+    message = str(exc)
+    keypath: KeyPath = ()
+    match = _PATH_IN_ERROR.search(message)
+    if match:
+        message = message[: match.start()]
+        keypath = tuple(
+            int(p[1:-1]) if p.startswith("[") else p[1:]
+            for p in re.findall(r"\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]", match.group(1))
+        )
+    unknown = re.fullmatch(r"Object contains unknown field `([^`]*)`", message)
+    if unknown:
+        name = unknown.group(1)
+        section = _SECTIONS.get(str(keypath[0])) if len(keypath) == 1 else Config
+        options = section.__struct_fields__ if section else ()
+        message = f"unknown setting {name!r}{_did_you_mean(name, tuple(options))}"
+        keypath = (*keypath, name)
+    field = ".".join(str(p) for p in keypath) or None
+    reason = message[0].lower() + message[1:] if message else "invalid value"
+    if reason.startswith("invalid enum value") and len(keypath) == 2:
+        choices = _literal_choices(str(keypath[0]), str(keypath[1]))
+        if choices:
+            reason += f"; expected one of {', '.join(choices)}"
+    if keypath in overridden:
+        source = Source(f"${overridden[keypath]}")
+    elif document is not None:
+        source = document.source(keypath)
+    else:
+        source = None
+    return Problem(source=source, field=field, reason=reason)
+
+
+def _literal_choices(section: str, key: str) -> tuple[str, ...]:
+    hints = typing.get_type_hints(_SECTIONS[section]) if section in _SECTIONS else {}
+    hint = hints.get(key)
+    if typing.get_origin(hint) is Literal:
+        return tuple(str(a) for a in typing.get_args(hint))
+    return ()
+
+
+def _url_password(url: str) -> str | None:
+    match = re.match(r"^[a-z][a-z0-9+.-]*://[^:/@]*:([^@]*)@", url, re.IGNORECASE)
+    if match and match.group(1):
+        return match.group(1)
+    match = re.search(r"(?:^|[?&\s])password=([^&\s]+)", url)
+    return match.group(1) if match else None

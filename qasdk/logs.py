@@ -1,0 +1,206 @@
+"""One logging setup for the CLI, the server and the workers.
+
+``logging:`` in ``model_config.yaml`` sets the level, the line format (a
+``logging`` format string, or ``json`` for one JSON object per line) and an
+optional file. Every record passes a redaction filter, so a password, an API
+key or an ``Authorization`` header never reaches a log line. Error records
+carry ``error_type``, the message and the stack trace; other context travels
+as ``extra=`` fields (``path``, ``statement``, ``sqlstate``, ``method``...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from qasdk.config import LoggingConfig
+
+__all__ = ["JsonFormatter", "RedactingFilter", "TextFormatter", "configure_logging"]
+
+# Attributes every LogRecord has; anything else came in through ``extra=``.
+_STANDARD = frozenset(
+    set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
+    | {"message", "asctime", "taskName", "reported"}
+)
+_NOISY = {"pgserver": logging.WARNING, "griffe": logging.ERROR, "httpx": logging.WARNING}
+_PATTERNS = (
+    (re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]+)(@)", re.IGNORECASE), r"\1****\3"),
+    (re.compile(r"(password\s*[=:]\s*)(\S+)", re.IGNORECASE), r"\1****"),
+    (
+        re.compile(
+            r"(authorization[\"']?\s*[:=]\s*[\"']?)([^\"'\s,}]+(?: [^\"'\s,}]+)?)", re.IGNORECASE
+        ),
+        r"\1****",
+    ),
+    (re.compile(r"(api[_-]?key[\"']?\s*[:=]\s*[\"']?)([^\"'\s,}&]+)", re.IGNORECASE), r"\1****"),
+    (re.compile(r"(bearer\s+)([A-Za-z0-9._~+/=-]+)", re.IGNORECASE), r"\1****"),
+)
+_MARK = "_qasdk_handler"
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with known secrets and secret-looking values masked."""
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "****")
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in the message, its arguments, extras and the traceback."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg = redact_text(message, self.secrets)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text, self.secrets)
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD and not key.startswith("_"):
+                record.__dict__[key] = _redact_value(value, self.secrets)
+        return True
+
+
+def _redact_value(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if isinstance(value, dict):
+        return {
+            k: "****"
+            if isinstance(k, str)
+            and re.search(r"password|secret|token|api_?key|authorization", k, re.I)
+            else _redact_value(v, secrets)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_redact_value(v, secrets) for v in value]
+    return value
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
+    }
+
+
+def _error_fields(record: logging.LogRecord) -> dict[str, Any]:
+    if record.exc_info and record.exc_info[1] is not None:
+        exc = record.exc_info[1]
+        return {"error_type": type(exc).__name__, "error_message": str(exc)}
+    return {}
+
+
+class TextFormatter(logging.Formatter):
+    """The configured format string, then ``key=value`` extras, then the traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        fields = {**_error_fields(record), **_extras(record)}
+        if fields:
+            line += " " + " ".join(f"{k}={_compact(v)}" for k, v in fields.items())
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False) if (" " in value or not value) else value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp, level, logger, message, error fields, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "timestamp": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data.update(_error_fields(record))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            data["stack_trace"] = record.exc_text
+        data.update(_extras(record))
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+class _NotReported(logging.Filter):
+    """Keeps records the CLI already showed the user off the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "reported", False)
+
+
+def configure_logging(
+    config: LoggingConfig,
+    *,
+    secrets: Iterable[str] = (),
+    console_level: int | str | None = None,
+    stream: IO[str] | None = None,
+) -> None:
+    """Install qasdk's handlers on the root logger (replacing earlier ones).
+
+    ``console_level`` defaults to ``config.level``; the CLI passes WARNING so
+    routine progress stays out of command output unless ``-v`` is given.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _MARK, False):
+            root.removeHandler(handler)
+            handler.close()
+    level = logging.getLevelName(config.level)
+    formatter: logging.Formatter = (
+        JsonFormatter() if config.format.strip().lower() == "json" else TextFormatter(config.format)
+    )
+    redactor = RedactingFilter(secrets)
+
+    console = logging.StreamHandler(stream or sys.stderr)
+    console.setLevel(console_level if console_level is not None else level)
+    console.addFilter(_NotReported())
+    handlers: list[logging.Handler] = [console]
+    if config.file:
+        path = Path(config.file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(path, encoding="utf-8")
+        file_handler.setLevel(level)
+        handlers.append(file_handler)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(redactor)
+        setattr(handler, _MARK, True)
+        root.addHandler(handler)
+    lowest = min(h.level for h in handlers)
+    root.setLevel(lowest)
+    for name, noisy_level in _NOISY.items():
+        logging.getLogger(name).setLevel(max(noisy_level, lowest))

@@ -1,0 +1,145 @@
+"""Data shared by the registration pipeline and the task server.
+
+Everything here is a msgspec ``Struct``: cheap to build, validated on decode,
+and serialised natively by Litestar.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+__all__ = [
+    "UNSET",
+    "ExecutionResult",
+    "MethodConfig",
+    "MethodMetadata",
+    "MethodParameter",
+    "Problem",
+    "Source",
+    "ToolEntry",
+    "ToolOverride",
+]
+
+
+class Source(msgspec.Struct, frozen=True):
+    """Where something was defined: a file and, when known, a line."""
+
+    path: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One thing wrong with the input, precise enough to fix without guessing."""
+
+    reason: str
+    source: Source | None = None
+    tool: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.source is not None:
+            parts.append(str(self.source))
+        if self.tool is not None:
+            parts.append(f"tool {self.tool!r}")
+        if self.field is not None:
+            parts.append(self.field)
+        parts.append(self.reason)
+        return ": ".join(parts)
+
+
+class MethodParameter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One parameter of a tool.
+
+    ``default`` is ``UNSET`` when the parameter has no default (``None`` is a
+    real default). ``schema`` is the parameter's JSON Schema for the model,
+    richer than ``type`` for ``list[int]``, ``Literal`` and ``Enum`` hints.
+    """
+
+    name: str
+    type: str
+    description: str
+    required: bool = True
+    default: Any | UnsetType = UNSET
+    schema: dict[str, Any] = {}
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not UNSET
+
+
+class MethodConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A tool as declared in ``methods.yaml`` or scanned from a ``@tool`` function."""
+
+    name: str
+    description: str
+    parameters: tuple[MethodParameter, ...] = ()
+    return_type: str
+    module_path: str
+    function_name: str
+    timeout: float | None = None
+    tags: tuple[str, ...] = ()
+
+
+class MethodMetadata(MethodConfig, frozen=True, kw_only=True):
+    """A tool as stored in ``registered_methods``."""
+
+    id: int
+    created_at: datetime
+    updated_at: datetime
+
+    def to_config(self) -> MethodConfig:
+        fields = {f: getattr(self, f) for f in MethodConfig.__struct_fields__}
+        return MethodConfig(**fields)
+
+
+class ExecutionResult(msgspec.Struct, kw_only=True):
+    """The outcome of running one tool."""
+
+    success: bool
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    execution_time: float = 0.0
+
+
+class ToolEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A tool on its way through the pipeline, with where each part came from.
+
+    ``locations`` maps a field (``description``, ``parameters.city.type``) to
+    where it is defined; ``missing`` names required fields the source left out
+    (already reported); ``hints`` says how to fix a field should it fail
+    validation (a scanned parameter without docs says where to document it).
+    """
+
+    config: MethodConfig
+    source: Source
+    origin: str  # "scanned" or "declared"
+    locations: dict[str, Source] = {}
+    missing: frozenset[str] = frozenset()
+    hints: dict[str, str] = {}
+
+    def source_of(self, field: str | None) -> Source:
+        """The most precise location known for ``field``."""
+        while field:
+            if field in self.locations:
+                return self.locations[field]
+            field = field.rpartition(".")[0]
+        return self.source
+
+
+class ToolOverride(msgspec.Struct, frozen=True, kw_only=True):
+    """A declared entry marked ``override: true``: fields that replace a scanned tool's."""
+
+    name: str
+    fields: dict[str, Any]
+    parameters: tuple[dict[str, Any], ...] | None = None
+    source: Source
+    locations: dict[str, Source] = {}

@@ -1,0 +1,120 @@
+"""Which PostgreSQL to use, how to reach it, and how to talk about it safely.
+
+A URL shown to a person always goes through :func:`mask_url`; an error from
+the driver always goes through :func:`connection_error`, which names the host
+and the reason and never the password.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import DictRow, dict_row
+
+from qasdk.config import DatabaseConfig
+from qasdk.errors import DatabaseError
+from qasdk.store.embedded import ensure_embedded
+
+__all__ = [
+    "CONNECT_KWARGS",
+    "connect",
+    "connection_error",
+    "describe_target",
+    "mask_url",
+    "redact",
+    "resolve_url",
+]
+
+#: Every session speaks UTC so TIMESTAMP columns mean the same thing everywhere.
+CONNECT_KWARGS: dict[str, Any] = {
+    "options": "-c TimeZone=UTC",
+    "application_name": "qasdk",
+}
+
+
+def resolve_url(config: DatabaseConfig) -> str:
+    """The connection string for ``config``, starting the embedded server if needed."""
+    if config.url:
+        return config.url
+    if config.host:
+        params = {
+            "host": config.host,
+            "port": config.port,
+            "dbname": config.database,
+            "user": config.user,
+            "password": config.password,
+        }
+        return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return ensure_embedded(config.data_dir)
+
+
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)([^@]*)(@)", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``****``."""
+    masked = _URL_PASSWORD.sub(lambda m: m.group(1) + ("****" if m.group(2) else "") + "@", url)
+    return _KV_PASSWORD.sub(lambda m: m.group(1) + "****", masked)
+
+
+def redact(text: str, secrets: list[str | None]) -> str:
+    """``text`` with every secret (and any password in a URL) masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "****")
+    return mask_url(text)
+
+
+def describe_target(url: str) -> str:
+    """``host:port/db as user`` for messages; the socket folder for a local socket."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return mask_url(url)
+    host = str(params.get("host") or "localhost")
+    where = host if host.startswith("/") else f"{host}:{params.get('port') or 5432}"
+    parts = [where]
+    if params.get("dbname"):
+        parts.append(f"database {params['dbname']!r}")
+    if params.get("user"):
+        parts.append(f"user {params['user']!r}")
+    return ", ".join(parts)
+
+
+def _password(url: str) -> str | None:
+    try:
+        value = conninfo_to_dict(url).get("password")
+    except psycopg.ProgrammingError:
+        return None
+    return str(value) if value else None
+
+
+def connection_error(exc: Exception, url: str) -> DatabaseError:
+    """A one-line, password-free :class:`DatabaseError` for a failed connection."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    reason = first.rsplit(" failed: ", 1)[-1].strip() or first
+    if reason.startswith("connection failed: "):
+        reason = reason[len("connection failed: ") :]
+    reason = redact(reason[:1].lower() + reason[1:], [_password(url)])
+    return DatabaseError(f"cannot connect to PostgreSQL at {describe_target(url)}: {reason}")
+
+
+async def connect(
+    url: str, *, timeout: float = 5.0, autocommit: bool = False
+) -> psycopg.AsyncConnection[DictRow]:
+    """Open one connection (rows as dicts, UTC), or raise a clear :class:`DatabaseError`."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            url,
+            autocommit=autocommit,
+            row_factory=dict_row,
+            connect_timeout=max(1, round(timeout)),
+            **CONNECT_KWARGS,
+        )
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+        raise connection_error(exc, url) from None

@@ -1,0 +1,178 @@
+"""The ``registered_methods`` table: read it, and sync a registry into it.
+
+A sync compares what the sources define with what the table holds and writes
+only the difference, in one transaction: new tools are inserted, changed ones
+updated, identical ones left alone (their ``updated_at`` does not move), and,
+with ``prune``, tools no longer defined are deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import msgspec
+import psycopg
+from psycopg.rows import DictRow
+
+from qasdk.models import MethodConfig, MethodMetadata, MethodParameter
+from qasdk.store._sql import execute
+from qasdk.store.migrate import migrate
+from qasdk.types import CoercionError, coerce, parameter_schema
+
+__all__ = [
+    "SyncPlan",
+    "SyncReport",
+    "delete_methods",
+    "get_method",
+    "list_methods",
+    "plan_sync",
+    "sync_methods",
+    "upsert_methods",
+]
+
+_COMPARED = tuple(f for f in MethodConfig.__struct_fields__ if f != "name")
+
+
+class SyncPlan(msgspec.Struct, kw_only=True):
+    """What a sync does: tool names per action, and the fields each update changes."""
+
+    created: list[str] = []
+    updated: dict[str, list[str]] = {}
+    unchanged: list[str] = []
+    deleted: list[str] = []
+    #: In the database but no longer defined; deleted only with ``prune``.
+    stale: list[str] = []
+
+    @property
+    def changes(self) -> int:
+        return len(self.created) + len(self.updated) + len(self.deleted)
+
+
+class SyncReport(msgspec.Struct, kw_only=True):
+    plan: SyncPlan
+    dry_run: bool
+    rows_written: int = 0
+    migrations_applied: list[str] = []
+
+
+def plan_sync(
+    existing: Iterable[MethodConfig], desired: Iterable[MethodConfig], *, prune: bool = False
+) -> SyncPlan:
+    """Compare the table with the sources; pure, so it is the same for a dry run."""
+    current = {m.name: m for m in existing}
+    plan = SyncPlan()
+    wanted = set()
+    for config in desired:
+        wanted.add(config.name)
+        before = current.get(config.name)
+        if before is None:
+            plan.created.append(config.name)
+            continue
+        changed = [f for f in _COMPARED if getattr(before, f) != getattr(config, f)]
+        if changed:
+            plan.updated[config.name] = changed
+        else:
+            plan.unchanged.append(config.name)
+    gone = sorted(set(current) - wanted)
+    if prune:
+        plan.deleted = gone
+    else:
+        plan.stale = gone
+    return plan
+
+
+def _row(config: MethodConfig) -> dict[str, object]:
+    data = msgspec.to_builtins(config)
+    return {
+        "name": config.name,
+        "description": config.description,
+        "parameters_json": data.get("parameters", []),
+        "return_type": config.return_type,
+        "module_path": config.module_path,
+        "function_name": config.function_name,
+        "timeout": config.timeout,
+        "tags": list(config.tags),
+    }
+
+
+def _metadata(row: dict[str, object]) -> MethodMetadata:
+    method = msgspec.convert(row, MethodMetadata)
+    return msgspec.structs.replace(method, parameters=tuple(map(_typed_default, method.parameters)))
+
+
+def _typed_default(param: MethodParameter) -> MethodParameter:
+    """Give a default back its declared type.
+
+    JSONB stores numbers as decimals: ``1.8e16`` comes back as the integer
+    ``18014400656965630``. Coercing to the parameter's schema restores the float,
+    so a stored tool compares equal to its source and is not rewritten.
+    """
+    if not param.has_default:
+        return param
+    try:
+        default = coerce(param.default, parameter_schema(param))
+    except CoercionError:
+        return param
+    if default == param.default and type(default) is type(param.default):
+        return param
+    return msgspec.structs.replace(param, default=default)
+
+
+async def list_methods(conn: psycopg.AsyncConnection[DictRow]) -> list[MethodMetadata]:
+    """Every registered tool, by name."""
+    rows = await (await execute(conn, "list_methods")).fetchall()
+    return [_metadata(row) for row in rows]
+
+
+async def get_method(conn: psycopg.AsyncConnection[DictRow], name: str) -> MethodMetadata | None:
+    row = await (await execute(conn, "get_method", {"name": name})).fetchone()
+    return _metadata(row) if row else None
+
+
+async def upsert_methods(
+    conn: psycopg.AsyncConnection[DictRow], configs: Sequence[MethodConfig]
+) -> dict[str, bool]:
+    """Insert or update tools by name; return ``{name: inserted}`` for rows written."""
+    if not configs:
+        return {}
+    payload = msgspec.json.encode([_row(c) for c in configs]).decode()
+    rows = await (await execute(conn, "upsert_methods", {"methods": payload})).fetchall()
+    return {row["name"]: row["inserted"] for row in rows}
+
+
+async def delete_methods(conn: psycopg.AsyncConnection[DictRow], names: Sequence[str]) -> list[str]:
+    if not names:
+        return []
+    rows = await (await execute(conn, "delete_methods", {"names": list(names)})).fetchall()
+    return [row["name"] for row in rows]
+
+
+async def sync_methods(
+    conn: psycopg.AsyncConnection[DictRow],
+    configs: Sequence[MethodConfig],
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+) -> SyncReport:
+    """Make the table match ``configs``: one transaction, only the difference written.
+
+    A dry run takes the same path and rolls everything back, so its plan is
+    exactly what a real sync would do.
+    """
+    async with conn.transaction(force_rollback=dry_run):
+        applied = await migrate(conn)
+        await execute(conn, "lock_registry")
+        existing = await list_methods(conn)
+        plan = plan_sync(existing, configs, prune=prune)
+        written: dict[str, bool] = {}
+        deleted: list[str] = []
+        if not dry_run:
+            to_write = set(plan.created) | set(plan.updated)
+            written = await upsert_methods(conn, [c for c in configs if c.name in to_write])
+            deleted = await delete_methods(conn, plan.deleted)
+    return SyncReport(
+        plan=plan,
+        dry_run=dry_run,
+        rows_written=len(written) + len(deleted),
+        migrations_applied=[] if dry_run else [f"{m.version:04d}_{m.name}" for m in applied],
+    )

@@ -1,0 +1,101 @@
+"""Versioned schema migrations, tracked in ``qasdk_migrations``.
+
+Migrations are the numbered ``.sql`` files next to this module. Pending ones
+are applied in one transaction under an advisory lock, so several processes
+starting at once on a new database apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import re
+from importlib import resources
+
+import msgspec
+import psycopg
+from psycopg.rows import DictRow
+
+from qasdk.store._sql import execute, statement_error
+
+__all__ = ["Migration", "all_migrations", "migrate", "pending_migrations"]
+
+logger = logging.getLogger("qasdk.store")
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+class Migration(msgspec.Struct, frozen=True):
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+@functools.cache
+def all_migrations() -> tuple[Migration, ...]:
+    folder = resources.files("qasdk.store").joinpath("migrations")
+    found = []
+    for item in folder.iterdir():
+        match = _FILE.match(item.name)
+        if match:
+            found.append(
+                Migration(int(match.group(1)), match.group(2), item.read_text(encoding="utf-8"))
+            )
+    return tuple(sorted(found, key=lambda m: m.version))
+
+
+async def _applied(conn: psycopg.AsyncConnection[DictRow]) -> dict[int, str]:
+    row = await (await execute(conn, "migrations_table_exists")).fetchone()
+    if not row or not row["present"]:
+        return {}
+    rows = await (await execute(conn, "applied_migrations")).fetchall()
+    return {r["version"]: r["checksum"] for r in rows}
+
+
+async def pending_migrations(conn: psycopg.AsyncConnection[DictRow]) -> list[Migration]:
+    """Migrations not yet applied to the database (read-only)."""
+    applied = await _applied(conn)
+    for migration in all_migrations():
+        if migration.version in applied and applied[migration.version] != migration.checksum:
+            logger.warning(
+                "migration %04d_%s changed after it was applied; it is not re-run",
+                migration.version,
+                migration.name,
+            )
+    return [m for m in all_migrations() if m.version not in applied]
+
+
+async def migrate(conn: psycopg.AsyncConnection[DictRow]) -> list[Migration]:
+    """Apply pending migrations; return those this call applied."""
+    async with conn.transaction():
+        if not await pending_migrations(conn):
+            return []
+        await execute(conn, "lock_migrations")
+        await execute(conn, "create_migrations_table")
+        applied = await _applied(conn)
+        done = []
+        for migration in all_migrations():
+            if migration.version in applied:
+                continue
+            try:
+                await conn.execute(migration.sql.encode())
+            except psycopg.Error as exc:
+                raise statement_error(
+                    exc, f"migration {migration.version:04d}_{migration.name}", migration.sql
+                ) from exc
+            await execute(
+                conn,
+                "record_migration",
+                {
+                    "version": migration.version,
+                    "name": migration.name,
+                    "checksum": migration.checksum,
+                },
+            )
+            logger.info("applied migration %04d_%s", migration.version, migration.name)
+            done.append(migration)
+    return done

@@ -1,0 +1,1 @@
+"""Example tools for qasdk: ``qasdk sync sample_tools`` registers them."""

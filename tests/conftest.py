@@ -1,0 +1,97 @@
+"""Shared fixtures: a real PostgreSQL the suite starts itself, and cleanup checks.
+
+The database is the embedded server qasdk ships (pgserver), in a temporary
+folder, started once per session. Every test that writes to it gets a
+connection whose teardown deletes what the test created and then checks the
+tables are exactly as before (seed Property 24).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, settings
+
+from qasdk.store.connection import connect
+from qasdk.store.embedded import ensure_embedded, stop_embedded
+from qasdk.store.migrate import migrate
+from tests.dbstate import Snapshot, delete_created, snapshot
+
+# Fixed seed everywhere (CI included) so a failure reproduces; ``dev`` explores.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=100,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, max_examples=100)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def pg_data() -> Iterator[Path]:
+    # Not under pytest's numbered temp dirs: another pytest run may rotate those away.
+    folder = Path(tempfile.mkdtemp(prefix="qasdk-test-pg-"))
+    data = folder / "data"
+    try:
+        yield data
+    finally:
+        stop_embedded(data)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_data: Path) -> str:
+    """URL of a migrated test database on the embedded server."""
+    url = ensure_embedded(pg_data, database="qasdk_test")
+
+    async def setup() -> None:
+        conn = await connect(url)
+        async with conn:
+            await migrate(conn)
+
+    import asyncio
+
+    asyncio.run(setup())
+    return url
+
+
+@pytest.fixture
+def fresh_database(pg_data: Path, pg_url: str) -> Iterator[str]:
+    """An empty database (no schema) on the test server, dropped afterwards."""
+    import uuid
+
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    url = ensure_embedded(pg_data, database=name)
+    yield url
+    admin = pg_url.replace("/qasdk_test?", "/postgres?", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def conn(pg_url: str) -> AsyncIterator[psycopg.AsyncConnection]:  # type: ignore[type-arg]
+    """A connection to the test database; the test's rows are gone afterwards."""
+    connection = await connect(pg_url)
+    before: Snapshot = await snapshot(connection)
+    try:
+        yield connection
+    finally:
+        await connection.rollback()
+        await delete_created(connection, before)
+        after = await snapshot(connection)
+        await connection.close()
+        assert after == before, "the test left rows behind (Property 24)"

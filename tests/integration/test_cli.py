@@ -1,0 +1,219 @@
+"""`qasdk` as a user runs it: real processes, a real database (Properties 26, 27)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+QASDK = [sys.executable, "-m", "qasdk"]
+
+GEO = '''
+from enum import Enum
+from qasdk import tool
+
+class Unit(str, Enum):
+    C = "celsius"
+    F = "fahrenheit"
+
+@tool(tags=["geo"])
+def cli_weather(city: str, unit: Unit = Unit.C) -> dict:
+    """Weather of a city.
+
+    Args:
+        city: The city.
+        unit: The unit.
+    """
+    return {"city": city}
+'''
+
+CALC = '''
+import qasdk
+
+@qasdk.tool
+def cli_calculate(expression: str) -> float:
+    """Evaluate an expression.
+
+    Parameters
+    ----------
+    expression : str
+        The expression.
+    """
+    return 0.0
+'''
+
+TEXT = '''
+from qasdk import tool as t
+
+@t(timeout=3)
+def cli_count(text: str, unique: bool = False) -> int:
+    """Count words.
+
+    :param text: The text.
+    :param unique: Distinct only.
+    """
+    return 0
+'''
+
+METHODS = """
+methods:
+  - name: cli_legacy
+    description: A declared tool.
+    module_path: tools.legacy
+    function_name: legacy
+    parameters:
+      - {name: x, type: int, description: X.}
+    return_type: int
+  - name: cli_count
+    override: true
+    description: Count words (overridden).
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name, text in {"geo.py": GEO, "calc.py": CALC, "text.py": TEXT, "methods.yaml": METHODS}.items():
+        (tools / name).write_text(textwrap.dedent(text))
+    (tools / "legacy.py").write_text("def legacy(x):\n    return x\n")
+    return tmp_path
+
+
+def qasdk(project: Path, *args: str, env: dict[str, str] | None = None, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("QASDK_")}
+    if url:
+        environ["QASDK_DATABASE_URL"] = url
+    environ.update(env or {})
+    return subprocess.run([*QASDK, *args], cwd=project, env=environ, capture_output=True, text=True, timeout=120)
+
+
+async def test_sync_all_docstring_styles_and_methods_yaml(project: Path, pg_url: str, conn: Any) -> None:
+    first = qasdk(project, "sync", "tools", url=pg_url)
+    assert first.returncode == 0, first.stderr
+    assert "Scanned 4 Python files and 1 methods file: 4 tools." in first.stdout
+    for name in ("cli_calculate", "cli_count", "cli_legacy", "cli_weather"):
+        assert f"+ {name}" in first.stdout
+    assert "(4 rows written)" in first.stdout
+    assert "****" not in first.stdout and pg_url.split("?")[0] in first.stdout
+
+    again = qasdk(project, "sync", "tools", "--json", url=pg_url)
+    report = json.loads(again.stdout)
+    assert report["rows_written"] == 0
+    assert report["unchanged"] == ["cli_calculate", "cli_count", "cli_legacy", "cli_weather"]
+
+    listed = json.loads(qasdk(project, "methods", "--json", url=pg_url).stdout)
+    ours = {m["name"]: m for m in listed if m["name"].startswith("cli_")}
+    assert ours["cli_weather"]["module_path"] == "tools.geo"
+    assert ours["cli_weather"]["parameters"][1]["default"] == "celsius"
+    assert ours["cli_count"]["description"] == "Count words (overridden)."
+    assert ours["cli_count"]["timeout"] == 3.0
+    assert ours["cli_legacy"]["function_name"] == "legacy"
+
+    (project / "tools" / "calc.py").unlink()
+    dry = qasdk(project, "sync", "tools", "--prune", "--dry-run", url=pg_url)
+    assert "- cli_calculate" in dry.stdout and "Nothing was written." in dry.stdout
+    assert "cli_calculate" in qasdk(project, "methods", url=pg_url).stdout
+    pruned = json.loads(qasdk(project, "sync", "tools", "--prune", "--json", url=pg_url).stdout)
+    assert "cli_calculate" in pruned["deleted"]
+
+
+async def test_bad_input_lists_every_problem_and_writes_nothing(project: Path, pg_url: str, conn: Any) -> None:
+    (project / "tools" / "broken.py").write_text(
+        "from qasdk import tool\n\n@tool\ndef cli_bad(x) -> int:\n    return 1\n"
+    )
+    (project / "tools" / "methods.yaml").write_text("methods:\n  - name: cli_legacy\n    return_type: flaot\n")
+    result = qasdk(project, "sync", "tools", url=pg_url)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert "tools/broken.py:3: tool 'cli_bad': description: no description" in result.stderr
+    assert "tools/broken.py:3: tool 'cli_bad': parameters.x.type: no type hint" in result.stderr
+    assert "tools/methods.yaml:2: tool 'cli_legacy': description: required field is missing" in result.stderr
+    assert "tools/methods.yaml:3: tool 'cli_legacy': return_type: unknown type 'flaot' (did you mean 'float'?)" in result.stderr
+    assert lines[-1].endswith("problems found; nothing was written.")
+    assert "Traceback" not in result.stderr
+    listed = json.loads(qasdk(project, "methods", "--json", url=pg_url).stdout)
+    assert not [m for m in listed if m["name"].startswith("cli_")]
+
+
+async def test_unreachable_database_is_one_line_without_the_password(project: Path, tmp_path: Path) -> None:
+    log = tmp_path / "qasdk.log"
+    secret = "s3cret-Pa55word"
+    url = f"postgresql://bob:{secret}@127.0.0.1:9/appdb"
+    result = qasdk(project, "sync", "tools", url=url, env={"QASDK_LOGGING_FILE": str(log), "QASDK_LOGGING_LEVEL": "DEBUG"})
+    assert result.returncode == 3
+    assert result.stderr.strip() == (
+        "error: cannot connect to PostgreSQL at 127.0.0.1:9, database 'appdb', user 'bob': connection refused"
+    )
+    assert secret not in result.stdout + result.stderr
+    assert log.exists() and "cannot connect" in log.read_text()
+    assert secret not in log.read_text()
+    shown = qasdk(project, "db", "url", url=url)
+    assert shown.stdout.strip() == "postgresql://bob:****@127.0.0.1:9/appdb"
+
+
+# Property 26: Configuration error logging detail
+async def test_configuration_errors_are_logged_with_path_and_parse_error(project: Path, tmp_path: Path) -> None:
+    log = tmp_path / "qasdk.log"
+    (project / "model_config.yaml").write_text("model:\n  name: [unclosed\n")
+    result = qasdk(project, "methods", env={"QASDK_LOGGING_FILE": str(log), "QASDK_LOGGING_FORMAT": "json"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("model_config.yaml:3: invalid YAML")
+    (record,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert record["level"] == "ERROR"
+    assert record["path"] == "model_config.yaml"
+    assert record["parse_error"].startswith("invalid YAML")
+    assert record["error_type"] == "ConfigurationError"
+    assert "Traceback" in record["stack_trace"]
+    assert record["timestamp"]
+
+
+# Property 27: Database error logging detail
+async def test_database_errors_are_logged_with_statement_and_sqlstate(project: Path, fresh_database: str, tmp_path: Path) -> None:
+    assert qasdk(project, "db", "migrate", url=fresh_database).returncode == 0
+    with psycopg.connect(fresh_database, autocommit=True) as admin:
+        admin.execute("ALTER TABLE registered_methods DROP COLUMN tags")
+    log = tmp_path / "qasdk.log"
+    result = qasdk(project, "methods", url=fresh_database, env={"QASDK_LOGGING_FILE": str(log), "QASDK_LOGGING_FORMAT": "json"})
+    assert result.returncode == 3
+    assert "query 'list_methods' failed: column \"tags\" does not exist (SQLSTATE 42703)" in result.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    (record,) = [r for r in records if r["level"] == "ERROR"]
+    assert record["sqlstate"] == "42703"
+    assert "FROM registered_methods" in record["statement"]
+    assert record["error_type"] == "DatabaseError"
+
+
+async def test_check_needs_no_database(project: Path) -> None:
+    result = qasdk(project, "check", "tools", url="postgresql://nobody@127.0.0.1:9/x")
+    assert result.returncode == 0
+    assert result.stdout.strip() == "4 tools OK: cli_calculate, cli_count, cli_legacy, cli_weather"
+
+
+async def test_embedded_database_by_default(project: Path) -> None:
+    try:
+        first = qasdk(project, "sync", "tools")
+        assert first.returncode == 0, first.stderr
+        assert (project / ".qasdk" / "pgdata" / "PG_VERSION").exists()
+        assert f"host={project}/.qasdk/pgdata" in qasdk(project, "db", "url").stdout
+        assert "running" in qasdk(project, "db", "status").stdout
+        second = json.loads(qasdk(project, "sync", "tools", "--json").stdout)
+        assert second["rows_written"] == 0  # the same server, reused
+    finally:
+        assert qasdk(project, "db", "stop").stdout.strip() in {"stopped", "not running"}
+    assert "stopped" in qasdk(project, "db", "status").stdout
+
+
+async def test_usage_errors() -> None:
+    result = subprocess.run([*QASDK, "sync"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Missing argument 'PATHS...'" in result.stderr
