@@ -1,0 +1,1 @@
+"""The qasdk task server."""
