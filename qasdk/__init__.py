@@ -11,6 +11,7 @@ from qasdk.config import (
     LoggingConfig,
     ModelConfig,
     ServerConfig,
+    WorkerConfig,
     load_config,
 )
 from qasdk.declared import load_methods_file, parse_methods
@@ -52,6 +53,7 @@ __all__ = [
     "ServerConfig",
     "Source",
     "ValidationError",
+    "WorkerConfig",
     "collect",
     "load_config",
     "load_methods_file",

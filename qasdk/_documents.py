@@ -76,7 +76,8 @@ def _error(path: str, line: int | None, reason: str) -> ConfigurationError:
 def _loader(text: str) -> yaml.SafeLoader:
     # libyaml's parser when present: the same documents, several times faster.
     cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return cls(text)  # type: ignore[no-any-return]
+    loader: yaml.SafeLoader = cls(text)
+    return loader
 
 
 def _parse_yaml(text: str, path: str) -> Document:
@@ -127,8 +128,9 @@ def _walk(
                     )
                 )
             seen[key] = line
-            lines[(*keypath, key)] = line
-            _walk(value_node, (*keypath, key), lines, problems, path)
+            child = (*keypath, key)
+            lines[child] = line
+            _walk(value_node, child, lines, problems, path)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*keypath, index), lines, problems, path)

@@ -34,13 +34,17 @@ class State(msgspec.Struct):
     verbose: int = 0
     _config: Config | None = None
 
-    def config(self) -> Config:
+    def config(self, *, service: bool = False) -> Config:
+        """Load the configuration and set up logging.
+
+        Commands keep the console to warnings (``-v`` for more); a ``service``
+        (serve, worker) logs at the configured level.
+        """
         if self._config is None:
             self._config = load_config(self.config_path)
+            console = None if service and not self.verbose else _console_level(self.verbose)
             configure_logging(
-                self._config.logging,
-                secrets=self._config.secrets(),
-                console_level=_console_level(self.verbose),
+                self._config.logging, secrets=self._config.secrets(), console_level=console
             )
         return self._config
 
@@ -110,6 +114,15 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+def run_service(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a long-lived service on uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 config_option = click.option(
     "--config",
     "config_path",
@@ -122,14 +135,13 @@ config_option = click.option(
 def pass_state(func: Callable[..., T]) -> Callable[..., T]:
     """Merge a subcommand's ``--config`` into the shared state."""
 
-    @click.pass_obj
-    @functools.wraps(func)
-    def wrapper(state: State, *args: Any, config_path: str | None = None, **kwargs: Any) -> T:
+    def wrapper(state: State, /, *args: Any, config_path: str | None = None, **kwargs: Any) -> T:
         if config_path:
             state.config_path = config_path
         return func(state, *args, **kwargs)
 
-    return config_option(wrapper)
+    functools.update_wrapper(wrapper, func)
+    return config_option(click.pass_obj(wrapper))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -254,6 +266,64 @@ def methods(state: State, json_output: bool) -> None:
     from qasdk._report import describe_methods
 
     click.echo(describe_methods(found))
+
+
+def _service_config(
+    config: Config, host: str | None, port: int | None, concurrency: int | None
+) -> Config:
+    server, worker = config.server, config.worker
+    if host is not None:
+        server = msgspec.structs.replace(server, host=host)
+    if port is not None:
+        server = msgspec.structs.replace(server, port=port)
+    if concurrency is not None:
+        worker = msgspec.structs.replace(worker, concurrency=concurrency)
+    return msgspec.structs.replace(config, server=server, worker=worker)
+
+
+concurrency_option = click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Tasks this worker runs at once (default: worker.concurrency, 4).",
+)
+
+
+@cli.command()
+@click.option("--host", help="Interface to listen on (default: server.host, 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), help="Port (default: server.port, 8000; 0 picks one)."
+)
+@concurrency_option
+@click.option("--no-worker", is_flag=True, help="Serve the API only; run `qasdk worker` elsewhere.")
+@pass_state
+@handle_errors
+def serve(
+    state: State, host: str | None, port: int | None, concurrency: int | None, no_worker: bool
+) -> None:
+    """Serve the REST API with an embedded worker (OpenAPI docs at /schema)."""
+    from server.serve import run_server
+
+    config = _service_config(state.config(service=True), host, port, concurrency)
+    run_service(
+        run_server(
+            config,
+            host=config.server.host,
+            port=config.server.port,
+            embedded_worker=not no_worker,
+        )
+    )
+
+
+@cli.command()
+@concurrency_option
+@pass_state
+@handle_errors
+def worker(state: State, concurrency: int | None) -> None:
+    """Run tasks from the queue, on any machine that reaches the database."""
+    from server.serve import run_worker
+
+    config = _service_config(state.config(service=True), None, None, concurrency)
+    run_service(run_worker(config))
 
 
 @cli.group()

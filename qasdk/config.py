@@ -32,6 +32,7 @@ __all__ = [
     "LoggingConfig",
     "ModelConfig",
     "ServerConfig",
+    "WorkerConfig",
     "find_config_file",
     "load_config",
 ]
@@ -99,11 +100,27 @@ class LoggingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``qasdk serve`` and ``qasdk worker`` defaults."""
+    """Where ``qasdk serve`` listens."""
 
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+
+
+class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How workers (embedded in ``qasdk serve``, or ``qasdk worker``) run tasks."""
+
+    #: Tasks one worker runs at the same time.
     concurrency: PositiveInt = 4
+    #: Seconds a tool may run when it sets no timeout of its own.
+    tool_timeout: Positive = 30.0
+    #: Retries of a model call that failed for a transient reason (connection, 5xx, timeout).
+    model_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
+    #: First retry delay in seconds; it doubles for each further retry.
+    retry_backoff: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    #: A worker proves it is alive this often...
+    heartbeat_interval: Positive = 2.0
+    #: ...and is presumed dead (its tasks run elsewhere) after this long without doing so.
+    stalled_after: Positive = 10.0
     #: Seconds running tasks get to finish on shutdown before they are handed back.
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0)] = 30.0
 
@@ -115,6 +132,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     database: DatabaseConfig = DatabaseConfig()
     logging: LoggingConfig = LoggingConfig()
     server: ServerConfig = ServerConfig()
+    worker: WorkerConfig = WorkerConfig()
     #: The file this came from, or ``None`` when only defaults and env applied.
     path: str | None = None
 
@@ -131,6 +149,7 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "database": DatabaseConfig,
     "logging": LoggingConfig,
     "server": ServerConfig,
+    "worker": WorkerConfig,
 }
 _INTERPOLATION = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 _PATH_IN_ERROR = re.compile(r" - at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`$")

@@ -29,7 +29,16 @@ _STANDARD = frozenset(
     set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
     | {"message", "asctime", "taskName", "reported"}
 )
-_NOISY = {"pgserver": logging.WARNING, "griffe": logging.ERROR, "httpx": logging.WARNING}
+# Libraries whose INFO lines repeat what qasdk already says (one per job, per request).
+_NOISY = {
+    "pgserver": logging.WARNING,
+    "griffe": logging.ERROR,
+    "httpx": logging.WARNING,
+    "httpx2": logging.WARNING,
+    "procrastinate": logging.WARNING,
+    "uvicorn.error": logging.WARNING,
+    "qwen_agent_logger": logging.WARNING,
+}
 _PATTERNS = (
     (re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]+)(@)", re.IGNORECASE), r"\1****\3"),
     (re.compile(r"(password\s*[=:]\s*)(\S+)", re.IGNORECASE), r"\1****"),

@@ -84,8 +84,8 @@ def _apply(target: ToolEntry, override: ToolOverride, problems: list[Problem]) -
     if override.parameters is not None:
         by_param = {p.name: p for p in config.parameters}
         for given in override.parameters:
-            name = given.get("name")
-            current = by_param.get(name) if isinstance(name, str) else None
+            name = str(given.get("name"))
+            current = by_param.get(name)
             if current is None:
                 problems.append(
                     Problem(

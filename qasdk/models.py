@@ -7,7 +7,8 @@ and serialised natively by Litestar.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -20,8 +21,12 @@ __all__ = [
     "MethodParameter",
     "Problem",
     "Source",
+    "Task",
+    "TaskError",
+    "TaskStatus",
     "ToolEntry",
     "ToolOverride",
+    "TraceStep",
 ]
 
 
@@ -143,3 +148,50 @@ class ToolOverride(msgspec.Struct, frozen=True, kw_only=True):
     parameters: tuple[dict[str, Any], ...] | None = None
     source: Source
     locations: dict[str, Source] = {}
+
+
+TaskStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+class TaskError(msgspec.Struct, frozen=True):
+    """Why a task failed: the error's type and a message a person can act on."""
+
+    type: str
+    message: str
+
+
+class Task(msgspec.Struct, kw_only=True):
+    """A task as the API shows it."""
+
+    task_id: UUID
+    status: TaskStatus
+    kind: Literal["described", "direct"]
+    task_description: str | None = None
+    method: str | None = None
+    params: dict[str, Any] | None = None
+    priority: int = 5
+    timeout: float | None = None
+    result: Any = None
+    error: TaskError | None = None
+    attempts: int = 0
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One model turn or tool call of a task, in order."""
+
+    seq: int
+    kind: Literal["model", "tool"]
+    name: str | None = None
+    attempt: int = 1
+    arguments: Any = None
+    result: Any = None
+    error: TaskError | None = None
+    content: str | None = None
+    thinking: str | None = None
+    usage: dict[str, int] | None = None
+    started_at: datetime
+    duration_ms: float | None = None

@@ -14,7 +14,7 @@ import functools
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import griffe
 import msgspec
@@ -401,10 +401,10 @@ class _Extraction:
         style, sections = griffe.infer_docstring_style(
             docstring, per_style_options=_DOCSTRING_OPTIONS
         )
-        parser = style or griffe.Parser.google
+        parser = cast(griffe.Parser, style or griffe.Parser.google)
         if sections is None:
             sections = griffe.parse(docstring, parser, warnings=False)
-        return parser.value, sections
+        return str(parser.value), sections
 
     def _parameters(self, documented: dict[str, str], style: str) -> Iterator[MethodParameter]:
         for param in self.function.parameters:

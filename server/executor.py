@@ -27,9 +27,9 @@ import msgspec
 
 from qasdk.errors import MethodNotFoundError, ValidationError
 from qasdk.models import ExecutionResult, MethodConfig, Problem
-from qasdk.types import CoercionError, base_schema, coerce
 from server._child import Call, Reply
 from server._worker import TimedOut, Worker, settle
+from server.params import prepare_params
 
 __all__ = ["Executor"]
 
@@ -151,7 +151,7 @@ class Executor:
         config = self._methods.get(name)
         if config is None:
             raise MethodNotFoundError(name)
-        return _prepare(config, params)
+        return prepare_params(config, params)
 
     async def execute(
         self, name: str, params: Mapping[str, Any], *, timeout: float | None = None
@@ -171,7 +171,7 @@ class Executor:
             if config is None:
                 return self._rejected(name, params, MethodNotFoundError(name))
             try:
-                prepared = _prepare(config, params)
+                prepared = prepare_params(config, params)
             except ValidationError as exc:
                 return self._rejected(name, params, exc)
             call = Call(name, config.module_path, config.function_name, prepared)
@@ -361,41 +361,6 @@ class Executor:
             code = worker.proc.returncode
             raise RuntimeError(f"tool worker exited with code {code} while starting:\n{output}")
         return worker
-
-
-def _prepare(config: MethodConfig, params: Mapping[str, Any]) -> dict[str, Any]:
-    name = config.name
-    problems: list[Problem] = []
-    accepted = {p.name for p in config.parameters}
-    for key in params:
-        if key not in accepted:
-            names = ", ".join(p.name for p in config.parameters)
-            reason = (
-                f"unexpected parameter; accepted parameters: {names}"
-                if names
-                else "unexpected parameter; this tool takes no parameters"
-            )
-            problems.append(Problem(tool=name, field=f"params.{key}", reason=reason))
-    prepared: dict[str, Any] = {}
-    for param in config.parameters:
-        field = f"params.{param.name}"
-        if param.name in params:
-            value = params[param.name]
-            if value is None and param.has_default and param.default is None:
-                prepared[param.name] = None  # ``x: int = None`` accepts an explicit null
-                continue
-            try:
-                prepared[param.name] = coerce(value, param.schema or base_schema(param.type), field)
-            except CoercionError as exc:
-                problems.append(Problem(tool=name, field=exc.path or field, reason=exc.reason))
-        elif param.has_default:
-            prepared[param.name] = param.default
-        elif param.required:
-            reason = f"missing required parameter (type {param.type})"
-            problems.append(Problem(tool=name, field=field, reason=reason))
-    if problems:
-        raise ValidationError(problems=problems)
-    return prepared
 
 
 def _exit_message(name: str, code: int) -> str:

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 
@@ -20,6 +21,7 @@ from qasdk.store.embedded import ensure_embedded
 
 __all__ = [
     "CONNECT_KWARGS",
+    "Pool",
     "connect",
     "connection_error",
     "describe_target",
@@ -27,6 +29,9 @@ __all__ = [
     "redact",
     "resolve_url",
 ]
+
+#: A pool of autocommit connections returning rows as dicts (the server's and workers').
+Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
 
 #: Every session speaks UTC so TIMESTAMP columns mean the same thing everywhere.
 CONNECT_KWARGS: dict[str, Any] = {
@@ -40,14 +45,14 @@ def resolve_url(config: DatabaseConfig) -> str:
     if config.url:
         return config.url
     if config.host:
-        params = {
+        params: dict[str, str | int | None] = {
             "host": config.host,
             "port": config.port,
             "dbname": config.database,
             "user": config.user,
             "password": config.password,
         }
-        return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+        return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
     return ensure_embedded(config.data_dir)
 
 

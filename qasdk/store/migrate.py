@@ -1,8 +1,10 @@
 """Versioned schema migrations, tracked in ``qasdk_migrations``.
 
-Migrations are the numbered ``.sql`` files next to this module. Pending ones
-are applied in one transaction under an advisory lock, so several processes
-starting at once on a new database apply each migration exactly once.
+Migrations are the numbered ``.sql`` files next to this module, plus 0003:
+the schema of the installed Procrastinate (the task queue), read from its
+package so it always matches the code that uses it. Pending ones are applied
+in one transaction under an advisory lock, so several processes starting at
+once on a new database apply each migration exactly once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = ["Migration", "all_migrations", "migrate", "pending_migrations"]
 
 logger = logging.getLogger("qasdk.store")
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+PROCRASTINATE_VERSION = 3
 
 
 class Migration(msgspec.Struct, frozen=True):
@@ -35,10 +38,16 @@ class Migration(msgspec.Struct, frozen=True):
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
+def _procrastinate_schema() -> Migration:
+    from procrastinate.schema import SchemaManager
+
+    return Migration(PROCRASTINATE_VERSION, "procrastinate", SchemaManager.get_schema())
+
+
 @functools.cache
 def all_migrations() -> tuple[Migration, ...]:
     folder = resources.files("qasdk.store").joinpath("migrations")
-    found = []
+    found = [_procrastinate_schema()]
     for item in folder.iterdir():
         match = _FILE.match(item.name)
         if match:

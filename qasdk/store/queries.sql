@@ -68,3 +68,121 @@ RETURNING m.name, (m.xmax = 0) AS inserted;
 
 -- name: delete_methods
 DELETE FROM registered_methods WHERE name = ANY(%(names)s) RETURNING name;
+
+-- name: insert_task
+-- The task and its queue job are created by one statement: an accepted task
+-- always has a job, and a job never points at a missing task.
+WITH job AS (
+    SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
+        %(queue)s, %(job_task)s, %(priority)s, NULL, NULL,
+        jsonb_build_object('task_id', %(id)s::text), NULL
+    )::procrastinate_job_to_defer_v1]))[1] AS id
+)
+INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id)
+SELECT %(id)s, %(kind)s, %(description)s, %(method)s, %(params)s::jsonb, %(priority)s,
+       %(timeout)s, job.id
+FROM job
+RETURNING id AS task_id, status, kind, description AS task_description, method, params,
+          priority, timeout, result, error, attempts, created_at, started_at, completed_at;
+
+-- name: get_task
+SELECT id AS task_id, status, kind, description AS task_description, method, params,
+       priority, timeout, result, error, attempts, created_at, started_at, completed_at
+FROM tasks
+WHERE id = %(id)s;
+
+-- name: list_tasks
+-- Newest first, keyset-paginated on (created_at, id).
+SELECT id AS task_id, status, kind, description AS task_description, method, params,
+       priority, timeout, result, error, attempts, created_at, started_at, completed_at
+FROM tasks
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(before_created)s::timestamptz IS NULL
+       OR (created_at, id) < (%(before_created)s, %(before_id)s::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: claim_task
+-- A worker takes a task: pending (or running after a dead worker) becomes running
+-- with a new attempt number; a cancelled or finished task is not returned.
+UPDATE tasks
+SET status = 'running',
+    started_at = COALESCE(started_at, now()),
+    attempts = attempts + 1,
+    worker = %(worker)s
+WHERE id = %(id)s AND status IN ('pending', 'running') AND NOT cancel_requested
+RETURNING id AS task_id, status, kind, description AS task_description, method, params,
+          priority, timeout, result, error, attempts, created_at, started_at, completed_at,
+          (SELECT COALESCE(max(seq), 0) FROM task_steps WHERE task_id = tasks.id) AS last_seq;
+
+-- name: finish_task
+-- Only the attempt that claimed the task may finish it.
+UPDATE tasks
+SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb, completed_at = now()
+WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+RETURNING id;
+
+-- name: release_task
+-- Hand a running task back to the queue (graceful shutdown): it runs again elsewhere.
+UPDATE tasks SET status = 'pending', worker = NULL
+WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+RETURNING id;
+
+-- name: cancel_task
+-- A pending task is cancelled at once (its job too); a running one is flagged and
+-- its worker is asked to abort it. Returns nothing for unknown or finished tasks.
+WITH target AS (
+    SELECT id, status, job_id FROM tasks
+    WHERE id = %(id)s AND status IN ('pending', 'running')
+    FOR UPDATE
+), updated AS (
+    UPDATE tasks
+    SET cancel_requested = true,
+        status = CASE WHEN tasks.status = 'pending' THEN 'cancelled' ELSE tasks.status END,
+        completed_at = CASE WHEN tasks.status = 'pending' THEN now() ELSE tasks.completed_at END,
+        error = CASE WHEN tasks.status = 'pending'
+            THEN '{"type": "Cancelled", "message": "cancelled before it started"}'::jsonb
+            ELSE tasks.error END
+    FROM target
+    WHERE tasks.id = target.id
+    RETURNING tasks.id, tasks.status
+)
+SELECT updated.id, updated.status,
+       procrastinate_cancel_job_v1(target.job_id, true, false) AS job
+FROM updated JOIN target USING (id);
+
+-- name: task_lock
+-- Held by the worker running a task for as long as it runs; a second worker cannot
+-- take it, and it is released by PostgreSQL if the worker's connection dies.
+SELECT pg_try_advisory_lock(%(key)s) AS locked;
+
+-- name: task_unlock
+SELECT pg_advisory_unlock(%(key)s) AS unlocked;
+
+-- name: insert_step
+INSERT INTO task_steps (task_id, seq, kind, name, attempt, arguments, result, error, content,
+                        thinking, usage, started_at, duration_ms)
+VALUES (%(task_id)s, %(seq)s, %(kind)s, %(name)s, %(attempt)s, %(arguments)s::jsonb,
+        %(result)s::jsonb, %(error)s::jsonb, %(content)s, %(thinking)s, %(usage)s::jsonb,
+        %(started_at)s, %(duration_ms)s);
+
+-- name: list_steps
+SELECT seq, kind, name, attempt, arguments, result, error, content, thinking, usage,
+       started_at, duration_ms
+FROM task_steps
+WHERE task_id = %(id)s AND seq > %(after)s
+ORDER BY seq;
+
+-- name: task_counts
+SELECT status, count(*) AS n FROM tasks GROUP BY status;
+
+-- name: ping
+SELECT 1 AS ok;
+
+-- name: cancel_abandoned
+-- A task whose cancel was requested while its worker died: finish it as cancelled.
+UPDATE tasks
+SET status = 'cancelled', completed_at = now(),
+    error = '{"type": "Cancelled", "message": "cancelled by request"}'::jsonb
+WHERE id = %(id)s AND status IN ('pending', 'running') AND cancel_requested
+RETURNING id;

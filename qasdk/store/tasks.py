@@ -1,0 +1,190 @@
+"""The ``tasks`` and ``task_steps`` tables.
+
+A task row is what the API shows; the queue job that runs it lives in
+Procrastinate's tables and is created in the same statement (``insert_task``).
+Workers claim a task with an attempt number and only that attempt may finish
+it, so a worker that was presumed dead cannot overwrite a newer outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg.rows import DictRow
+
+from qasdk.models import Task, TaskError, TraceStep
+from qasdk.store._sql import execute
+
+__all__ = [
+    "JOB_TASK",
+    "QUEUE",
+    "cancel_abandoned",
+    "cancel_task",
+    "claim_task",
+    "finish_task",
+    "get_task",
+    "insert_step",
+    "insert_task",
+    "list_steps",
+    "list_tasks",
+    "lock_key",
+    "release_task",
+    "task_counts",
+]
+
+Conn = psycopg.AsyncConnection[DictRow]
+
+#: The Procrastinate queue and task name qasdk's jobs use.
+QUEUE = "qasdk"
+JOB_TASK = "qasdk.run_task"
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
+def _task(row: dict[str, Any]) -> Task:
+    return msgspec.convert(row, Task)
+
+
+async def insert_task(
+    conn: Conn,
+    *,
+    kind: str,
+    description: str | None = None,
+    method: str | None = None,
+    params: dict[str, Any] | None = None,
+    priority: int = 5,
+    timeout: float | None = None,
+    task_id: uuid.UUID | None = None,
+) -> Task:
+    """Store a new pending task and queue its job, atomically."""
+    row = await (
+        await execute(
+            conn,
+            "insert_task",
+            {
+                "id": task_id or uuid.uuid4(),
+                "kind": kind,
+                "description": description,
+                "method": method,
+                "params": _json(params),
+                "priority": priority,
+                "timeout": timeout,
+                "queue": QUEUE,
+                "job_task": JOB_TASK,
+            },
+        )
+    ).fetchone()
+    assert row is not None
+    return _task(row)
+
+
+async def get_task(conn: Conn, task_id: uuid.UUID) -> Task | None:
+    row = await (await execute(conn, "get_task", {"id": task_id})).fetchone()
+    return _task(row) if row else None
+
+
+async def list_tasks(
+    conn: Conn,
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[Task]:
+    """Tasks newest first; ``before`` is the (created_at, id) of the last one seen."""
+    params = {
+        "status": status,
+        "limit": limit,
+        "before_created": before[0] if before else None,
+        "before_id": before[1] if before else None,
+    }
+    rows = await (await execute(conn, "list_tasks", params)).fetchall()
+    return [_task(row) for row in rows]
+
+
+async def claim_task(conn: Conn, task_id: uuid.UUID, worker: str) -> tuple[Task, int] | None:
+    """Mark the task running for a new attempt; return it and its last trace step number."""
+    row = await (await execute(conn, "claim_task", {"id": task_id, "worker": worker})).fetchone()
+    if row is None:
+        return None
+    last_seq = row.pop("last_seq")
+    return _task(row), int(last_seq)
+
+
+async def finish_task(
+    conn: Conn,
+    task_id: uuid.UUID,
+    attempt: int,
+    *,
+    status: str,
+    result: Any = None,
+    error: TaskError | None = None,
+) -> bool:
+    """Record the outcome; ``False`` if another attempt owns the task now."""
+    params = {
+        "id": task_id,
+        "attempt": attempt,
+        "status": status,
+        "result": _json(result),
+        "error": _json(error),
+    }
+    return await (await execute(conn, "finish_task", params)).fetchone() is not None
+
+
+async def release_task(conn: Conn, task_id: uuid.UUID, attempt: int) -> bool:
+    cur = await execute(conn, "release_task", {"id": task_id, "attempt": attempt})
+    return await cur.fetchone() is not None
+
+
+async def cancel_task(conn: Conn, task_id: uuid.UUID) -> str | None:
+    """Cancel a pending task or ask a running one to stop; its status after, or ``None``."""
+    row = await (await execute(conn, "cancel_task", {"id": task_id})).fetchone()
+    return str(row["status"]) if row else None
+
+
+async def cancel_abandoned(conn: Conn, task_id: uuid.UUID) -> bool:
+    cur = await execute(conn, "cancel_abandoned", {"id": task_id})
+    return await cur.fetchone() is not None
+
+
+def lock_key(task_id: uuid.UUID) -> int:
+    """The advisory-lock key of a task: 64 bits of its id."""
+    return int.from_bytes(task_id.bytes[:8], "big", signed=True)
+
+
+async def insert_step(conn: Conn, task_id: uuid.UUID, step: TraceStep) -> None:
+    await execute(
+        conn,
+        "insert_step",
+        {
+            "task_id": task_id,
+            "seq": step.seq,
+            "kind": step.kind,
+            "name": step.name,
+            "attempt": step.attempt,
+            "arguments": _json(step.arguments),
+            "result": _json(step.result),
+            "error": _json(step.error),
+            "content": step.content,
+            "thinking": step.thinking,
+            "usage": _json(step.usage),
+            "started_at": step.started_at,
+            "duration_ms": step.duration_ms,
+        },
+    )
+
+
+async def list_steps(conn: Conn, task_id: uuid.UUID, after: int = 0) -> list[TraceStep]:
+    rows = await (await execute(conn, "list_steps", {"id": task_id, "after": after})).fetchall()
+    return [msgspec.convert(row, TraceStep) for row in rows]
+
+
+async def task_counts(conn: Conn) -> dict[str, int]:
+    rows: Sequence[dict[str, Any]] = await (await execute(conn, "task_counts")).fetchall()
+    return {row["status"]: int(row["n"]) for row in rows}

@@ -1,0 +1,144 @@
+"""Error responses: what went wrong and where, never how the server is built.
+
+400  malformed JSON, a missing or invalid field, an unknown tool, bad params
+404  no such task or tool
+409  the request conflicts with the task's state (cancel a finished task)
+503  the database is unreachable; the client should retry (Retry-After)
+500  a bug: logged with its stack trace and an error id the body repeats
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import psycopg
+import psycopg_pool
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from qasdk.errors import DatabaseError
+from qasdk.models import Problem
+
+__all__ = ["ApiError", "ErrorBody", "exception_handlers"]
+
+logger = logging.getLogger("qasdk.api")
+
+
+class ProblemBody(msgspec.Struct, omit_defaults=True):
+    reason: str
+    field: str | None = None
+    tool: str | None = None
+
+
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    type: str
+    message: str
+    problems: list[ProblemBody] | None = None
+    error_id: str | None = None
+
+
+class ErrorBody(msgspec.Struct):
+    error: ErrorDetail
+
+
+class ApiError(Exception):
+    """An expected failure of a request, answered with ``status`` and a clear body."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        problems: Sequence[Problem] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.problems = [ProblemBody(reason=p.reason, field=p.field, tool=p.tool) for p in problems]
+        self.headers = headers or {}
+
+
+def _response(
+    status: int, detail: ErrorDetail, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
+    return Response(ErrorBody(detail), status_code=status, headers=headers)
+
+
+def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBody]:
+    detail = ErrorDetail(exc.kind, exc.message, exc.problems or None)
+    return _response(exc.status, detail, exc.headers)
+
+
+_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorBody]:
+    """Litestar's decoding errors (msgspec underneath) → field and reason."""
+    problems: list[ProblemBody] = []
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        match = _AT.match(str(item.get("message", "")))
+        reason = match.group("reason") if match else str(item.get("message"))
+        field = (match.group("path") or "").lstrip(".") if match else None
+        field = field or item.get("key") or None
+        problems.append(ProblemBody(reason=reason[:1].lower() + reason[1:], field=field))
+    message = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
+    if not message:
+        message = str(exc.detail or "invalid request")
+        if "JSON" in message or "decode" in message.lower():
+            message = f"the body is not valid JSON: {message}"
+    return _response(400, ErrorDetail("invalid_request", message, problems or None))
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    kind = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}.get(
+        exc.status_code, "http_error"
+    )
+    message = str(exc.detail)
+    if isinstance(exc, NotFoundException) and message == "Not Found":
+        message = f"no route for {request.method} {request.url.path}"
+    return _response(exc.status_code, ErrorDetail(kind, message), dict(exc.headers or {}))
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate and not sqlstate.startswith(("08", "57", "53")):
+        return _internal(request, exc)  # a failed statement is a bug, not an outage
+    logger.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
+    detail = ErrorDetail("unavailable", "the database is unavailable; retry shortly")
+    return _response(503, detail, {"Retry-After": "1"})
+
+
+def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    error_id = uuid.uuid4().hex[:12]
+    logger.error(
+        "unhandled error in %s %s (error id %s)",
+        request.method,
+        request.url.path,
+        error_id,
+        exc_info=exc,
+        extra={"error_id": error_id, "path": request.url.path, "http_method": request.method},
+    )
+    detail = ErrorDetail("internal_error", "internal server error", error_id=error_id)
+    return _response(HTTP_500_INTERNAL_SERVER_ERROR, detail)
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    ApiError: _api_error,
+    ValidationException: _validation,
+    HTTPException: _http,
+    DatabaseError: _unavailable,
+    psycopg.OperationalError: _unavailable,
+    psycopg_pool.PoolTimeout: _unavailable,
+    Exception: _internal,
+}

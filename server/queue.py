@@ -1,0 +1,146 @@
+"""The task queue: Procrastinate, on the same PostgreSQL.
+
+Procrastinate provides what a durable queue needs and qasdk should not
+hand-roll: workers wake on LISTEN/NOTIFY (polling is only the fallback),
+jobs are fetched by priority with ``FOR UPDATE SKIP LOCKED``, workers send
+heartbeats, and abort requests reach the coroutine running the job.
+
+qasdk adds a recovery loop: jobs whose worker stopped sending heartbeats
+(killed, machine lost) are put back in the queue, and another worker picks
+them up. The task runner's advisory lock makes sure a worker that was only
+slow never runs alongside its replacement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+import procrastinate
+from procrastinate.job_context import AbortReason, JobContext
+
+from qasdk.config import WorkerConfig
+from qasdk.store.connection import CONNECT_KWARGS
+from qasdk.store.tasks import JOB_TASK, QUEUE
+from server.runner import HandBack, StopReason, TaskRunner
+
+__all__ = ["Worker", "queue_app", "worker_name"]
+
+logger = logging.getLogger("qasdk.queue")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def queue_app(url: str, *, pool_size: int) -> procrastinate.App:
+    """A Procrastinate app for qasdk's queue, with the job that runs a task."""
+    connector = procrastinate.PsycopgConnector(
+        conninfo=url,
+        min_size=1,
+        max_size=pool_size,
+        kwargs={**CONNECT_KWARGS, "application_name": "qasdk-queue"},
+    )
+    app = procrastinate.App(connector=connector)
+    app.task(
+        name=JOB_TASK,
+        queue=QUEUE,
+        pass_context=True,
+        # A task handed back at shutdown goes straight back to the queue.
+        retry=procrastinate.RetryStrategy(retry_exceptions={HandBack}),
+    )(_run_task)
+    return app
+
+
+async def _run_task(context: JobContext, task_id: str) -> None:
+    runner: TaskRunner = context.additional_context["runner"]
+
+    def stop_reason() -> StopReason | None:
+        reason = context.abort_reason()
+        if reason is AbortReason.SHUTDOWN:
+            return StopReason.SHUTDOWN
+        if reason is not None:
+            return StopReason.CANCELLED
+        return None
+
+    await runner.run(uuid.UUID(task_id), stop_reason)
+
+
+class Worker:
+    """A Procrastinate worker running qasdk tasks, plus the stalled-job recovery loop."""
+
+    def __init__(self, app: procrastinate.App, runner: TaskRunner, config: WorkerConfig) -> None:
+        self.app = app
+        self.runner = runner
+        self.config = config
+        self._worker_task: asyncio.Task[None] | None = None
+        self._recovery_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._worker_task = asyncio.create_task(
+            self.app.run_worker_async(
+                queues=[QUEUE],
+                name=self.runner.worker_name,
+                concurrency=self.config.concurrency,
+                install_signal_handlers=False,
+                additional_context={"runner": self.runner},
+                update_heartbeat_interval=self.config.heartbeat_interval,
+                stalled_worker_timeout=self.config.stalled_after,
+                shutdown_graceful_timeout=self.config.shutdown_grace,
+                abort_job_polling_interval=max(0.5, self.config.heartbeat_interval),
+                fetch_job_polling_interval=5.0,
+                delete_jobs="successful",
+            ),
+            name="qasdk worker",
+        )
+        self._recovery_task = asyncio.create_task(self._recover(), name="qasdk recovery")
+
+    @property
+    def done(self) -> bool:
+        return self._worker_task is None or self._worker_task.done()
+
+    async def wait(self) -> None:
+        """Until the worker stops; re-raise why it failed if it did."""
+        if self._worker_task is not None:
+            await self._worker_task
+
+    async def stop(self) -> None:
+        """Stop taking jobs; running ones get ``shutdown_grace`` seconds, then are handed back."""
+        if self._recovery_task is not None:
+            self._recovery_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery_task
+        if self._worker_task is not None and not self._worker_task.done():
+            self._worker_task.cancel()  # Procrastinate turns this into a graceful stop
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker_task
+
+    async def _recover(self) -> None:
+        manager = self.app.job_manager
+        interval = self.config.heartbeat_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                stalled: Any = await manager.get_stalled_jobs(
+                    queue=QUEUE, seconds_since_heartbeat=self.config.stalled_after
+                )
+                for job in stalled:
+                    try:
+                        await manager.retry_job(job)
+                    except Exception:  # another worker recovered it first
+                        logger.debug("job %s: already recovered", job.id, exc_info=True)
+                        continue
+                    logger.warning(
+                        "job %s (task %s): its worker stopped; queued again",
+                        job.id,
+                        job.task_kwargs.get("task_id"),
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be restarting; try again next round
+                logger.debug("stalled-job recovery failed this round", exc_info=True)

@@ -1,0 +1,78 @@
+"""The server's in-memory copy of ``registered_methods``.
+
+Requests are validated against memory, not the database. A name that is not
+in memory triggers one reload (at most every ``refresh_interval`` seconds), so
+tools synced by ``qasdk sync`` while the server runs are usable at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from types import MappingProxyType
+
+from qasdk.models import MethodConfig, MethodMetadata
+from qasdk.store.connection import Pool
+from qasdk.store.methods import list_methods
+
+__all__ = ["MethodRegistry"]
+
+logger = logging.getLogger("qasdk.registry")
+
+
+class MethodRegistry:
+    """Registered tools by name, reloaded from PostgreSQL on demand."""
+
+    def __init__(self, pool: Pool, *, refresh_interval: float = 0.5):
+        self._pool = pool
+        self._methods: Mapping[str, MethodMetadata] = MappingProxyType({})
+        self._refresh_interval = refresh_interval
+        self._last_load = 0.0
+        self._lock = asyncio.Lock()
+        self._listeners: list[Callable[[Mapping[str, MethodConfig]], None]] = []
+        self.version = 0
+        self.loaded_at: datetime | None = None
+
+    @property
+    def methods(self) -> Mapping[str, MethodMetadata]:
+        return self._methods
+
+    def configs(self) -> dict[str, MethodConfig]:
+        return {name: method.to_config() for name, method in self._methods.items()}
+
+    def on_change(self, listener: Callable[[Mapping[str, MethodConfig]], None]) -> None:
+        """Call ``listener`` with the new tools whenever the registry changes."""
+        self._listeners.append(listener)
+
+    def get(self, name: str) -> MethodMetadata | None:
+        return self._methods.get(name)
+
+    async def load(self) -> bool:
+        """Read every registered tool; return whether anything changed."""
+        async with self._lock:
+            async with self._pool.connection() as conn:
+                found = await list_methods(conn)
+            self._last_load = time.monotonic()
+            methods = {m.name: m for m in found}
+            changed = methods != dict(self._methods)
+            if changed or self.loaded_at is None:
+                self._methods = MappingProxyType(methods)
+                self.loaded_at = datetime.now(timezone.utc)
+            if changed:
+                self.version += 1
+                configs = self.configs()
+                for listener in self._listeners:
+                    listener(configs)
+                logger.info("registry loaded: %d tools (version %d)", len(methods), self.version)
+            return changed
+
+    async def find(self, name: str) -> MethodMetadata | None:
+        """Look a tool up, reloading once if it is unknown and memory may be stale."""
+        method = self._methods.get(name)
+        if method is None and time.monotonic() - self._last_load >= self._refresh_interval:
+            await self.load()
+            method = self._methods.get(name)
+        return method

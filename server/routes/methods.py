@@ -1,0 +1,35 @@
+"""``/api/methods``: the registered tools, from the server's in-memory registry."""
+
+from __future__ import annotations
+
+import difflib
+
+import msgspec
+from litestar import get
+
+from qasdk.models import MethodMetadata
+from server.errors import ApiError
+from server.state import ServerState
+
+__all__ = ["get_method", "list_methods"]
+
+
+class MethodList(msgspec.Struct):
+    methods: list[MethodMetadata]
+    count: int
+
+
+@get("/api/methods", summary="List registered tools")
+async def list_methods(server: ServerState) -> MethodList:
+    methods = sorted(server.registry.methods.values(), key=lambda m: m.name)
+    return MethodList(methods=methods, count=len(methods))
+
+
+@get("/api/methods/{name:str}", summary="Read a registered tool")
+async def get_method(name: str, server: ServerState) -> MethodMetadata:
+    method = await server.registry.find(name)
+    if method is None:
+        close = difflib.get_close_matches(name, list(server.registry.methods), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ApiError(404, "not_found", f"no registered tool named {name!r}{hint}")
+    return method

@@ -1,0 +1,340 @@
+"""Run one task: claim it, execute it, record the outcome and the trace.
+
+Guarantees, in order of importance:
+
+- **Never twice at once.** The runner holds a PostgreSQL advisory lock on the
+  task for as long as it runs it, on its own connection. A second worker that
+  is handed the same task (because the first was presumed dead) cannot take
+  the lock and leaves it alone; if the first really died, PostgreSQL released
+  the lock with its connection.
+- **Only the current attempt writes the outcome.** Each claim increments
+  ``attempts``; ``finish_task`` matches on it.
+- **Cancel and timeout stop the work.** The job's coroutine is cancelled; the
+  executor kills a running tool, and the agent thread stops at its next check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import enum
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow
+
+from qasdk.config import Config
+from qasdk.errors import QasdkError
+from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
+from qasdk.store import tasks as store
+from qasdk.store._sql import execute as run_query
+from qasdk.store.connection import Pool
+from server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
+from server.executor import Executor
+from server.registry import MethodRegistry
+
+__all__ = ["HandBack", "StopReason", "TaskRunner"]
+
+logger = logging.getLogger("qasdk.runner")
+
+
+class StopReason(enum.Enum):
+    """Why a running task's coroutine was cancelled."""
+
+    CANCELLED = "cancelled"  # the user asked
+    SHUTDOWN = "shutdown"  # the worker is stopping: hand the task back
+
+
+class HandBack(Exception):
+    """The worker is stopping; the task was put back in the queue for another one."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Recorder:
+    """Writes trace steps in order on the task's connection, from any thread."""
+
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection[DictRow],
+        task_id: uuid.UUID,
+        start_seq: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._conn = conn
+        self._task_id = task_id
+        self._seq = itertools.count(start_seq + 1)
+        self._seq_lock = threading.Lock()
+        self._loop = loop
+        self._pending: list[concurrent.futures.Future[None]] = []
+
+    def next_seq(self) -> int:
+        with self._seq_lock:
+            return next(self._seq)
+
+    def record(self, step: TraceStep) -> None:
+        """Queue a step for writing (safe to call from the agent's thread)."""
+        future = asyncio.run_coroutine_threadsafe(self._write(step), self._loop)
+        self._pending.append(future)
+
+    async def add(self, step: TraceStep) -> None:
+        await self._write(step)
+
+    async def _write(self, step: TraceStep) -> None:
+        try:
+            await store.insert_step(self._conn, self._task_id, step)
+        except (QasdkError, psycopg.Error):
+            logger.warning(
+                "could not record trace step %d of task %s", step.seq, self._task_id, exc_info=True
+            )
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in pending), return_exceptions=True)
+
+
+class TaskRunner:
+    """Everything a worker needs to run tasks: database, tools, model."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        pool: Pool,
+        registry: MethodRegistry,
+        executor: Executor,
+        worker_name: str,
+        threads: concurrent.futures.ThreadPoolExecutor,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.registry = registry
+        self.executor = executor
+        self.worker_name = worker_name
+        self.threads = threads
+        self._llm: Any = None
+        self._tools: tuple[int, list[Any]] | None = None
+        self.running: dict[uuid.UUID, asyncio.Task[Any]] = {}
+
+    # -- shared, lazily built model resources -------------------------------
+
+    async def warm_up(self) -> None:
+        """Import qwen-agent and build the tools now, not during the first task."""
+        await asyncio.get_running_loop().run_in_executor(
+            self.threads, self._model_resources, self.registry.configs()
+        )
+
+    def _model_resources(self, methods: Mapping[str, MethodConfig]) -> tuple[Any, list[Any]]:
+        if self._llm is None:
+            self._llm = build_llm(self.config.model)
+        version = self.registry.version
+        if self._tools is None or self._tools[0] != version:
+            self._tools = (version, qwen_tools(methods))
+        return self._llm, self._tools[1]
+
+    # -- one task -------------------------------------------------------------
+
+    async def run(self, task_id: uuid.UUID, stop_reason: Callable[[], StopReason | None]) -> None:
+        """Run ``task_id`` to an outcome (the body of the queue job)."""
+        key = store.lock_key(task_id)
+        async with self.pool.connection() as conn:
+            locked = await (await run_query(conn, "task_lock", {"key": key})).fetchone()
+            if not locked or not locked["locked"]:
+                logger.warning(
+                    "task %s is already running on another worker; leaving it there", task_id
+                )
+                return
+            try:
+                await self._claimed(conn, task_id, stop_reason)
+            finally:
+                await asyncio.shield(self._unlock(conn, key))
+
+    async def _unlock(self, conn: psycopg.AsyncConnection[DictRow], key: int) -> None:
+        try:
+            await run_query(conn, "task_unlock", {"key": key})
+        except (QasdkError, psycopg.Error):
+            # The connection is broken, so the session (and its lock) is gone anyway.
+            logger.debug("could not unlock task", exc_info=True)
+
+    async def _claimed(
+        self,
+        conn: psycopg.AsyncConnection[DictRow],
+        task_id: uuid.UUID,
+        stop_reason: Callable[[], StopReason | None],
+    ) -> None:
+        claimed = await store.claim_task(conn, task_id, self.worker_name)
+        if claimed is None:
+            # Cancelled or finished already; or cancelled while its last worker died.
+            await store.cancel_abandoned(conn, task_id)
+            return
+        task, last_seq = claimed
+        attempt = task.attempts
+        recorder = _Recorder(conn, task_id, last_seq, asyncio.get_running_loop())
+        log_extra = {"task_id": str(task_id), "attempt": attempt, "kind": task.kind}
+        if attempt > 1:
+            logger.info(
+                "task %s: attempt %d (its previous worker stopped)",
+                task_id,
+                attempt,
+                extra=log_extra,
+            )
+        current = asyncio.current_task()
+        if current is not None:
+            self.running[task_id] = current
+        started = time.monotonic()
+        try:
+            status, result, error = await self._execute(task, attempt, recorder)
+        except asyncio.CancelledError:
+            reason = stop_reason()
+            await recorder.flush()
+            if reason is StopReason.SHUTDOWN:
+                await asyncio.shield(store.release_task(conn, task_id, attempt))
+                logger.info("task %s handed back: the worker is stopping", task_id, extra=log_extra)
+                raise HandBack(str(task_id)) from None
+            error = TaskError("Cancelled", "cancelled by request")
+            await asyncio.shield(
+                store.finish_task(conn, task_id, attempt, status="cancelled", error=error)
+            )
+            logger.info("task %s cancelled", task_id, extra=log_extra)
+            return
+        finally:
+            self.running.pop(task_id, None)
+        await recorder.flush()
+        written = await store.finish_task(
+            conn, task_id, attempt, status=status, result=result, error=error
+        )
+        elapsed = time.monotonic() - started
+        if not written:
+            logger.warning(
+                "task %s: a newer attempt owns it; outcome of attempt %d dropped",
+                task_id,
+                attempt,
+                extra=log_extra,
+            )
+        elif error is not None:
+            logger.info(
+                "task %s failed after %.3f s: %s: %s",
+                task_id,
+                elapsed,
+                error.type,
+                error.message,
+                extra=log_extra,
+            )
+        else:
+            logger.debug("task %s completed in %.3f s", task_id, elapsed, extra=log_extra)
+
+    async def _execute(
+        self, task: Task, attempt: int, recorder: _Recorder
+    ) -> tuple[str, Any, TaskError | None]:
+        deadline = None if task.timeout is None else time.monotonic() + task.timeout
+        try:
+            if task.kind == "direct":
+                coro = self._direct(task, attempt, recorder, deadline)
+            else:
+                coro = self._described(task, attempt, recorder, deadline)
+            if task.timeout is None:
+                return await coro
+            return await asyncio.wait_for(coro, task.timeout)
+        except asyncio.TimeoutError:
+            return (
+                "failed",
+                None,
+                TaskError(
+                    "TimeoutError",
+                    f"the task did not finish within its timeout of {task.timeout:g} s",
+                ),
+            )
+
+    async def _direct(
+        self, task: Task, attempt: int, recorder: _Recorder, deadline: float | None
+    ) -> tuple[str, Any, TaskError | None]:
+        assert task.method is not None
+        await self._ensure_method(task.method)
+        started, clock = _now(), time.perf_counter()
+        outcome = await self.executor.execute(
+            task.method, task.params or {}, timeout=_remaining(deadline)
+        )
+        error = (
+            None
+            if outcome.success
+            else TaskError(outcome.error_type or "Error", outcome.error or "")
+        )
+        await recorder.add(
+            TraceStep(
+                seq=recorder.next_seq(),
+                kind="tool",
+                name=task.method,
+                attempt=attempt,
+                arguments=task.params or {},
+                result=outcome.result if outcome.success else None,
+                error=error,
+                started_at=started,
+                duration_ms=(time.perf_counter() - clock) * 1000,
+            )
+        )
+        if error is not None:
+            return "failed", None, error
+        return "completed", outcome.result, None
+
+    async def _ensure_method(self, name: str) -> None:
+        """A task may name a tool synced after this worker loaded the registry."""
+        if name not in self.executor.methods and await self.registry.find(name) is not None:
+            self.executor.replace_methods(self.registry.configs())
+
+    async def _described(
+        self, task: Task, attempt: int, recorder: _Recorder, deadline: float | None
+    ) -> tuple[str, Any, TaskError | None]:
+        assert task.task_description is not None
+        methods = self.registry.configs()
+        llm, tools = self._model_resources(methods)
+        loop = asyncio.get_running_loop()
+
+        def execute(
+            name: str, arguments: dict[str, Any]
+        ) -> concurrent.futures.Future[ExecutionResult]:
+            return asyncio.run_coroutine_threadsafe(
+                self.executor.execute(name, arguments, timeout=_remaining(deadline)), loop
+            )
+
+        worker = self.config.worker
+        agent = AgentRun(
+            model=self.config.model,
+            llm=llm,
+            tools=tools,
+            methods=methods,
+            execute=execute,
+            record=recorder.record,
+            next_seq=recorder.next_seq,
+            attempt=attempt,
+            retries=worker.model_retries,
+            backoff=worker.retry_backoff,
+            deadline=deadline,
+        )
+        future = loop.run_in_executor(self.threads, agent.run, task.task_description)
+        try:
+            outcome = await future
+        except asyncio.CancelledError:
+            agent.cancel()
+            raise
+        except Cancelled:
+            raise asyncio.CancelledError() from None
+        except AgentFailure as failure:
+            return "failed", None, failure.error
+        except Exception as exc:  # a bug in qwen-agent or qasdk: fail the task, keep the worker
+            logger.exception("task %s: the agent crashed", task.task_id)
+            return "failed", None, TaskError(type(exc).__name__, str(exc) or "agent error")
+        return "completed", outcome.answer, None
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.001, deadline - time.monotonic())
