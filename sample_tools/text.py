@@ -18,9 +18,7 @@ def word_count(text: str, unique: bool = False) -> int:
 
 
 @register(tags=["text"])
-def summarize(
-    text: str, max_words: int | None = None, keywords: list[str] | None = None
-) -> dict:
+def summarize(text: str, max_words: int | None = None, keywords: list[str] | None = None) -> dict:
     """Give a short summary of a text: its first words and which keywords it mentions.
 
     :param text: The text to summarize.

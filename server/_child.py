@@ -192,10 +192,31 @@ def _fix_sys_path() -> None:
         sys.path.insert(0, cwd)
 
 
+def _die_with_parent() -> None:
+    """Linux: be killed when the worker dies, even by SIGKILL.
+
+    Otherwise a tool could run on, orphaned, while its task is recovered and run
+    again elsewhere: the same work twice at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def main() -> None:
     """Serve calls until the parent closes our input."""
     import faulthandler
 
+    _die_with_parent()
     reader, writer = _isolate_protocol()
     _fix_sys_path()
     faulthandler.enable()  # a segfaulting tool leaves a Python traceback in the log

@@ -80,10 +80,13 @@ def _qwen_agent() -> Any:
     import qwen_agent.llm.oai
     import qwen_agent.tools.base
 
-    # qwen-agent adds its own stderr handler; its records go through qasdk's logging instead.
+    # qwen-agent adds its own stderr handler at INFO; its records go through qasdk's
+    # logging instead, and its per-call INFO lines only when qasdk logs at DEBUG.
     qa_logger = logging.getLogger("qwen_agent_logger")
     for handler in list(qa_logger.handlers):
         qa_logger.removeHandler(handler)
+    root_level = logging.getLogger().level
+    qa_logger.setLevel(root_level if root_level <= logging.DEBUG else logging.WARNING)
     return qwen_agent
 
 
@@ -210,11 +213,16 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _cause(exc: BaseException) -> BaseException:
+    """The OpenAI error inside qwen-agent's ``ModelServiceError``."""
+    return getattr(exc, "exception", None) or exc.__cause__ or exc
+
+
 def _transient(exc: BaseException) -> bool:
     """Connection refused, timeouts, 429 and 5xx are worth retrying; the rest is not."""
     import openai
 
-    cause = getattr(exc, "exception", None) or exc.__cause__ or exc
+    cause = _cause(exc)
     if isinstance(cause, (openai.APIConnectionError, openai.APITimeoutError)):
         return True
     if isinstance(cause, openai.APIStatusError):
@@ -225,7 +233,7 @@ def _transient(exc: BaseException) -> bool:
 def _describe_model_error(exc: BaseException) -> str:
     import openai
 
-    cause = getattr(exc, "exception", None) or exc.__cause__ or exc
+    cause = _cause(exc)
     if isinstance(cause, openai.APIStatusError):
         detail = cause.message or ""
         return f"the model server answered HTTP {cause.status_code}: {detail}".strip()
@@ -350,7 +358,7 @@ class AgentRun:
                         kind="model",
                         name=self.model.name,
                         attempt=self.attempt,
-                        error=TaskError(type(exc).__name__, message),
+                        error=TaskError(type(_cause(exc)).__name__, message),
                         started_at=started,
                         duration_ms=elapsed,
                     )

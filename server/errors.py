@@ -80,6 +80,12 @@ def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[Error
 _AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
 
+def _friendly(reason: str) -> str:
+    if reason.startswith("JSON is malformed: "):
+        reason = "the body is not valid JSON: " + reason[len("JSON is malformed: ") :]
+    return reason[:1].lower() + reason[1:]
+
+
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorBody]:
     """Litestar's decoding errors (msgspec underneath) → field and reason."""
     problems: list[ProblemBody] = []
@@ -91,12 +97,10 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
         reason = match.group("reason") if match else str(item.get("message"))
         field = (match.group("path") or "").lstrip(".") if match else None
         field = field or item.get("key") or None
-        problems.append(ProblemBody(reason=reason[:1].lower() + reason[1:], field=field))
+        problems.append(ProblemBody(reason=_friendly(reason), field=field))
     message = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
     if not message:
-        message = str(exc.detail or "invalid request")
-        if "JSON" in message or "decode" in message.lower():
-            message = f"the body is not valid JSON: {message}"
+        message = _friendly(str(exc.detail or "invalid request"))
     return _response(400, ErrorDetail("invalid_request", message, problems or None))
 
 
@@ -104,7 +108,7 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Error
     kind = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}.get(
         exc.status_code, "http_error"
     )
-    message = str(exc.detail)
+    message = _friendly(str(exc.detail)) if exc.status_code == 400 else str(exc.detail)
     if isinstance(exc, NotFoundException) and message == "Not Found":
         message = f"no route for {request.method} {request.url.path}"
     return _response(exc.status_code, ErrorDetail(kind, message), dict(exc.headers or {}))

@@ -7,19 +7,19 @@ from typing import Any
 import msgspec
 import psycopg
 
-#: Tables tests write to, with the column that orders their rows.
-TABLES = {"registered_methods": "id"}
+#: Tables tests write to, with the column that orders their rows (newest last).
+TABLES = {"registered_methods": "id", "tasks": "created_at", "procrastinate_jobs": "id"}
 
 
 class Snapshot(msgspec.Struct, frozen=True):
-    rows: dict[str, tuple[int, int, str]]  # table -> (count, max id, md5 of contents)
+    rows: dict[str, tuple[int, Any, str]]  # table -> (count, newest key, md5 of contents)
 
 
 async def snapshot(conn: psycopg.AsyncConnection[Any]) -> Snapshot:
     rows = {}
     for table, key in TABLES.items():
         cur = await conn.execute(
-            f"SELECT count(*) AS n, coalesce(max({key}), 0) AS top, "
+            f"SELECT count(*) AS n, max({key}) AS top, "
             f"coalesce(md5(string_agg(t::text, ',' ORDER BY {key})), '') AS digest "
             f"FROM {table} AS t"
         )
@@ -33,5 +33,9 @@ async def snapshot(conn: psycopg.AsyncConnection[Any]) -> Snapshot:
 async def delete_created(conn: psycopg.AsyncConnection[Any], before: Snapshot) -> None:
     """Delete rows added since ``before`` (tests use fresh names, never edit old rows)."""
     for table, key in TABLES.items():
-        await conn.execute(f"DELETE FROM {table} WHERE {key} > %s", (before.rows[table][1],))
+        top = before.rows[table][1]
+        if top is None:
+            await conn.execute(f"DELETE FROM {table}")
+        else:
+            await conn.execute(f"DELETE FROM {table} WHERE {key} > %s", (top,))
     await conn.commit()

@@ -156,6 +156,18 @@ class ScriptedModel:
         with self._lock:
             self._script.extend(checked)
 
+    def reset(self) -> None:
+        """Forget the script, the rule, the latency and the recorded requests.
+
+        For a server shared by several tests (a session fixture): each test
+        starts from a blank model.
+        """
+        with self._lock:
+            self._script.clear()
+            self._requests.clear()
+            self.rule = None
+            self.latency = 0.0
+
     # -- serving -------------------------------------------------------------------
 
     def _take(self, body: dict[str, Any]) -> tuple[int, Reply | None]:

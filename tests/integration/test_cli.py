@@ -83,21 +83,33 @@ methods:
 def project(tmp_path: Path) -> Path:
     tools = tmp_path / "tools"
     tools.mkdir()
-    for name, text in {"geo.py": GEO, "calc.py": CALC, "text.py": TEXT, "methods.yaml": METHODS}.items():
+    for name, text in {
+        "geo.py": GEO,
+        "calc.py": CALC,
+        "text.py": TEXT,
+        "methods.yaml": METHODS,
+    }.items():
         (tools / name).write_text(textwrap.dedent(text))
     (tools / "legacy.py").write_text("def legacy(x):\n    return x\n")
     return tmp_path
 
 
-def qasdk(project: Path, *args: str, env: dict[str, str] | None = None, url: str | None = None) -> subprocess.CompletedProcess[str]:
+def qasdk(
+    project: Path, *args: str, env: dict[str, str] | None = None, url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("QASDK_")}
     if url:
         environ["QASDK_DATABASE_URL"] = url
     environ.update(env or {})
-    return subprocess.run([*QASDK, *args], cwd=project, env=environ, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*QASDK, *args], cwd=project, env=environ, capture_output=True, text=True, timeout=120
+    )
 
 
-async def test_sync_all_docstring_styles_and_methods_yaml(project: Path, pg_url: str, conn: Any) -> None:
+async def test_sync_all_docstring_styles_and_methods_yaml(
+    project: Path, fresh_database: str
+) -> None:
+    pg_url = fresh_database  # --prune deletes every tool not defined here: a database of its own
     first = qasdk(project, "sync", "tools", url=pg_url)
     assert first.returncode == 0, first.stderr
     assert "Scanned 4 Python files and 1 methods file: 4 tools." in first.stdout
@@ -127,29 +139,48 @@ async def test_sync_all_docstring_styles_and_methods_yaml(project: Path, pg_url:
     assert "cli_calculate" in pruned["deleted"]
 
 
-async def test_bad_input_lists_every_problem_and_writes_nothing(project: Path, pg_url: str, conn: Any) -> None:
+async def test_bad_input_lists_every_problem_and_writes_nothing(
+    project: Path, fresh_database: str
+) -> None:
+    pg_url = fresh_database
     (project / "tools" / "broken.py").write_text(
         "from qasdk import tool\n\n@tool\ndef cli_bad(x) -> int:\n    return 1\n"
     )
-    (project / "tools" / "methods.yaml").write_text("methods:\n  - name: cli_legacy\n    return_type: flaot\n")
+    (project / "tools" / "methods.yaml").write_text(
+        "methods:\n  - name: cli_legacy\n    return_type: flaot\n"
+    )
     result = qasdk(project, "sync", "tools", url=pg_url)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert "tools/broken.py:3: tool 'cli_bad': description: no description" in result.stderr
     assert "tools/broken.py:3: tool 'cli_bad': parameters.x.type: no type hint" in result.stderr
-    assert "tools/methods.yaml:2: tool 'cli_legacy': description: required field is missing" in result.stderr
-    assert "tools/methods.yaml:3: tool 'cli_legacy': return_type: unknown type 'flaot' (did you mean 'float'?)" in result.stderr
+    assert (
+        "tools/methods.yaml:2: tool 'cli_legacy': description: required field is missing"
+        in result.stderr
+    )
+    assert (
+        "tools/methods.yaml:3: tool 'cli_legacy': return_type: unknown type 'flaot' (did you mean 'float'?)"
+        in result.stderr
+    )
     assert lines[-1].endswith("problems found; nothing was written.")
     assert "Traceback" not in result.stderr
     listed = json.loads(qasdk(project, "methods", "--json", url=pg_url).stdout)
-    assert not [m for m in listed if m["name"].startswith("cli_")]
+    assert listed == []
 
 
-async def test_unreachable_database_is_one_line_without_the_password(project: Path, tmp_path: Path) -> None:
+async def test_unreachable_database_is_one_line_without_the_password(
+    project: Path, tmp_path: Path
+) -> None:
     log = tmp_path / "qasdk.log"
     secret = "s3cret-Pa55word"
     url = f"postgresql://bob:{secret}@127.0.0.1:9/appdb"
-    result = qasdk(project, "sync", "tools", url=url, env={"QASDK_LOGGING_FILE": str(log), "QASDK_LOGGING_LEVEL": "DEBUG"})
+    result = qasdk(
+        project,
+        "sync",
+        "tools",
+        url=url,
+        env={"QASDK_LOGGING_FILE": str(log), "QASDK_LOGGING_LEVEL": "DEBUG"},
+    )
     assert result.returncode == 3
     assert result.stderr.strip() == (
         "error: cannot connect to PostgreSQL at 127.0.0.1:9, database 'appdb', user 'bob': connection refused"
@@ -162,10 +193,14 @@ async def test_unreachable_database_is_one_line_without_the_password(project: Pa
 
 
 # Property 26: Configuration error logging detail
-async def test_configuration_errors_are_logged_with_path_and_parse_error(project: Path, tmp_path: Path) -> None:
+async def test_configuration_errors_are_logged_with_path_and_parse_error(
+    project: Path, tmp_path: Path
+) -> None:
     log = tmp_path / "qasdk.log"
     (project / "model_config.yaml").write_text("model:\n  name: [unclosed\n")
-    result = qasdk(project, "methods", env={"QASDK_LOGGING_FILE": str(log), "QASDK_LOGGING_FORMAT": "json"})
+    result = qasdk(
+        project, "methods", env={"QASDK_LOGGING_FILE": str(log), "QASDK_LOGGING_FORMAT": "json"}
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("model_config.yaml:3: invalid YAML")
     (record,) = [json.loads(line) for line in log.read_text().splitlines()]
@@ -178,14 +213,24 @@ async def test_configuration_errors_are_logged_with_path_and_parse_error(project
 
 
 # Property 27: Database error logging detail
-async def test_database_errors_are_logged_with_statement_and_sqlstate(project: Path, fresh_database: str, tmp_path: Path) -> None:
+async def test_database_errors_are_logged_with_statement_and_sqlstate(
+    project: Path, fresh_database: str, tmp_path: Path
+) -> None:
     assert qasdk(project, "db", "migrate", url=fresh_database).returncode == 0
     with psycopg.connect(fresh_database, autocommit=True) as admin:
         admin.execute("ALTER TABLE registered_methods DROP COLUMN tags")
     log = tmp_path / "qasdk.log"
-    result = qasdk(project, "methods", url=fresh_database, env={"QASDK_LOGGING_FILE": str(log), "QASDK_LOGGING_FORMAT": "json"})
+    result = qasdk(
+        project,
+        "methods",
+        url=fresh_database,
+        env={"QASDK_LOGGING_FILE": str(log), "QASDK_LOGGING_FORMAT": "json"},
+    )
     assert result.returncode == 3
-    assert "query 'list_methods' failed: column \"tags\" does not exist (SQLSTATE 42703)" in result.stderr
+    assert (
+        "query 'list_methods' failed: column \"tags\" does not exist (SQLSTATE 42703)"
+        in result.stderr
+    )
     records = [json.loads(line) for line in log.read_text().splitlines()]
     (record,) = [r for r in records if r["level"] == "ERROR"]
     assert record["sqlstate"] == "42703"

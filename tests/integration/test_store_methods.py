@@ -28,7 +28,9 @@ from tests.dbstate import delete_created, snapshot
 from tests.strategies import method_configs
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
-DB_EXAMPLES = settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=100)
+DB_EXAMPLES = settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=100
+)
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -42,7 +44,9 @@ def tool(name: str, **changes: Any) -> MethodConfig:
     base = MethodConfig(
         name=name,
         description="A tool.",
-        parameters=(MethodParameter(name="x", type="int", description="X.", schema={"type": "integer"}),),
+        parameters=(
+            MethodParameter(name="x", type="int", description="X.", schema={"type": "integer"}),
+        ),
         return_type="int",
         module_path="tools.mod",
         function_name="fn",
@@ -67,12 +71,16 @@ async def test_round_trip(conn: Conn, config: MethodConfig) -> None:
 # Property 14: Upsert idempotence
 @DB_EXAMPLES
 @given(st.lists(method_configs, min_size=1, max_size=5))
-async def test_repeated_upserts_leave_one_row_with_the_latest_content(conn: Conn, versions: list[MethodConfig]) -> None:
+async def test_repeated_upserts_leave_one_row_with_the_latest_content(
+    conn: Conn, versions: list[MethodConfig]
+) -> None:
     name = f"idem_{uuid.uuid4().hex[:12]}"
     for version in versions:
         await upsert_methods(conn, [msgspec.structs.replace(version, name=name)])
         await conn.commit()
-    cur = await conn.execute("SELECT count(*) AS n FROM registered_methods WHERE name = %s", (name,))
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM registered_methods WHERE name = %s", (name,)
+    )
     assert (await cur.fetchone())["n"] == 1  # type: ignore[index]
     stored = await get_method(conn, name)
     assert stored is not None
@@ -88,7 +96,9 @@ async def test_n_configs_register_n_methods(conn: Conn, configs: list[MethodConf
     batch = [unique(c) for c in configs]
     report = await sync_methods(conn, batch)
     names = [c.name for c in batch]
-    cur = await conn.execute("SELECT count(*) AS n FROM registered_methods WHERE name = ANY(%s)", (names,))
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM registered_methods WHERE name = ANY(%s)", (names,)
+    )
     assert (await cur.fetchone())["n"] == len(batch)  # type: ignore[index]
     assert sorted(report.plan.created) == sorted(names)
     assert report.rows_written == len(batch)
@@ -100,9 +110,21 @@ async def test_n_configs_register_n_methods(conn: Conn, configs: list[MethodConf
 @DB_EXAMPLES
 @given(
     method_configs,
-    st.sampled_from(["description", "return_type", "module_path", "function_name", "timeout", "tags", "parameters"]),
+    st.sampled_from(
+        [
+            "description",
+            "return_type",
+            "module_path",
+            "function_name",
+            "timeout",
+            "tags",
+            "parameters",
+        ]
+    ),
 )
-async def test_updated_at_moves_forward_on_change_only(conn: Conn, config: MethodConfig, field: str) -> None:
+async def test_updated_at_moves_forward_on_change_only(
+    conn: Conn, config: MethodConfig, field: str
+) -> None:
     config = unique(config)
     await upsert_methods(conn, [config])
     await conn.commit()
@@ -122,7 +144,10 @@ async def test_updated_at_moves_forward_on_change_only(conn: Conn, config: Metho
         "function_name": config.function_name + "_v2",
         "timeout": (config.timeout or 1.0) + 1.0,
         "tags": (*config.tags, "changed"),
-        "parameters": (*config.parameters, MethodParameter(name="zz_new", type="int", description="New.")),
+        "parameters": (
+            *config.parameters,
+            MethodParameter(name="zz_new", type="int", description="New."),
+        ),
     }
     changed = msgspec.structs.replace(config, **{field: new_values[field]})
     written = await upsert_methods(conn, [changed])
@@ -148,7 +173,14 @@ async def test_cleanup_removes_what_a_test_created(pg_url: str) -> None:
         assert await snapshot(connection) == before
 
 
-async def test_sync_plans_and_prunes(conn: Conn) -> None:
+async def test_sync_plans_and_prunes(fresh_database: str) -> None:
+    # --prune deletes every tool not given: a database of its own.
+    conn = await connect(fresh_database)
+    async with conn:
+        await _sync_plans_and_prunes(conn)
+
+
+async def _sync_plans_and_prunes(conn: Conn) -> None:
     prefix = f"s{uuid.uuid4().hex[:8]}"
     a, b, c = (tool(f"{prefix}_{n}") for n in "abc")
     first = await sync_methods(conn, [a, b])
@@ -156,7 +188,11 @@ async def test_sync_plans_and_prunes(conn: Conn) -> None:
 
     b2 = msgspec.structs.replace(b, description="Changed.", timeout=3.0)
     dry = await sync_methods(conn, [a, b2, c], dry_run=True)
-    assert (dry.plan.created, dry.plan.updated, dry.plan.unchanged) == ([c.name], {b.name: ["description", "timeout"]}, [a.name])
+    assert (dry.plan.created, dry.plan.updated, dry.plan.unchanged) == (
+        [c.name],
+        {b.name: ["description", "timeout"]},
+        [a.name],
+    )
     assert dry.rows_written == 0
     assert await get_method(conn, c.name) is None  # the dry run wrote nothing
     stored_b = await get_method(conn, b.name)
@@ -169,8 +205,7 @@ async def test_sync_plans_and_prunes(conn: Conn) -> None:
     assert a.name in kept.plan.stale
     assert await get_method(conn, a.name) is not None
     pruned = await sync_methods(conn, [b2, c], prune=True)
-    # prune considers every registered tool; ours is among them
-    assert a.name in pruned.plan.deleted
+    assert pruned.plan.deleted == [a.name]
     assert await get_method(conn, a.name) is None
     await delete_methods(conn, [b.name, c.name])
     await conn.commit()
@@ -186,7 +221,10 @@ async def test_a_failed_sync_changes_nothing(conn: Conn) -> None:
     with pytest.raises(DatabaseError) as info:
         await sync_methods(conn, [changed, too_long])
     assert info.value.sqlstate == "22001"  # string_data_right_truncation
-    assert info.value.statement is not None and "INSERT INTO registered_methods" in info.value.statement
+    assert (
+        info.value.statement is not None
+        and "INSERT INTO registered_methods" in info.value.statement
+    )
     await conn.rollback()
     after = await get_method(conn, good.name)
     assert after == before
@@ -206,7 +244,9 @@ def test_plan_is_pure() -> None:
 async def test_migrations_on_a_fresh_database(fresh_database: str) -> None:
     connection = await connect(fresh_database)
     async with connection:
-        assert [m.version for m in await pending_migrations(connection)] == [m.version for m in all_migrations()]
+        assert [m.version for m in await pending_migrations(connection)] == [
+            m.version for m in all_migrations()
+        ]
         # A dry run on an empty database plans everything and leaves no schema behind.
         report = await sync_methods(connection, [tool("fresh_one")], dry_run=True)
         assert report.plan.created == ["fresh_one"]
@@ -225,16 +265,31 @@ async def test_migrations_on_a_fresh_database(fresh_database: str) -> None:
         cur = await connection.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'registered_methods' ORDER BY 1"
         )
-        assert {r["indexname"] for r in await cur.fetchall()} >= {"idx_method_name", "idx_updated_at", "registered_methods_name_key"}
+        assert {r["indexname"] for r in await cur.fetchall()} >= {
+            "idx_method_name",
+            "idx_updated_at",
+            "registered_methods_name_key",
+        }
         cur = await connection.execute(
             "SELECT tgname FROM pg_trigger WHERE tgrelid = 'registered_methods'::regclass AND NOT tgisinternal"
         )
-        assert [r["tgname"] for r in await cur.fetchall()] == ["update_registered_methods_updated_at"]
+        assert [r["tgname"] for r in await cur.fetchall()] == [
+            "update_registered_methods_updated_at"
+        ]
         cur = await connection.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = 'registered_methods' ORDER BY ordinal_position"
         )
         columns = {r["column_name"]: r["data_type"] for r in await cur.fetchall()}
         assert columns["parameters_json"] == "jsonb"
-        assert list(columns)[:9] == ["id", "name", "description", "parameters_json", "return_type",
-                                     "module_path", "function_name", "created_at", "updated_at"]
+        assert list(columns)[:9] == [
+            "id",
+            "name",
+            "description",
+            "parameters_json",
+            "return_type",
+            "module_path",
+            "function_name",
+            "created_at",
+            "updated_at",
+        ]

@@ -73,9 +73,7 @@ logging_sections = st.fixed_dictionaries(
 
 
 def write(text: str) -> Path:
-    with tempfile.NamedTemporaryFile(
-        "w", suffix=".yaml", delete=False, encoding="utf-8"
-    ) as handle:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8") as handle:
         handle.write(text)
     return Path(handle.name)
 

@@ -1,0 +1,227 @@
+"""The REST API over HTTP against a running `qasdk serve` (Properties 33-36)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qasdk.testing import ScriptedModel, reply
+from tests.integration.harness import Server
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+HTTP_EXAMPLES = settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=100
+)
+
+descriptions = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    min_size=1,
+    max_size=300,
+).filter(lambda s: s.strip())
+
+
+# Property 33: Task submission response
+@HTTP_EXAMPLES
+@given(descriptions, st.integers(1, 10))
+async def test_submitting_a_description_answers_with_id_and_status(
+    served: Server, conn: Any, model: ScriptedModel, description: str, priority: int
+) -> None:
+    model.rule = lambda body: reply.text("ok")
+    response = served.http.post(
+        "/api/tasks", json={"task_description": description, "priority": priority}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"task_id", "status"}
+    assert body["status"] == "pending"
+    assert uuid.UUID(body["task_id"])
+    assert response.headers["location"] == f"/api/tasks/{body['task_id']}"
+    served.finished(body["task_id"])
+
+
+# Property 34: Task status query
+@HTTP_EXAMPLES
+@given(st.integers(-1000, 1000), st.integers(-1000, 1000))
+async def test_a_submitted_task_can_be_read_back(served: Server, conn: Any, a: int, b: int) -> None:
+    task_id = served.submit(method="add", params={"a": a, "b": b})["task_id"]
+    task = served.get(task_id)
+    assert task["task_id"] == task_id
+    assert task["status"] in {"pending", "running", "completed"}
+    done = served.finished(task_id)
+    assert (done["status"], done["result"]) == ("completed", a + b)
+
+
+MALFORMED: list[tuple[str, str, str | None]] = [
+    ("{not json", "not valid JSON", None),
+    ("[]", "expected `object`", None),
+    ("{}", "give task_description (run by the model) or method", None),
+    (
+        '{"task_description": "x", "method": "add"}',
+        "either task_description or method, not both",
+        None,
+    ),
+    ('{"task_description": "   "}', "must not be empty", "task_description"),
+    ('{"task_description": 5}', "expected `str | null`, got `int`", "task_description"),
+    ('{"task_description": "x", "priority": 11}', "<= 10", "priority"),
+    ('{"task_description": "x", "priority": "high"}', "expected `int`", "priority"),
+    ('{"task_description": "x", "timeout": 0}', "> 0", "timeout"),
+    ('{"task_descripton": "x"}', "unknown field `task_descripton`", None),
+    ('{"method": "ad"}', "no registered tool named 'ad' (did you mean 'add'?)", "method"),
+    ('{"method": "add", "params": {"a": 1}}', "missing required parameter", "params.b"),
+    (
+        '{"method": "add", "params": {"a": "x", "b": 2}}',
+        "expected integer, got str 'x'",
+        "params.a",
+    ),
+    (
+        '{"method": "add", "params": {"a": 1, "b": 2, "c": 3}}',
+        "unexpected parameter; accepted parameters: a, b",
+        "params.c",
+    ),
+    ('{"method": "add", "params": [1, 2]}', "expected `object | null`", "params"),
+    ('{"task_description": "x", "params": {}}', "params go with method", "params"),
+]
+
+
+# Property 35: Invalid request error response
+@pytest.mark.parametrize(("body", "reason", "field"), MALFORMED)
+async def test_malformed_requests_are_400_with_the_reason(
+    served: Server, body: str, reason: str, field: str | None
+) -> None:
+    response = served.http.post(
+        "/api/tasks", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert reason in error["message"]
+    if field is not None:
+        assert any(p.get("field") == field for p in error["problems"]), error
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+# Property 35: Invalid request error response
+@HTTP_EXAMPLES
+@given(
+    st.dictionaries(
+        st.sampled_from(["task_description", "method", "params", "priority", "timeout", "extra"]),
+        json_values,
+        max_size=4,
+    )
+)
+async def test_any_invalid_body_is_a_400_never_a_crash(
+    served: Server, conn: Any, body: dict[str, Any]
+) -> None:
+    response = served.http.post("/api/tasks", json=body)
+    if response.status_code == 201:  # the generator found a valid request
+        served.finished(response.json()["task_id"])
+        return
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] in {"invalid_request", "invalid_params", "unknown_method"}
+    assert error["message"]
+
+
+async def test_unknown_and_invalid_ids(served: Server) -> None:
+    missing = served.http.get(f"/api/tasks/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "not_found"
+    bad = served.http.get("/api/tasks/not-a-uuid")
+    assert bad.status_code == 400
+    assert "'not-a-uuid' is not a task id" in bad.json()["error"]["message"]
+    assert served.http.post(f"/api/tasks/{uuid.uuid4()}/cancel").status_code == 404
+    assert served.http.get(f"/api/tasks/{uuid.uuid4()}/trace").status_code == 404
+    assert served.http.get("/api/nothing").status_code == 404
+
+
+# Property 36: Server error response
+async def test_a_server_fault_is_a_500_with_a_logged_stack_trace(served: Server, conn: Any) -> None:
+    task_id = uuid.uuid4()
+    # A record the API cannot represent (the error has no type or message): a server fault.
+    await conn.execute(
+        "INSERT INTO tasks (id, kind, method, status, error) VALUES (%s, 'direct', 'add', 'failed', %s)",
+        (task_id, json.dumps({"unexpected": True})),
+    )
+    await conn.commit()
+    response = served.http.get(f"/api/tasks/{task_id}")
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["type"] == "internal_error"
+    assert error["message"] == "internal server error"
+    assert "Traceback" not in response.text and "msgspec" not in response.text
+    records = [r for r in served.log_records() if r.get("error_id") == error["error_id"]]
+    assert len(records) == 1
+    assert records[0]["level"] == "ERROR"
+    assert records[0]["path"] == f"/api/tasks/{task_id}"
+    assert "Traceback" in records[0]["stack_trace"]
+    assert records[0]["error_type"]
+
+
+async def test_list_filter_and_paginate(served: Server, conn: Any) -> None:
+    ids = [served.submit(method="echo", params={"text": str(i)})["task_id"] for i in range(5)]
+    for task_id in ids:
+        served.finished(task_id)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, "status": "completed"}
+        if cursor:
+            params["cursor"] = cursor
+        page = served.http.get("/api/tasks", params=params).json()
+        assert len(page["tasks"]) <= 2
+        assert all(t["status"] == "completed" for t in page["tasks"])
+        seen += [t["task_id"] for t in page["tasks"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [i for i in seen if i in ids] == list(reversed(ids))  # newest first, each once
+    assert served.http.get("/api/tasks", params={"status": "sleeping"}).status_code == 400
+    assert served.http.get("/api/tasks", params={"cursor": "garbage!"}).status_code == 400
+
+
+async def test_methods_and_health(served: Server) -> None:
+    methods = served.http.get("/api/methods").json()
+    names = {m["name"] for m in methods["methods"]}
+    assert {"add", "echo", "hang", "record"} <= names
+    assert methods["count"] == len(methods["methods"])
+    add = served.http.get("/api/methods/add").json()
+    assert add["module_path"] == "tools.basic"
+    assert [p["name"] for p in add["parameters"]] == ["a", "b"]
+    missing = served.http.get("/api/methods/ad")
+    assert missing.status_code == 404
+    assert "did you mean 'add'" in missing.json()["error"]["message"]
+
+    health = served.http.get("/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["database"]["ok"] is True
+    assert body["model"]["ok"] is True  # the scripted model answers /v1/models
+    assert body["worker"]["embedded"] is True
+    assert body["registry"]["tools"] == len(names)
+
+
+async def test_openapi_schema(served: Server) -> None:
+    schema = served.http.get("/schema/openapi.json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert {
+        "/api/tasks",
+        "/api/tasks/{task_id}",
+        "/api/tasks/{task_id}/cancel",
+        "/api/tasks/{task_id}/trace",
+        "/api/methods",
+        "/api/methods/{name}",
+        "/health",
+    } <= set(paths)
