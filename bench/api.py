@@ -357,7 +357,7 @@ def main() -> None:
         print(f"  throughput        {submits['rate']:8.0f} /s       goal >= 1500")
         print(f"  latency p50       {submits['p50']:8.2f} ms")
         print(f"  latency p99       {submits['p99']:8.2f} ms")
-        print(f"direct tasks, submit -> completed (embedded worker, concurrency 4)")
+        print("direct tasks, submit -> completed (embedded worker, concurrency 4)")
         print(f"  one client  p50   {sequential['p50']:8.2f} ms      goal <= 20")
         print(f"  one client  p99   {sequential['p99']:8.2f} ms")
         print(f"  16 clients        {parallel['rate']:8.0f} tasks/s (p50 {parallel['p50']:.1f} ms)")
