@@ -295,21 +295,43 @@ concurrency_option = click.option(
 )
 @concurrency_option
 @click.option("--no-worker", is_flag=True, help="Serve the API only; run `qasdk worker` elsewhere.")
+@click.option(
+    "--watch",
+    "watch",
+    multiple=True,
+    type=click.Path(exists=True),
+    metavar="PATH",
+    help="Tool folder to rescan and sync when it changes (repeatable); "
+    "the config file is watched too.",
+)
+@click.option("--prune", is_flag=True, help="With --watch: delete tools removed from PATH.")
 @pass_state
 @handle_errors
 def serve(
-    state: State, host: str | None, port: int | None, concurrency: int | None, no_worker: bool
+    state: State,
+    host: str | None,
+    port: int | None,
+    concurrency: int | None,
+    no_worker: bool,
+    watch: tuple[str, ...],
+    prune: bool,
 ) -> None:
     """Serve the REST API with an embedded worker (OpenAPI docs at /schema)."""
     from server.serve import run_server
 
-    config = _service_config(state.config(service=True), host, port, concurrency)
+    def overrides(loaded: Config) -> Config:
+        return _service_config(loaded, host, port, concurrency)
+
+    config = overrides(state.config(service=True))
     run_service(
         run_server(
             config,
             host=config.server.host,
             port=config.server.port,
             embedded_worker=not no_worker,
+            watch=watch,
+            prune=prune,
+            overrides=overrides,
         )
     )
 

@@ -38,6 +38,7 @@ _NOISY = {
     "procrastinate": logging.WARNING,
     "uvicorn.error": logging.WARNING,
     "qwen_agent_logger": logging.WARNING,
+    "watchfiles": logging.WARNING,
 }
 _PATTERNS = (
     (re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]+)(@)", re.IGNORECASE), r"\1****\3"),

@@ -14,7 +14,7 @@ import functools
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import griffe
 import msgspec
@@ -31,6 +31,7 @@ _DOCSTRING_OPTIONS: Any = {
     style: {"warnings": False}
     for style in (griffe.Parser.google, griffe.Parser.numpy, griffe.Parser.sphinx)
 }
+_STYLES: tuple[Literal["google", "numpy", "sphinx"], ...] = ("google", "numpy", "sphinx")
 _HOW_TO_DOCUMENT = {
     "google": "an 'Args:' section",
     "numpy": "a 'Parameters' section",
@@ -304,17 +305,18 @@ class _Extraction:
             self.tool = options["name"]
 
         style, sections = self._docstring()
-        summary = ""
-        documented: dict[str, str] = {}
-        for section in sections:
-            if section.kind is griffe.DocstringSectionKind.text and not summary:
-                summary = _first_paragraph(str(section.value))
-            elif section.kind in (
-                griffe.DocstringSectionKind.parameters,
-                griffe.DocstringSectionKind.other_parameters,
-            ):
-                for item in section.value:
-                    documented[item.name] = " ".join(str(item.description).split())
+        summary, documented = _read_sections(sections)
+        wanted = {p.name for p in function.parameters}
+        if function.docstring is not None and not wanted <= set(documented):
+            # The style heuristic can misread short docstrings (one ":param x:" line):
+            # keep whichever style documents the most parameters.
+            for other in _STYLES:
+                if other == style:
+                    continue
+                candidate = griffe.parse(function.docstring, other, warnings=False)
+                other_summary, other_documented = _read_sections(candidate)
+                if len(wanted & set(other_documented)) > len(wanted & set(documented)):
+                    style, summary, documented = other, other_summary, other_documented
 
         description = options.get("description") or summary
         self.hints["description"] = "no description: add a docstring or pass @tool(description=...)"
@@ -682,6 +684,22 @@ def _union_members(node: ast.expr) -> list[ast.expr]:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
         return [*_union_members(node.left), *_union_members(node.right)]
     return [node]
+
+
+def _read_sections(sections: Iterable[griffe.DocstringSection]) -> tuple[str, dict[str, str]]:
+    """The summary and the parameter descriptions of parsed docstring sections."""
+    summary = ""
+    documented: dict[str, str] = {}
+    for section in sections:
+        if section.kind is griffe.DocstringSectionKind.text and not summary:
+            summary = _first_paragraph(str(section.value))
+        elif section.kind in (
+            griffe.DocstringSectionKind.parameters,
+            griffe.DocstringSectionKind.other_parameters,
+        ):
+            for item in section.value:
+                documented[item.name] = " ".join(str(item.description).split())
+    return summary, documented
 
 
 def _first_paragraph(text: str) -> str:

@@ -266,7 +266,9 @@ class AgentRun:
         retries: int,
         backoff: float,
         deadline: float | None,
+        observe_model: Callable[[str, float], None] | None = None,
     ) -> None:
+        self.observe_model = observe_model or (lambda outcome, seconds: None)
         self.model = model
         self.llm = llm
         self.tools = tools
@@ -352,6 +354,7 @@ class AgentRun:
                 elapsed = (time.perf_counter() - clock) * 1000
                 message = _describe_model_error(exc)
                 transient = _transient(exc)
+                self.observe_model("transient_error" if transient else "error", elapsed / 1000)
                 self.record(
                     TraceStep(
                         seq=self.next_seq(),
@@ -386,6 +389,7 @@ class AgentRun:
 
     def _record_turn(self, output: list[Any], started: datetime, clock: float) -> None:
         elapsed = (time.perf_counter() - clock) * 1000
+        self.observe_model("success", elapsed / 1000)
         texts, thinking, calls = [], [], []
         for message in output:
             content = message.get("content")

@@ -9,8 +9,11 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from server.errors import exception_handlers
+from server.routes.config import get_config, reload_config
+from server.routes.events import task_events
 from server.routes.health import health
 from server.routes.methods import get_method, list_methods
+from server.routes.metrics import metrics
 from server.routes.tasks import cancel_task, get_task, get_trace, list_tasks, submit_task
 from server.state import ServerState
 
@@ -37,9 +40,13 @@ def create_app(state: ServerState) -> Litestar:
             get_task,
             cancel_task,
             get_trace,
+            task_events,
             list_methods,
             get_method,
             health,
+            metrics,
+            get_config,
+            reload_config,
         ],
         dependencies={"server": Provide(provide_server, sync_to_thread=False)},
         exception_handlers=exception_handlers,

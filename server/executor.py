@@ -58,7 +58,8 @@ class Executor:
             raise ValueError("workers must be at least 1")
         self._methods = dict(methods)
         self._size = workers
-        self._default_timeout = default_timeout
+        #: Seconds a tool without a timeout of its own may run (changeable while running).
+        self.default_timeout = default_timeout
         self._cwd = os.path.abspath(cwd if cwd is not None else os.getcwd())
         self._env = {**os.environ, **env} if env else None
         self._generation = 0
@@ -188,7 +189,7 @@ class Executor:
                 break
             self._release(worker)  # methods were replaced while we waited: start over
 
-        limit = float(config.timeout or self._default_timeout)
+        limit = float(config.timeout or self.default_timeout)
         if deadline is not None:
             limit = min(limit, deadline - loop.time())
         if limit <= 0:

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from typing import Any
 
@@ -72,7 +73,12 @@ async def _run_task(context: JobContext, task_id: str) -> None:
 
 
 class Worker:
-    """A Procrastinate worker running qasdk tasks, plus the stalled-job recovery loop."""
+    """A Procrastinate worker running qasdk tasks, plus the stalled-job recovery loop.
+
+    Procrastinate stops its worker when the database goes away (its heartbeat or
+    listener fails); qasdk starts it again, with backoff, until asked to stop. Tasks
+    that were running meanwhile are recovered like those of a dead worker.
+    """
 
     def __init__(self, app: procrastinate.App, runner: TaskRunner, config: WorkerConfig) -> None:
         self.app = app
@@ -80,25 +86,44 @@ class Worker:
         self.config = config
         self._worker_task: asyncio.Task[None] | None = None
         self._recovery_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.restarts = 0
 
     async def start(self) -> None:
-        self._worker_task = asyncio.create_task(
-            self.app.run_worker_async(
-                queues=[QUEUE],
-                name=self.runner.worker_name,
-                concurrency=self.config.concurrency,
-                install_signal_handlers=False,
-                additional_context={"runner": self.runner},
-                update_heartbeat_interval=self.config.heartbeat_interval,
-                stalled_worker_timeout=self.config.stalled_after,
-                shutdown_graceful_timeout=self.config.shutdown_grace,
-                abort_job_polling_interval=max(0.5, self.config.heartbeat_interval),
-                fetch_job_polling_interval=5.0,
-                delete_jobs="successful",
-            ),
-            name="qasdk worker",
-        )
+        self._worker_task = asyncio.create_task(self._supervise(), name="qasdk worker")
         self._recovery_task = asyncio.create_task(self._recover(), name="qasdk recovery")
+
+    async def _supervise(self) -> None:
+        delay = 0.5
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                await self.app.run_worker_async(
+                    queues=[QUEUE],
+                    name=self.runner.worker_name,
+                    concurrency=self.config.concurrency,
+                    install_signal_handlers=False,
+                    additional_context={"runner": self.runner},
+                    update_heartbeat_interval=self.config.heartbeat_interval,
+                    stalled_worker_timeout=self.config.stalled_after,
+                    shutdown_graceful_timeout=self.config.shutdown_grace,
+                    abort_job_polling_interval=max(0.5, self.config.heartbeat_interval),
+                    fetch_job_polling_interval=5.0,
+                    delete_jobs="successful",
+                )
+                reason = "it stopped"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is unreachable, most likely
+                reason = f"{type(exc).__name__}: {exc}".strip()
+            if self._stopping:
+                return
+            if time.monotonic() - started > 30:
+                delay = 0.5
+            self.restarts += 1
+            logger.warning("queue worker: %s; starting again in %.1f s", reason, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     @property
     def done(self) -> bool:
@@ -111,6 +136,7 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop taking jobs; running ones get ``shutdown_grace`` seconds, then are handed back."""
+        self._stopping = True
         if self._recovery_task is not None:
             self._recovery_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import DictRow
 
-from qasdk.config import Config
+from qasdk.config import Config, ModelConfig
 from qasdk.errors import QasdkError
 from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
 from qasdk.store import tasks as store
@@ -38,6 +38,7 @@ from qasdk.store._sql import execute as run_query
 from qasdk.store.connection import Pool
 from server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
 from server.executor import Executor
+from server.metrics import Metrics, tool_outcome
 from server.registry import MethodRegistry
 
 __all__ = ["HandBack", "StopReason", "TaskRunner"]
@@ -115,32 +116,47 @@ class TaskRunner:
         executor: Executor,
         worker_name: str,
         threads: concurrent.futures.ThreadPoolExecutor,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.config = config
         self.pool = pool
         self.registry = registry
         self.executor = executor
         self.worker_name = worker_name
         self.threads = threads
-        self._llm: Any = None
+        self._llm: tuple[ModelConfig, Any] | None = None
         self._tools: tuple[int, list[Any]] | None = None
         self.running: dict[uuid.UUID, asyncio.Task[Any]] = {}
+
+    def apply_config(self, config: Config) -> None:
+        """Use ``config`` from the next task on; running tasks keep what they started with."""
+        self.config = config
+        self.executor.default_timeout = config.worker.tool_timeout
 
     # -- shared, lazily built model resources -------------------------------
 
     async def warm_up(self) -> None:
         """Import qwen-agent and build the tools now, not during the first task."""
         await asyncio.get_running_loop().run_in_executor(
-            self.threads, self._model_resources, self.registry.configs()
+            self.threads, self._model_resources, self.config.model, self.registry.configs()
         )
 
-    def _model_resources(self, methods: Mapping[str, MethodConfig]) -> tuple[Any, list[Any]]:
-        if self._llm is None:
-            self._llm = build_llm(self.config.model)
+    def _model_resources(
+        self, model: ModelConfig, methods: Mapping[str, MethodConfig]
+    ) -> tuple[Any, list[Any]]:
+        """The LLM for ``model`` and the tools of this registry version, built once each.
+
+        Keyed by what they were built from, so a reload (or a warm-up finishing late)
+        can never leave a task with the previous settings.
+        """
+        cached = self._llm
+        if cached is None or cached[0] != model:
+            cached = self._llm = (model, build_llm(model))
         version = self.registry.version
         if self._tools is None or self._tools[0] != version:
             self._tools = (version, qwen_tools(methods))
-        return self._llm, self._tools[1]
+        return cached[1], self._tools[1]
 
     # -- one task -------------------------------------------------------------
 
@@ -205,6 +221,7 @@ class TaskRunner:
             await asyncio.shield(
                 store.finish_task(conn, task_id, attempt, status="cancelled", error=error)
             )
+            self.metrics.observe_task(task.kind, "cancelled", time.monotonic() - started)
             logger.info("task %s cancelled", task_id, extra=log_extra)
             return
         finally:
@@ -214,6 +231,7 @@ class TaskRunner:
             conn, task_id, attempt, status=status, result=result, error=error
         )
         elapsed = time.monotonic() - started
+        self.metrics.observe_task(task.kind, status, elapsed)
         if not written:
             logger.warning(
                 "task %s: a newer attempt owns it; outcome of attempt %d dropped",
@@ -261,9 +279,7 @@ class TaskRunner:
         assert task.method is not None
         await self._ensure_method(task.method)
         started, clock = _now(), time.perf_counter()
-        outcome = await self.executor.execute(
-            task.method, task.params or {}, timeout=_remaining(deadline)
-        )
+        outcome = await self.call_tool(task.method, task.params or {}, deadline)
         error = (
             None
             if outcome.success
@@ -286,6 +302,16 @@ class TaskRunner:
             return "failed", None, error
         return "completed", outcome.result, None
 
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], deadline: float | None
+    ) -> ExecutionResult:
+        """Run a tool through the executor (capped by the task's deadline) and count it."""
+        outcome = await self.executor.execute(name, arguments, timeout=_remaining(deadline))
+        self.metrics.observe_tool(
+            name, tool_outcome(outcome.success, outcome.error_type), outcome.execution_time
+        )
+        return outcome
+
     async def _ensure_method(self, name: str) -> None:
         """A task may name a tool synced after this worker loaded the registry."""
         if name not in self.executor.methods and await self.registry.find(name) is not None:
@@ -296,19 +322,18 @@ class TaskRunner:
     ) -> tuple[str, Any, TaskError | None]:
         assert task.task_description is not None
         methods = self.registry.configs()
-        llm, tools = self._model_resources(methods)
+        model = self.config.model
+        llm, tools = self._model_resources(model, methods)
         loop = asyncio.get_running_loop()
 
         def execute(
             name: str, arguments: dict[str, Any]
         ) -> concurrent.futures.Future[ExecutionResult]:
-            return asyncio.run_coroutine_threadsafe(
-                self.executor.execute(name, arguments, timeout=_remaining(deadline)), loop
-            )
+            return asyncio.run_coroutine_threadsafe(self.call_tool(name, arguments, deadline), loop)
 
         worker = self.config.worker
         agent = AgentRun(
-            model=self.config.model,
+            model=model,
             llm=llm,
             tools=tools,
             methods=methods,
@@ -319,6 +344,7 @@ class TaskRunner:
             retries=worker.model_retries,
             backoff=worker.retry_backoff,
             deadline=deadline,
+            observe_model=self.metrics.observe_model,
         )
         future = loop.run_in_executor(self.threads, agent.run, task.task_description)
         try:

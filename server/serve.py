@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +31,10 @@ from qasdk.store.connection import CONNECT_KWARGS, Pool, connect, resolve_url
 from qasdk.store.migrate import migrate
 from server.events import TaskEvents
 from server.executor import Executor
+from server.metrics import Metrics
 from server.queue import Worker, queue_app, worker_name
 from server.registry import MethodRegistry
+from server.reload import Reloader
 from server.runner import TaskRunner
 
 __all__ = ["run_server", "run_worker"]
@@ -91,7 +93,12 @@ class WorkerParts:
 
 @contextlib.asynccontextmanager
 async def worker_parts(
-    config: Config, url: str, pool: Pool, registry: MethodRegistry
+    config: Config,
+    url: str,
+    pool: Pool,
+    registry: MethodRegistry,
+    *,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[WorkerParts]:
     concurrency = config.worker.concurrency
     executor = Executor(
@@ -112,6 +119,7 @@ async def worker_parts(
         executor=executor,
         worker_name=worker_name(),
         threads=threads,
+        metrics=metrics,
     )
     warm = asyncio.create_task(runner.warm_up(), name="qasdk warm-up")
     queue = queue_app(url, pool_size=concurrency + 2)
@@ -158,9 +166,16 @@ async def run_server(
     host: str,
     port: int,
     embedded_worker: bool = True,
+    watch: Sequence[str] = (),
+    prune: bool = False,
+    overrides: Callable[[Config], Config] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve the API (and run an embedded worker) until stopped."""
+    """Serve the API (and run an embedded worker) until stopped.
+
+    ``watch``: tool folders to rescan, validate and sync when they change
+    (the config file is watched too); ``prune`` deletes tools removed from them.
+    """
     import uvicorn
 
     from server.app import create_app
@@ -170,9 +185,9 @@ async def run_server(
     stopper.install()
     url = await prepare_database(config)
     pool = await open_pool(url, config, extra=config.worker.concurrency + 2)
-    events = TaskEvents(url)
+    registry = MethodRegistry(pool)
+    events = TaskEvents(url, on_registry_change=registry.load)
     try:
-        registry = MethodRegistry(pool)
         await registry.load()
         await events.start()
         state = ServerState(config=config, url=url, pool=pool, registry=registry, events=events)
@@ -185,8 +200,18 @@ async def run_server(
         async with contextlib.AsyncExitStack() as stack:
             parts = None
             if embedded_worker:
-                parts = await stack.enter_async_context(worker_parts(config, url, pool, registry))
+                parts = await stack.enter_async_context(
+                    worker_parts(config, url, pool, registry, metrics=state.metrics)
+                )
                 state.worker = parts.runner
+            reloader = Reloader(state, watch=watch, prune=prune, overrides=overrides)
+            state.reloader = reloader
+            if watch:
+                first = await reloader.reload("startup")
+                if first.outcome == "rejected":
+                    logger.error("serving the registry as it is in the database")
+                await reloader.start()
+            stack.push_async_callback(reloader.close)
             serving = asyncio.create_task(server.serve(), name="qasdk http")
             while not server.started and not serving.done():
                 await asyncio.sleep(0.01)
@@ -233,9 +258,12 @@ async def run_worker(config: Config, *, stop: asyncio.Event | None = None) -> No
     stopper.install()
     url = await prepare_database(config)
     pool = await open_pool(url, config, extra=config.worker.concurrency + 2)
+    registry = MethodRegistry(pool)
+    # A worker has no HTTP, but it listens too: tools synced elsewhere reach it at once.
+    events = TaskEvents(url, on_registry_change=registry.load)
     try:
-        registry = MethodRegistry(pool)
         await registry.load()
+        await events.start()
         async with worker_parts(config, url, pool, registry) as parts:
             _announce(
                 f"worker {parts.runner.worker_name} running up to "
@@ -256,6 +284,7 @@ async def run_worker(config: Config, *, stop: asyncio.Event | None = None) -> No
             )
         _announce("stopped")
     finally:
+        await events.close()
         await pool.close()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from qasdk.config import Config
 from qasdk.store.connection import Pool
 from server.events import TaskEvents
+from server.metrics import Metrics
 from server.registry import MethodRegistry
 
 __all__ = ["ServerState"]
@@ -35,6 +36,9 @@ class ServerState:
         self.model_check: tuple[float, dict[str, Any]] | None = None
         #: Set by the embedded worker, when there is one.
         self.worker: Any = None
+        self.metrics = Metrics()
+        #: The hot-reload machinery (a ``server.reload.Reloader``), once started.
+        self.reloader: Any = None
 
     def uptime(self) -> float:
         return (datetime.now(timezone.utc) - self.started_at).total_seconds()

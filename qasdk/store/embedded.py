@@ -42,7 +42,11 @@ def ensure_embedded(data_dir: str | Path, database: str = DATABASE_NAME) -> str:
     path = Path(data_dir).expanduser().resolve()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        server = _pgserver().get_server(path, cleanup_mode=None)
+        pgserver = _pgserver()
+        if not embedded_status(path)["running"]:
+            # pgserver caches one handle per folder; a stopped server needs a new one.
+            pgserver.PostgresServer._instances.pop(path, None)
+        server = pgserver.get_server(path, cleanup_mode=None)
         url = str(server.get_uri())
     except (OSError, subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
         log = path / "log"

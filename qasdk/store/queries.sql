@@ -186,3 +186,13 @@ SET status = 'cancelled', completed_at = now(),
     error = '{"type": "Cancelled", "message": "cancelled by request"}'::jsonb
 WHERE id = %(id)s AND status IN ('pending', 'running') AND cancel_requested
 RETURNING id;
+
+-- name: metrics_snapshot
+-- What /metrics reads from the database: tasks by status, queued jobs, live workers.
+SELECT
+    (SELECT COALESCE(json_object_agg(status, n), '{}'::json)
+     FROM (SELECT status, count(*) AS n FROM tasks GROUP BY status) AS by_status) AS tasks,
+    (SELECT count(*) FROM procrastinate_jobs
+     WHERE queue_name = %(queue)s AND status = 'todo') AS queued,
+    (SELECT count(*) FROM procrastinate_workers
+     WHERE last_heartbeat > now() - make_interval(secs => %(stale)s)) AS workers;

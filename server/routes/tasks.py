@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import difflib
-import time
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -20,6 +17,7 @@ from qasdk.models import TERMINAL_STATUSES, Problem, Task, TaskStatus, TraceStep
 from qasdk.store import tasks as store
 from server.errors import ApiError
 from server.params import prepare_params
+from server.routes._lookup import invalid, load_task, parse_task_id, wait_until_done
 from server.state import ServerState
 
 __all__ = ["cancel_task", "get_task", "get_trace", "list_tasks", "submit_task"]
@@ -53,12 +51,6 @@ class Trace(msgspec.Struct):
     steps: list[TraceStep]
 
 
-def _invalid(message: str, field: str | None = None) -> ApiError:
-    problems = [Problem(reason=message, field=field)] if field else []
-    text = f"{field}: {message}" if field else message
-    return ApiError(400, "invalid_request", text, problems)
-
-
 async def _unknown_method(server: ServerState, name: str) -> ApiError:
     close = difflib.get_close_matches(name, list(server.registry.methods), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -74,15 +66,15 @@ async def _unknown_method(server: ServerState, name: str) -> ApiError:
 async def submit_task(data: SubmitTask, server: ServerState) -> Response[Submitted]:
     """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``."""
     if data.task_description is not None and data.method is not None:
-        raise _invalid("give either task_description or method, not both")
+        raise invalid("give either task_description or method, not both")
     if data.task_description is None and data.method is None:
-        raise _invalid("give task_description (run by the model) or method (run directly)")
+        raise invalid("give task_description (run by the model) or method (run directly)")
     params: dict[str, Any] | None = None
     if data.task_description is not None:
         if not data.task_description.strip():
-            raise _invalid("must not be empty", "task_description")
+            raise invalid("must not be empty", "task_description")
         if data.params is not None:
-            raise _invalid("params go with method, not with task_description", "params")
+            raise invalid("params go with method, not with task_description", "params")
         kind = "described"
     else:
         assert data.method is not None
@@ -116,40 +108,6 @@ async def submit_task(data: SubmitTask, server: ServerState) -> Response[Submitt
     )
 
 
-def _task_id(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise _invalid(f"{text!r} is not a task id (a UUID)", "task_id") from None
-
-
-async def _load(server: ServerState, task_id: uuid.UUID) -> Task:
-    async with server.pool.connection() as conn:
-        task = await store.get_task(conn, task_id)
-    if task is None:
-        raise ApiError(404, "not_found", f"no task with id {task_id}")
-    return task
-
-
-async def _wait_until_done(server: ServerState, task_id: uuid.UUID, wait: float) -> Task:
-    """The task once it has finished, or as it is when ``wait`` seconds have passed."""
-    deadline = time.monotonic() + wait
-    async with server.events.subscribe(task_id) as queue:
-        task = await _load(server, task_id)
-        while task.status not in TERMINAL_STATUSES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            with contextlib.suppress(asyncio.TimeoutError):
-                # Without a listening connection, poll; events may be missed.
-                timeout = remaining if server.events.connected else min(remaining, 0.25)
-                event = await asyncio.wait_for(queue.get(), timeout)
-                if event.get("event") == "step":
-                    continue
-            task = await _load(server, task_id)
-    return task
-
-
 @get("/api/tasks/{task_id:str}", summary="Read a task")
 async def get_task(
     task_id: str,
@@ -160,8 +118,8 @@ async def get_task(
 ) -> Task:
     """The task's status and, once finished, its result or error."""
     if wait > 0:
-        return await _wait_until_done(server, _task_id(task_id), wait)
-    return await _load(server, _task_id(task_id))
+        return await wait_until_done(server, parse_task_id(task_id), wait)
+    return await load_task(server, parse_task_id(task_id))
 
 
 def _cursor(task: Task) -> str:
@@ -175,7 +133,7 @@ def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created, _, task_id = raw.partition("|")
         return datetime.fromisoformat(created), uuid.UUID(task_id)
     except (ValueError, UnicodeDecodeError):
-        raise _invalid("is not a cursor this API returned", "cursor") from None
+        raise invalid("is not a cursor this API returned", "cursor") from None
 
 
 @get("/api/tasks", summary="List tasks")
@@ -208,23 +166,23 @@ async def cancel_task(
     Answers 200 once the task is cancelled, 202 if it is still stopping after
     ``wait`` seconds, 409 if it had already finished.
     """
-    task_uuid = _task_id(task_id)
+    task_uuid = parse_task_id(task_id)
     async with server.pool.connection() as conn:
         status = await store.cancel_task(conn, task_uuid)
     if status is None:
-        task = await _load(server, task_uuid)  # 404 when unknown
+        task = await load_task(server, task_uuid)  # 404 when unknown
         raise ApiError(409, "conflict", f"task {task_id} already {task.status}; nothing to cancel")
     if status == "running":
-        task = await _wait_until_done(server, task_uuid, wait)
+        task = await wait_until_done(server, task_uuid, wait)
     else:
-        task = await _load(server, task_uuid)
+        task = await load_task(server, task_uuid)
     return Response(task, status_code=200 if task.status in TERMINAL_STATUSES else 202)
 
 
 @get("/api/tasks/{task_id:str}/trace", summary="A task's trace")
 async def get_trace(task_id: str, server: ServerState) -> Trace:
     """Every model turn and tool call, in order, with arguments, results and durations."""
-    task = await _load(server, _task_id(task_id))
+    task = await load_task(server, parse_task_id(task_id))
     async with server.pool.connection() as conn:
         steps = await store.list_steps(conn, task.task_id)
     return Trace(task_id=task.task_id, status=task.status, steps=steps)

@@ -440,3 +440,19 @@ def test_collect_reports_every_problem_at_once(tmp_path: Path) -> None:
     paths = {p.source.path for p in info.value.problems if p.source}
     assert {Path(p).name for p in paths} == {"a.py", "b.py", "methods.yaml"}
     assert len(info.value.problems) >= 6
+
+
+def test_a_short_sphinx_docstring_is_still_read() -> None:
+    # One ":param" line fools griffe's style heuristic; the scanner tries the other styles.
+    config = only('''
+    from qasdk import tool
+
+    @tool
+    def shout(text: str) -> str:
+        """Upper-case a text.
+
+        :param text: The text.
+        """
+    ''')
+    assert config.parameters[0].description == "The text."
+    assert config.description == "Upper-case a text."

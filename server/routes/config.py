@@ -1,0 +1,59 @@
+"""``/api/config``: the active configuration (secrets masked), and reloading it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Response, get, post
+
+from qasdk.store.connection import mask_url
+from server.errors import ApiError
+from server.reload import ReloadOutcome
+from server.state import ServerState
+
+__all__ = ["get_config", "reload_config"]
+
+
+class ActiveConfig(msgspec.Struct):
+    config: dict[str, Any]
+    source: str | None
+    loaded_at: datetime
+    watching: list[str]
+    last_reload: ReloadOutcome | None
+
+
+def _masked(server: ServerState) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(server.config)
+    data.pop("path", None)
+    database, model = data["database"], data["model"]
+    if database.get("password"):
+        database["password"] = "****"
+    if database.get("url"):
+        database["url"] = mask_url(database["url"])
+    if model.get("api_key"):
+        model["api_key"] = "****"
+    return data
+
+
+@get("/api/config", summary="The active configuration")
+async def get_config(server: ServerState) -> ActiveConfig:
+    """What this server runs with (passwords and keys masked), and the last reload."""
+    reloader = server.reloader
+    return ActiveConfig(
+        config=_masked(server),
+        source=server.config.path,
+        loaded_at=reloader.config_loaded_at if reloader else server.started_at,
+        watching=reloader.watched() if reloader else [],
+        last_reload=reloader.last if reloader else None,
+    )
+
+
+@post("/api/config/reload", summary="Reload the configuration and the tools")
+async def reload_config(server: ServerState) -> Response[ReloadOutcome]:
+    """Apply a valid change (200), or keep everything as it is and say why (422)."""
+    if server.reloader is None:
+        raise ApiError(409, "conflict", "this server cannot reload")
+    outcome = await server.reloader.reload("api")
+    return Response(outcome, status_code=422 if outcome.outcome == "rejected" else 200)
