@@ -6,6 +6,7 @@ It never touches the database and never imports user code.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = ["Registry", "collect", "discover"]
 METHODS_FILES = ("methods.yaml", "methods.yml", "methods.json")
 DECLARED_SUFFIXES = (".yaml", ".yml", ".json")
 _SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
+logger = logging.getLogger("qasdk.collect")
 
 
 class Registry(msgspec.Struct, kw_only=True):
@@ -107,6 +109,12 @@ def collect(paths: Sequence[str | Path], *, module_root: str | Path | None = Non
     """
     root = Path(module_root) if module_root is not None else Path.cwd()
     found = discover(paths)
+    logger.debug(
+        "found %d Python files and %d methods files in %s",
+        len(found.python),
+        len(found.declared),
+        ", ".join(str(p) for p in paths),
+    )
     problems = list(found.problems)
     warnings: list[Problem] = []
 
@@ -126,11 +134,19 @@ def collect(paths: Sequence[str | Path], *, module_root: str | Path | None = Non
         scanner.add_file(file, module=module, display=shown)
     scanned = scanner.result()
     problems += scanned.problems
+    for entry in scanned.entries:
+        logger.debug("scanned tool %r at %s", entry.config.name, entry.source)
 
     declared_entries: list[ToolEntry] = []
     overrides: list[ToolOverride] = []
     for file in found.declared:
         declared = load_methods_file(file, display=display_path(file))
+        logger.debug(
+            "%s declares %d tools and %d overrides",
+            display_path(file),
+            len(declared.entries),
+            len(declared.overrides),
+        )
         problems += declared.problems
         declared_entries += declared.entries
         overrides += declared.overrides
@@ -141,6 +157,7 @@ def collect(paths: Sequence[str | Path], *, module_root: str | Path | None = Non
     if problems:
         raise ValidationError(problems=_ordered(problems))
     entries.sort(key=lambda e: e.config.name)
+    logger.info("collected %d tools from %s", len(entries), ", ".join(str(p) for p in paths))
     return Registry(
         entries=entries,
         python_files=scanned.files,

@@ -53,6 +53,7 @@ _PATTERNS = (
     (re.compile(r"(bearer\s+)([A-Za-z0-9._~+/=-]+)", re.IGNORECASE), r"\1****"),
 )
 _MARK = "_qasdk_handler"
+_LINE_BREAKS = {c: f"\\u{c:04x}" for c in (0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
@@ -76,6 +77,10 @@ class RedactingFilter(logging.Filter):
         message = record.getMessage()
         record.msg = redact_text(message, self.secrets)
         record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.__dict__.setdefault("error_type", type(exc).__name__)
+            record.__dict__.setdefault("error_message", str(exc))
         if record.exc_info and not record.exc_text:
             record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
         if record.exc_text:
@@ -109,6 +114,9 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _error_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """Error type and message, unless the redacting filter already set them (masked)."""
+    if "error_type" in record.__dict__:
+        return {}
     if record.exc_info and record.exc_info[1] is not None:
         exc = record.exc_info[1]
         return {"error_type": type(exc).__name__, "error_message": str(exc)}
@@ -157,12 +165,17 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         data.update(_error_fields(record))
+        for key in ("error_type", "error_message"):
+            if key in record.__dict__:
+                data[key] = record.__dict__[key]
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             data["stack_trace"] = record.exc_text
         data.update(_extras(record))
-        return json.dumps(data, ensure_ascii=False, default=str)
+        line = json.dumps(data, ensure_ascii=False, default=str)
+        # Characters some readers treat as line breaks stay escaped: one record, one line.
+        return line.translate(_LINE_BREAKS)
 
 
 class _NotReported(logging.Filter):

@@ -24,11 +24,12 @@ from typing import Any
 
 import procrastinate
 from procrastinate.job_context import AbortReason, JobContext
+from procrastinate.retry import RetryDecision
 
 from qasdk.config import WorkerConfig
 from qasdk.store.connection import CONNECT_KWARGS
 from qasdk.store.tasks import JOB_TASK, QUEUE
-from server.runner import HandBack, StopReason, TaskRunner
+from server.runner import DatabaseUnavailable, HandBack, StopReason, TaskBusy, TaskRunner
 
 __all__ = ["Worker", "queue_app", "worker_name"]
 
@@ -39,7 +40,7 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def queue_app(url: str, *, pool_size: int) -> procrastinate.App:
+def queue_app(url: str, *, pool_size: int, busy_delay: float = 10.0) -> procrastinate.App:
     """A Procrastinate app for qasdk's queue, with the job that runs a task."""
     connector = procrastinate.PsycopgConnector(
         conninfo=url,
@@ -48,14 +49,31 @@ def queue_app(url: str, *, pool_size: int) -> procrastinate.App:
         kwargs={**CONNECT_KWARGS, "application_name": "qasdk-queue"},
     )
     app = procrastinate.App(connector=connector)
-    app.task(
-        name=JOB_TASK,
-        queue=QUEUE,
-        pass_context=True,
-        # A task handed back at shutdown goes straight back to the queue.
-        retry=procrastinate.RetryStrategy(retry_exceptions={HandBack}),
-    )(_run_task)
+    app.task(name=JOB_TASK, queue=QUEUE, pass_context=True, retry=_KeepUntilDone(busy_delay))(
+        _run_task
+    )
     return app
+
+
+class _KeepUntilDone(procrastinate.BaseRetryStrategy):
+    """A job stays in the queue until its task has an outcome.
+
+    Handed back at shutdown: at once. The database went away: in a second.
+    Locked by another worker: after that worker could have been declared dead.
+    Anything else is the task's own outcome and is not retried here.
+    """
+
+    def __init__(self, busy_delay: float) -> None:
+        self.busy_delay = busy_delay
+
+    def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:
+        if isinstance(exception, HandBack):
+            return RetryDecision(retry_in={"seconds": 0})
+        if isinstance(exception, DatabaseUnavailable):
+            return RetryDecision(retry_in={"seconds": 1})
+        if isinstance(exception, TaskBusy):
+            return RetryDecision(retry_in={"milliseconds": int(self.busy_delay * 1000)})
+        return None
 
 
 async def _run_task(context: JobContext, task_id: str) -> None:

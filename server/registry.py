@@ -50,12 +50,19 @@ class MethodRegistry:
     def get(self, name: str) -> MethodMetadata | None:
         return self._methods.get(name)
 
-    async def load(self) -> bool:
-        """Read every registered tool; return whether anything changed."""
+    async def load(self, *, unless_loaded_since: float | None = None) -> bool:
+        """Read every registered tool; return whether anything changed.
+
+        ``unless_loaded_since``: skip when a load started after that moment (someone
+        else already read what this caller wanted to see).
+        """
         async with self._lock:
+            if unless_loaded_since is not None and self._last_load > unless_loaded_since:
+                return False
+            started = time.monotonic()
             async with self._pool.connection() as conn:
                 found = await list_methods(conn)
-            self._last_load = time.monotonic()
+            self._last_load = started
             methods = {m.name: m for m in found}
             changed = methods != dict(self._methods)
             if changed or self.loaded_at is None:
@@ -70,9 +77,18 @@ class MethodRegistry:
             return changed
 
     async def find(self, name: str) -> MethodMetadata | None:
-        """Look a tool up, reloading once if it is unknown and memory may be stale."""
+        """Look a tool up; an unknown name is looked for again in the database.
+
+        A tool synced before the request is always found. Reloads for unknown
+        names happen at most every ``refresh_interval`` seconds, and concurrent
+        requests share one.
+        """
         method = self._methods.get(name)
-        if method is None and time.monotonic() - self._last_load >= self._refresh_interval:
-            await self.load()
-            method = self._methods.get(name)
-        return method
+        if method is not None:
+            return method
+        asked = time.monotonic()
+        wait = self._refresh_interval - (asked - self._last_load)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await self.load(unless_loaded_since=asked)
+        return self._methods.get(name)

@@ -28,10 +28,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg.rows import DictRow
 
 from qasdk.config import Config, ModelConfig
-from qasdk.errors import QasdkError
+from qasdk.errors import DatabaseError, QasdkError
 from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
 from qasdk.store import tasks as store
 from qasdk.store._sql import execute as run_query
@@ -41,7 +42,14 @@ from server.executor import Executor
 from server.metrics import Metrics, tool_outcome
 from server.registry import MethodRegistry
 
-__all__ = ["HandBack", "StopReason", "TaskRunner"]
+__all__ = [
+    "DatabaseUnavailable",
+    "HandBack",
+    "StopReason",
+    "TaskBusy",
+    "TaskRunner",
+    "connection_problem",
+]
 
 logger = logging.getLogger("qasdk.runner")
 
@@ -55,6 +63,26 @@ class StopReason(enum.Enum):
 
 class HandBack(Exception):
     """The worker is stopping; the task was put back in the queue for another one."""
+
+
+class TaskBusy(Exception):
+    """Another worker holds the task's lock: look again later, in case that worker dies."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database went away mid-task: run it again once it is back."""
+
+
+def connection_problem(exc: BaseException | None) -> bool:
+    """Whether ``exc`` means "the database is unreachable", not "this statement is wrong"."""
+    while exc is not None:
+        if isinstance(exc, (psycopg.OperationalError, psycopg_pool.PoolTimeout, OSError)):
+            return True
+        if isinstance(exc, DatabaseError):
+            # No SQLSTATE: the client gave up (closed connection, connect failure).
+            return exc.sqlstate is None or exc.sqlstate[:2] in ("08", "53", "57")
+        exc = exc.__cause__
+    return False
 
 
 def _now() -> datetime:
@@ -161,15 +189,28 @@ class TaskRunner:
     # -- one task -------------------------------------------------------------
 
     async def run(self, task_id: uuid.UUID, stop_reason: Callable[[], StopReason | None]) -> None:
-        """Run ``task_id`` to an outcome (the body of the queue job)."""
+        """Run ``task_id`` to an outcome (the body of the queue job).
+
+        Raises :class:`TaskBusy` or :class:`DatabaseUnavailable` when the job must
+        come back later: the queue keeps it until the task has an outcome.
+        """
+        try:
+            await self._run(task_id, stop_reason)
+        except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+            if connection_problem(exc):
+                logger.warning(
+                    "task %s: the database went away (%s); it will run again", task_id, exc
+                )
+                raise DatabaseUnavailable(str(exc)) from exc
+            raise
+
+    async def _run(self, task_id: uuid.UUID, stop_reason: Callable[[], StopReason | None]) -> None:
         key = store.lock_key(task_id)
         async with self.pool.connection() as conn:
             locked = await (await run_query(conn, "task_lock", {"key": key})).fetchone()
             if not locked or not locked["locked"]:
-                logger.warning(
-                    "task %s is already running on another worker; leaving it there", task_id
-                )
-                return
+                logger.warning("task %s is running on another worker; looking again later", task_id)
+                raise TaskBusy(str(task_id))
             try:
                 await self._claimed(conn, task_id, stop_reason)
             finally:
@@ -210,6 +251,11 @@ class TaskRunner:
         started = time.monotonic()
         try:
             status, result, error = await self._execute(task, attempt, recorder)
+        except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+            if connection_problem(exc):
+                raise
+            logger.exception("task %s: unexpected error", task_id, extra=log_extra)
+            status, result, error = "failed", None, TaskError(type(exc).__name__, str(exc))
         except asyncio.CancelledError:
             reason = stop_reason()
             await recorder.flush()

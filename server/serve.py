@@ -122,7 +122,7 @@ async def worker_parts(
         metrics=metrics,
     )
     warm = asyncio.create_task(runner.warm_up(), name="qasdk warm-up")
-    queue = queue_app(url, pool_size=concurrency + 2)
+    queue = queue_app(url, pool_size=concurrency + 2, busy_delay=config.worker.stalled_after)
     await queue.open_async()
     worker = Worker(queue, runner, config.worker)
     await worker.start()

@@ -8,6 +8,7 @@ with ``prune``, tools no longer defined are deleted.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 
 import msgspec
@@ -30,6 +31,7 @@ __all__ = [
     "upsert_methods",
 ]
 
+logger = logging.getLogger("qasdk.store")
 _COMPARED = tuple(f for f in MethodConfig.__struct_fields__ if f != "name")
 
 
@@ -166,10 +168,24 @@ async def sync_methods(
         plan = plan_sync(existing, configs, prune=prune)
         written: dict[str, bool] = {}
         deleted: list[str] = []
+        for name in plan.created:
+            logger.debug("sync: create %r", name)
+        for name, fields in plan.updated.items():
+            logger.debug("sync: update %r (%s)", name, ", ".join(fields))
+        for name in plan.deleted:
+            logger.debug("sync: delete %r", name)
         if not dry_run:
             to_write = set(plan.created) | set(plan.updated)
             written = await upsert_methods(conn, [c for c in configs if c.name in to_write])
             deleted = await delete_methods(conn, plan.deleted)
+    logger.info(
+        "sync%s: %d created, %d updated, %d unchanged, %d deleted",
+        " (dry run)" if dry_run else "",
+        len(plan.created),
+        len(plan.updated),
+        len(plan.unchanged),
+        len(plan.deleted),
+    )
     return SyncReport(
         plan=plan,
         dry_run=dry_run,

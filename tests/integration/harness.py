@@ -180,13 +180,14 @@ class Server(Process):
         return super().stop(sig, timeout)
 
 
-def runs(project: Path) -> list[tuple[str, str, int, float]]:
-    """(event, tag, pid, time) lines the `record` tool wrote."""
+def runs(project: Path, *, ticks: bool = False) -> list[tuple[str, str, int, float]]:
+    """(event, tag, pid, time) lines the `record` tool wrote: start and end (and ticks)."""
     log = project / "runs.log"
     if not log.exists():
         return []
     found = []
     for line in log.read_text().splitlines():
         event, tag, pid, when = line.split()
-        found.append((event, tag, int(pid), float(when)))
+        if event != "tick" or ticks:
+            found.append((event, tag, int(pid), float(when)))
     return found

@@ -271,10 +271,13 @@ async def test_migrations_on_a_fresh_database(fresh_database: str) -> None:
             "registered_methods_name_key",
         }
         cur = await connection.execute(
-            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'registered_methods'::regclass AND NOT tgisinternal"
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'registered_methods'::regclass "
+            "AND NOT tgisinternal ORDER BY tgname"
         )
+        # The seed's trigger, and qasdk's change notification (migration 0005).
         assert [r["tgname"] for r in await cur.fetchall()] == [
-            "update_registered_methods_updated_at"
+            "qasdk_registry_changed",
+            "update_registered_methods_updated_at",
         ]
         cur = await connection.execute(
             "SELECT column_name, data_type FROM information_schema.columns "

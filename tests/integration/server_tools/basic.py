@@ -82,17 +82,23 @@ def unserializable() -> dict:
     return {"value": object()}
 
 
+def _note(event: str, tag: str) -> None:
+    with RUNS.open("a") as log:
+        log.write(f"{event} {tag} {os.getpid()} {time.time()}\n")
+
+
 @tool
 def record(tag: str, seconds: float = 0.0) -> str:
-    """Append a line to the runs log (start and end), sleeping in between.
+    """Log the run in the runs file: start, a tick every 50 ms while it lasts, end.
 
     Args:
         tag: What to write.
         seconds: How long the run lasts.
     """
-    with RUNS.open("a") as log:
-        log.write(f"start {tag} {os.getpid()} {time.time()}\n")
-    time.sleep(seconds)
-    with RUNS.open("a") as log:
-        log.write(f"end {tag} {os.getpid()} {time.time()}\n")
+    _note("start", tag)
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        time.sleep(min(0.05, max(0.0, until - time.monotonic())))
+        _note("tick", tag)
+    _note("end", tag)
     return tag
