@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import signal
 import socket
@@ -35,7 +36,7 @@ def overlapping_runs(project: Path) -> list[str]:
     twice = []
     for tag, intervals in spans.items():
         intervals.sort()
-        if any(b[0] < a[1] for a, b in zip(intervals, intervals[1:], strict=False)):
+        if any(b[0] < a[1] for a, b in itertools.pairwise(intervals)):
             twice.append(tag)
     return twice
 
