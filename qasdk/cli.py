@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -112,6 +113,15 @@ def handle_errors(func: Callable[..., T]) -> Callable[..., T]:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+def _stop_quietly_while_starting() -> None:
+    """SIGTERM before the service is up (and handles it itself): just exit, status 0."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def run_service(coro: Coroutine[Any, Any, T]) -> T:
@@ -317,6 +327,7 @@ def serve(
     prune: bool,
 ) -> None:
     """Serve the REST API with an embedded worker (OpenAPI docs at /schema)."""
+    _stop_quietly_while_starting()
     from server.serve import run_server
 
     def overrides(loaded: Config) -> Config:
@@ -342,6 +353,7 @@ def serve(
 @handle_errors
 def worker(state: State, concurrency: int | None) -> None:
     """Run tasks from the queue, on any machine that reaches the database."""
+    _stop_quietly_while_starting()
     from server.serve import run_worker
 
     config = _service_config(state.config(service=True), None, None, concurrency)

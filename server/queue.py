@@ -27,6 +27,7 @@ from procrastinate.job_context import AbortReason, JobContext
 from procrastinate.retry import RetryDecision
 
 from qasdk.config import WorkerConfig
+from qasdk.store._sql import execute
 from qasdk.store.connection import CONNECT_KWARGS
 from qasdk.store.tasks import JOB_TASK, QUEUE
 from server.runner import DatabaseUnavailable, HandBack, StopReason, TaskBusy, TaskRunner
@@ -148,9 +149,13 @@ class Worker:
         return self._worker_task is None or self._worker_task.done()
 
     async def wait(self) -> None:
-        """Until the worker stops; re-raise why it failed if it did."""
+        """Until the worker stops; re-raise why it failed if it did.
+
+        Cancelling a waiter must not cancel the worker: a second cancellation would
+        cut Procrastinate's graceful shutdown short.
+        """
         if self._worker_task is not None:
-            await self._worker_task
+            await asyncio.shield(self._worker_task)
 
     async def stop(self) -> None:
         """Stop taking jobs; running ones get ``shutdown_grace`` seconds, then are handed back."""
@@ -160,31 +165,35 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._recovery_task
         if self._worker_task is not None and not self._worker_task.done():
-            self._worker_task.cancel()  # Procrastinate turns this into a graceful stop
+            self._worker_task.cancel()  # once: Procrastinate turns it into a graceful stop
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker_task
+                await asyncio.shield(self._worker_task)
 
     async def _recover(self) -> None:
-        manager = self.app.job_manager
         interval = self.config.heartbeat_interval
         while True:
             await asyncio.sleep(interval)
             try:
-                stalled: Any = await manager.get_stalled_jobs(
-                    queue=QUEUE, seconds_since_heartbeat=self.config.stalled_after
-                )
-                for job in stalled:
-                    try:
-                        await manager.retry_job(job)
-                    except Exception:  # another worker recovered it first
-                        logger.debug("job %s: already recovered", job.id, exc_info=True)
-                        continue
-                    logger.warning(
-                        "job %s (task %s): its worker stopped; queued again",
-                        job.id,
-                        job.task_kwargs.get("task_id"),
+                async with self.runner.pool.connection() as conn:
+                    cur = await execute(
+                        conn,
+                        "recover_stalled_jobs",
+                        {"queue": QUEUE, "stale": self.config.stalled_after},
                     )
+                    recovered = await cur.fetchall()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be restarting; try again next round
                 logger.debug("stalled-job recovery failed this round", exc_info=True)
+                continue
+            for row in recovered:
+                if row["abort_requested"]:
+                    logger.warning(
+                        "task %s: its worker stopped while cancelling it; cancelled", row["task_id"]
+                    )
+                else:
+                    logger.warning(
+                        "task %s: its worker stopped; queued again (job %s)",
+                        row["task_id"],
+                        row["job_id"],
+                    )

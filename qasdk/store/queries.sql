@@ -196,3 +196,33 @@ SELECT
      WHERE queue_name = %(queue)s AND status = 'todo') AS queued,
     (SELECT count(*) FROM procrastinate_workers
      WHERE last_heartbeat > now() - make_interval(secs => %(stale)s)) AS workers;
+
+-- name: recover_stalled_jobs
+-- Jobs of workers that stopped sending heartbeats go back to the queue, in one
+-- statement: rows are locked as they are chosen, and the heartbeat is checked
+-- when the statement runs, so two workers never re-queue the same job and a job
+-- is never taken from a live worker. A job whose task was being cancelled ends
+-- its task as cancelled (Procrastinate marks such a job failed).
+WITH stalled AS (
+    SELECT job.id, job.abort_requested, job.args ->> 'task_id' AS task_id
+    FROM procrastinate_jobs AS job
+    LEFT JOIN procrastinate_workers AS worker ON worker.id = job.worker_id
+    WHERE job.queue_name = %(queue)s
+      AND job.status = 'doing'
+      AND (job.worker_id IS NULL
+           OR worker.last_heartbeat < now() - make_interval(secs => %(stale)s))
+    FOR UPDATE OF job SKIP LOCKED
+), retried AS (
+    SELECT stalled.*, procrastinate_retry_job_v2(stalled.id, now(), NULL, NULL, NULL) AS done
+    FROM stalled
+), cancelled AS (
+    UPDATE tasks
+    SET status = 'cancelled', completed_at = now(),
+        error = '{"type": "Cancelled", "message": "cancelled by request"}'::jsonb
+    FROM retried
+    WHERE retried.abort_requested
+      AND tasks.id = retried.task_id::uuid
+      AND tasks.status IN ('pending', 'running')
+    RETURNING tasks.id
+)
+SELECT retried.id AS job_id, retried.task_id, retried.abort_requested FROM retried;

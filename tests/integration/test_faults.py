@@ -198,3 +198,45 @@ def test_postgres_restart_under_load(
         assert overlapping_runs(project) == []
     finally:
         assert server.stop() == 0, server.output
+
+
+def test_a_worker_stopped_with_sigterm_finishes_its_task(
+    project: Path, fresh_database: str
+) -> None:
+    api = Server(project, fresh_database, "--no-worker")
+    worker = Process(project, fresh_database, "worker")
+    try:
+        worker.wait_for("running up to")
+        task_id = api.submit(method="record", params={"tag": "graceful", "seconds": 1.5})["task_id"]
+        wait_started(project, "graceful")
+        assert worker.stop(signal.SIGTERM) == 0
+        task = api.get(task_id)
+        assert (task["status"], task["attempts"]) == ("completed", 1), task
+    finally:
+        worker.kill()
+        assert api.stop() == 0
+
+
+def test_a_task_cancelled_while_its_worker_is_dead_ends_cancelled(
+    project: Path, fresh_database: str
+) -> None:
+    api = Server(project, fresh_database, "--no-worker")
+    frozen = Process(project, fresh_database, "worker")
+    try:
+        frozen.wait_for("running up to")
+        task_id = api.submit(method="record", params={"tag": "frozen", "seconds": 30})["task_id"]
+        wait_started(project, "frozen")
+        frozen.proc.send_signal(signal.SIGSTOP)  # alive but silent: no heartbeat, no abort
+        response = api.http.post(f"/api/tasks/{task_id}/cancel", params={"wait": 0})
+        assert response.status_code == 202  # asked; the worker cannot answer
+        frozen.kill()
+        rescuer = Process(project, fresh_database, "worker")
+        try:
+            task = api.finished(task_id, within=30)
+        finally:
+            assert rescuer.stop() == 0
+        assert task["status"] == "cancelled"
+        assert [e for e, t, _, _ in runs(project) if t == "frozen"] == ["start"]
+    finally:
+        frozen.kill()
+        assert api.stop() == 0
