@@ -1,6 +1,7 @@
 """Error responses: what went wrong and where, never how the server is built.
 
-400  malformed JSON, a missing or invalid field, an unknown tool, bad params
+400  malformed JSON, a missing or invalid field, an unknown tool, bad params,
+     text the database cannot store (NUL)
 404  no such task or tool
 409  the request conflicts with the task's state (cancel a finished task)
 503  the database is unreachable; the client should retry (Retry-After)
@@ -20,12 +21,13 @@ import psycopg
 import psycopg_pool
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from qasdk.errors import DatabaseError
 from qasdk.models import Problem
 
-__all__ = ["ApiError", "ErrorBody", "exception_handlers"]
+__all__ = ["ApiError", "ErrorBody", "error_responses", "exception_handlers"]
 
 logger = logging.getLogger("qasdk.api")
 
@@ -45,6 +47,24 @@ class ErrorDetail(msgspec.Struct, omit_defaults=True):
 
 class ErrorBody(msgspec.Struct):
     error: ErrorDetail
+
+
+_DESCRIPTIONS = {
+    400: "Invalid request: the field and the reason are in `problems`",
+    404: "No such task or tool",
+    409: "The request conflicts with the current state",
+    422: "The new configuration or tools were rejected; nothing changed",
+    500: "A server fault; the log has its stack trace under `error_id`",
+    503: "The database is unreachable; retry after `Retry-After` seconds",
+}
+
+
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI documentation of the error bodies a route answers with (500 and 503 always)."""
+    return {
+        code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[code])
+        for code in sorted({*codes, 500, 503})
+    }
 
 
 class ApiError(Exception):
@@ -81,6 +101,8 @@ _AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
 
 def _friendly(reason: str) -> str:
+    if reason in ("data: 'data'", "'data'"):
+        return "a JSON body is required"
     if reason.startswith("JSON is malformed: "):
         reason = "the body is not valid JSON: " + reason[len("JSON is malformed: ") :]
     return reason[:1].lower() + reason[1:]
@@ -114,10 +136,30 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Error
     return _response(exc.status_code, ErrorDetail(kind, message), dict(exc.headers or {}))
 
 
-def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
-    sqlstate = getattr(exc, "sqlstate", None)
+# SQLSTATEs of text PostgreSQL cannot store: NUL (\u0000) in text or jsonb, or a character
+# the database's encoding lacks. In a request handler that text came from the request.
+_UNSTORABLE_TEXT = {"22P05", "22021"}
+
+
+def _unstorable_text(cause: BaseException, sqlstate: str | None) -> bool:
+    if sqlstate in _UNSTORABLE_TEXT:
+        return True
+    # psycopg refuses a str with NUL before sending it (a DataError without SQLSTATE).
+    return sqlstate is None and isinstance(cause, psycopg.DataError) and "NUL" in str(cause)
+
+
+def _database(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """Database failures: an outage is a 503, text it cannot store a 400, the rest a bug."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) and exc.__cause__ else exc
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    if _unstorable_text(cause, sqlstate):
+        message = "the request contains text the database cannot store (such as NUL, \\u0000)"
+        return _response(400, ErrorDetail("invalid_request", message))
     if sqlstate and not sqlstate.startswith(("08", "57", "53")):
         return _internal(request, exc)  # a failed statement is a bug, not an outage
+    lost = (psycopg.OperationalError, psycopg.InterfaceError)
+    if not sqlstate and isinstance(cause, psycopg.Error) and not isinstance(cause, lost):
+        return _internal(request, exc)  # refused by the driver, not a lost server
     logger.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
     detail = ErrorDetail("unavailable", "the database is unavailable; retry shortly")
     return _response(503, detail, {"Retry-After": "1"})
@@ -141,8 +183,8 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     ApiError: _api_error,
     ValidationException: _validation,
     HTTPException: _http,
-    DatabaseError: _unavailable,
-    psycopg.OperationalError: _unavailable,
-    psycopg_pool.PoolTimeout: _unavailable,
+    DatabaseError: _database,
+    psycopg.OperationalError: _database,
+    psycopg_pool.PoolTimeout: _database,
     Exception: _internal,
 }

@@ -26,7 +26,7 @@ logger = logging.getLogger("qasdk.registry")
 class MethodRegistry:
     """Registered tools by name, reloaded from PostgreSQL on demand."""
 
-    def __init__(self, pool: Pool, *, refresh_interval: float = 0.5):
+    def __init__(self, pool: Pool, *, refresh_interval: float = 0.2):
         self._pool = pool
         self._methods: Mapping[str, MethodMetadata] = MappingProxyType({})
         self._refresh_interval = refresh_interval

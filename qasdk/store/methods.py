@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
 
 import msgspec
 import psycopg
@@ -97,7 +99,12 @@ def _row(config: MethodConfig) -> dict[str, object]:
     }
 
 
-def _metadata(row: dict[str, object]) -> MethodMetadata:
+def _metadata(row: dict[str, Any]) -> MethodMetadata:
+    # TIMESTAMP columns (seed 000's schema) hold UTC: every session runs in UTC.
+    for column in ("created_at", "updated_at"):
+        value = row.get(column)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            row[column] = value.replace(tzinfo=timezone.utc)
     method = msgspec.convert(row, MethodMetadata)
     return msgspec.structs.replace(method, parameters=tuple(map(_typed_default, method.parameters)))
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import msgspec
 from litestar import Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 
 from qasdk.store.connection import mask_url
-from server.errors import ApiError
+from server.errors import ApiError, error_responses
 from server.reload import ReloadOutcome
 from server.state import ServerState
 
@@ -50,7 +51,15 @@ async def get_config(server: ServerState) -> ActiveConfig:
     )
 
 
-@post("/api/config/reload", summary="Reload the configuration and the tools")
+@post(
+    "/api/config/reload",
+    status_code=200,
+    summary="Reload the configuration and the tools",
+    responses={
+        422: ResponseSpec(data_container=ReloadOutcome, description="Rejected; nothing changed"),
+        **error_responses(409),
+    },
+)
 async def reload_config(server: ServerState) -> Response[ReloadOutcome]:
     """Apply a valid change (200), or keep everything as it is and say why (422)."""
     if server.reloader is None:

@@ -18,6 +18,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from qasdk.models import TERMINAL_STATUSES, Task
 from qasdk.store import tasks as store
+from server.errors import error_responses
 from server.routes._lookup import load_task, parse_task_id
 from server.state import ServerState
 
@@ -32,7 +33,12 @@ def _message(event: str, payload: object, event_id: str | None = None) -> Server
     )
 
 
-@get("/api/tasks/{task_id:str}/events", summary="Follow a task (Server-Sent Events)")
+@get(
+    "/api/tasks/{task_id:str}/events",
+    summary="Follow a task (Server-Sent Events)",
+    media_type="text/event-stream",
+    responses=error_responses(400, 404),
+)
 async def task_events(task_id: str, server: ServerState) -> ServerSentEvent:
     """Status changes and trace steps of one task, live, until it finishes."""
     task_uuid = parse_task_id(task_id)

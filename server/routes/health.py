@@ -10,6 +10,7 @@ from typing import Any, Literal
 import httpx
 import msgspec
 from litestar import Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 from server.state import ServerState
 
@@ -82,7 +83,11 @@ async def _model(server: ServerState) -> Check:
     return check
 
 
-@get("/health", summary="Health of the server and what it depends on")
+@get(
+    "/health",
+    summary="Health of the server and what it depends on",
+    responses={503: ResponseSpec(data_container=Health, description="The database is unreachable")},
+)
 async def health(server: ServerState) -> Response[Health]:
     """200 when the database answers (a model that is down is reported, not fatal); else 503."""
     database, model = await asyncio.gather(_database(server), _model(server))

@@ -8,7 +8,7 @@ import msgspec
 from litestar import get
 
 from qasdk.models import MethodMetadata
-from server.errors import ApiError
+from server.errors import ApiError, error_responses
 from server.state import ServerState
 
 __all__ = ["get_method", "list_methods"]
@@ -25,7 +25,7 @@ async def list_methods(server: ServerState) -> MethodList:
     return MethodList(methods=methods, count=len(methods))
 
 
-@get("/api/methods/{name:str}", summary="Read a registered tool")
+@get("/api/methods/{name:str}", summary="Read a registered tool", responses=error_responses(404))
 async def get_method(name: str, server: ServerState) -> MethodMetadata:
     method = await server.registry.find(name)
     if method is None:

@@ -10,12 +10,13 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from qasdk.errors import ValidationError
 from qasdk.models import TERMINAL_STATUSES, Problem, Task, TaskStatus, TraceStep
 from qasdk.store import tasks as store
-from server.errors import ApiError
+from server.errors import ApiError, error_responses
 from server.params import prepare_params
 from server.routes._lookup import invalid, load_task, parse_task_id, wait_until_done
 from server.state import ServerState
@@ -62,13 +63,35 @@ async def _unknown_method(server: ServerState, name: str) -> ApiError:
     )
 
 
-@post("/api/tasks", status_code=201, summary="Submit a task")
+def _nul_field(value: Any, path: str) -> str | None:
+    """Where a NUL character hides in request text (PostgreSQL text cannot hold it)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return f"{path}.{key!r}"
+            found = _nul_field(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_field(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+@post("/api/tasks", status_code=201, summary="Submit a task", responses=error_responses(400))
 async def submit_task(data: SubmitTask, server: ServerState) -> Response[Submitted]:
     """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``."""
     if data.task_description is not None and data.method is not None:
         raise invalid("give either task_description or method, not both")
     if data.task_description is None and data.method is None:
         raise invalid("give task_description (run by the model) or method (run directly)")
+    nul = _nul_field(data.task_description, "task_description") or _nul_field(data.params, "params")
+    if nul is not None:
+        raise invalid("must not contain NUL (\\u0000): the database cannot store it", nul)
     params: dict[str, Any] | None = None
     if data.task_description is not None:
         if not data.task_description.strip():
@@ -108,9 +131,9 @@ async def submit_task(data: SubmitTask, server: ServerState) -> Response[Submitt
     )
 
 
-@get("/api/tasks/{task_id:str}", summary="Read a task")
+@get("/api/tasks/{task_id:str}", summary="Read a task", responses=error_responses(400, 404))
 async def get_task(
-    task_id: str,
+    task_id: Annotated[str, Parameter(description="The task's id (a UUID).")],
     server: ServerState,
     wait: Annotated[
         float, Parameter(ge=0, le=MAX_WAIT, description="Seconds to wait for the task to finish.")
@@ -136,7 +159,7 @@ def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise invalid("is not a cursor this API returned", "cursor") from None
 
 
-@get("/api/tasks", summary="List tasks")
+@get("/api/tasks", summary="List tasks", responses=error_responses(400))
 async def list_tasks(
     server: ServerState,
     status: TaskStatus | None = None,
@@ -152,7 +175,15 @@ async def list_tasks(
     return TaskPage(tasks=tasks, next_cursor=_cursor(tasks[-1]) if more and tasks else None)
 
 
-@post("/api/tasks/{task_id:str}/cancel", summary="Cancel a task")
+@post(
+    "/api/tasks/{task_id:str}/cancel",
+    status_code=200,
+    summary="Cancel a task",
+    responses={
+        202: ResponseSpec(data_container=Task, description="Asked to stop; still stopping"),
+        **error_responses(400, 404, 409),
+    },
+)
 async def cancel_task(
     task_id: str,
     server: ServerState,
@@ -179,7 +210,9 @@ async def cancel_task(
     return Response(task, status_code=200 if task.status in TERMINAL_STATUSES else 202)
 
 
-@get("/api/tasks/{task_id:str}/trace", summary="A task's trace")
+@get(
+    "/api/tasks/{task_id:str}/trace", summary="A task's trace", responses=error_responses(400, 404)
+)
 async def get_trace(task_id: str, server: ServerState) -> Trace:
     """Every model turn and tool call, in order, with arguments, results and durations."""
     task = await load_task(server, parse_task_id(task_id))

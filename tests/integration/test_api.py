@@ -85,6 +85,9 @@ MALFORMED: list[tuple[str, str, str | None]] = [
     ),
     ('{"method": "add", "params": [1, 2]}', "expected `object | null`", "params"),
     ('{"task_description": "x", "params": {}}', "params go with method", "params"),
+    ('{"task_description": "a\\u0000b"}', "must not contain NUL", "task_description"),
+    ('{"method": "echo", "params": {"text": "a\\u0000"}}', "must not contain NUL", "params.text"),
+    ("", "a JSON body is required", None),
 ]
 
 
@@ -215,13 +218,28 @@ async def test_methods_and_health(served: Server) -> None:
 async def test_openapi_schema(served: Server) -> None:
     schema = served.http.get("/schema/openapi.json")
     assert schema.status_code == 200
-    paths = schema.json()["paths"]
+    spec = schema.json()
+    paths = spec["paths"]
     assert {
         "/api/tasks",
         "/api/tasks/{task_id}",
         "/api/tasks/{task_id}/cancel",
         "/api/tasks/{task_id}/trace",
+        "/api/tasks/{task_id}/events",
         "/api/methods",
         "/api/methods/{name}",
         "/health",
+        "/metrics",
+        "/api/config",
+        "/api/config/reload",
     } <= set(paths)
+    # The error bodies and status codes the API really answers with are documented.
+    cancel = paths["/api/tasks/{task_id}/cancel"]["post"]["responses"]
+    assert {"200", "202", "400", "404", "409", "500", "503"} <= set(cancel)
+    assert cancel["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
+    assert "201" not in cancel
+    events = paths["/api/tasks/{task_id}/events"]["get"]["responses"]["200"]["content"]
+    assert "text/event-stream" in events
+    assert set(paths["/api/config/reload"]["post"]["responses"]) >= {"200", "422"}
