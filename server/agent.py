@@ -355,16 +355,10 @@ class AgentRun:
                 message = _describe_model_error(exc)
                 transient = _transient(exc)
                 self.observe_model("transient_error" if transient else "error", elapsed / 1000)
-                self.record(
-                    TraceStep(
-                        seq=self.next_seq(),
-                        kind="model",
-                        name=self.model.name,
-                        attempt=self.attempt,
-                        error=TaskError(type(_cause(exc)).__name__, message),
-                        started_at=started,
-                        duration_ms=elapsed,
-                    )
+                self._record_model_step(
+                    started,
+                    elapsed,
+                    error=TaskError(type(_cause(exc)).__name__, message),
                 )
                 if not transient or attempt == self.retries:
                     kind = "ModelUnavailable" if transient else "ModelError"
@@ -404,17 +398,24 @@ class AgentRun:
             call = message.get("function_call")
             if call:
                 calls.append({"name": call.get("name"), "arguments": call.get("arguments")})
+        self._record_model_step(
+            started,
+            elapsed,
+            content="\n".join(texts) or None,
+            thinking="\n\n".join(thinking) or None,
+            result={"tool_calls": calls} if calls else None,
+        )
+
+    def _record_model_step(self, started: datetime, elapsed_ms: float, **details: Any) -> None:
         self.record(
             TraceStep(
                 seq=self.next_seq(),
                 kind="model",
                 name=self.model.name,
                 attempt=self.attempt,
-                content="\n".join(texts) or None,
-                thinking="\n\n".join(thinking) or None,
-                result={"tool_calls": calls} if calls else None,
                 started_at=started,
-                duration_ms=elapsed,
+                duration_ms=elapsed_ms,
+                **details,
             )
         )
 

@@ -160,6 +160,41 @@ def _announce(message: str) -> None:
     print(f"qasdk: {message}", flush=True)
 
 
+def _announce_stopping(config: Config) -> None:
+    grace = config.worker.shutdown_grace
+    _announce(f"stopping: running tasks get up to {grace:g} s, the rest go back to the queue")
+
+
+@dataclass
+class _Base:
+    """What every qasdk process runs on."""
+
+    url: str
+    pool: Pool
+    registry: MethodRegistry
+    events: TaskEvents
+    stopper: _Stop
+
+
+@contextlib.asynccontextmanager
+async def _process(config: Config) -> AsyncIterator[_Base]:
+    """Signals, database (migrated), pool, registry, notifications; closed in reverse."""
+    stopper = _Stop()
+    stopper.install()
+    url = await prepare_database(config)
+    pool = await open_pool(url, config, extra=config.worker.concurrency + 2)
+    registry = MethodRegistry(pool)
+    # Servers and workers alike listen: tools synced elsewhere reach them at once.
+    events = TaskEvents(url, on_registry_change=registry.load)
+    try:
+        await registry.load()
+        await events.start()
+        yield _Base(url, pool, registry, events, stopper)
+    finally:
+        await events.close()
+        await pool.close()
+
+
 async def run_server(
     config: Config,
     *,
@@ -181,27 +216,29 @@ async def run_server(
     from server.app import create_app
     from server.state import ServerState
 
-    stopper = _Stop()
-    stopper.install()
-    url = await prepare_database(config)
-    pool = await open_pool(url, config, extra=config.worker.concurrency + 2)
-    registry = MethodRegistry(pool)
-    events = TaskEvents(url, on_registry_change=registry.load)
-    try:
-        await registry.load()
-        await events.start()
-        state = ServerState(config=config, url=url, pool=pool, registry=registry, events=events)
-        app = create_app(state)
+    async with _process(config) as base:
+        state = ServerState(
+            config=config,
+            url=base.url,
+            pool=base.pool,
+            registry=base.registry,
+            events=base.events,
+        )
         server = _UvicornServer(
             uvicorn.Config(
-                app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+                create_app(state),
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
             )
         )
         async with contextlib.AsyncExitStack() as stack:
             parts = None
             if embedded_worker:
                 parts = await stack.enter_async_context(
-                    worker_parts(config, url, pool, registry, metrics=state.metrics)
+                    worker_parts(config, base.url, base.pool, base.registry, metrics=state.metrics)
                 )
                 state.worker = parts.runner
             reloader = Reloader(state, watch=watch, prune=prune, overrides=overrides)
@@ -224,10 +261,10 @@ async def run_server(
                 else "no embedded worker"
             )
             _announce(
-                f"serving http://{bound[0]}:{bound[1]} ({len(registry.methods)} tools, "
+                f"serving http://{bound[0]}:{bound[1]} ({len(base.registry.methods)} tools, "
                 f"{worker_note}); API docs at /schema"
             )
-            waits = [asyncio.create_task(stopper.event.wait()), serving]
+            waits = [asyncio.create_task(base.stopper.event.wait()), serving]
             if stop is not None:
                 waits.append(asyncio.create_task(stop.wait()))
             if parts is not None:
@@ -237,40 +274,25 @@ async def run_server(
                 if task is not serving and task.exception() is not None:
                     logger.error("the worker stopped unexpectedly", exc_info=task.exception())
             if parts is not None:
-                _announce(
-                    "stopping: running tasks get up to "
-                    f"{config.worker.shutdown_grace:g} s, the rest go back to the queue"
-                )
+                _announce_stopping(config)
                 await parts.worker.stop()
             server.should_exit = True
             await serving
             for task in waits:
                 task.cancel()
         _announce("stopped")
-    finally:
-        await events.close()
-        await pool.close()
 
 
 async def run_worker(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Run tasks from the queue (no HTTP) until stopped."""
-    stopper = _Stop()
-    stopper.install()
-    url = await prepare_database(config)
-    pool = await open_pool(url, config, extra=config.worker.concurrency + 2)
-    registry = MethodRegistry(pool)
-    # A worker has no HTTP, but it listens too: tools synced elsewhere reach it at once.
-    events = TaskEvents(url, on_registry_change=registry.load)
-    try:
-        await registry.load()
-        await events.start()
-        async with worker_parts(config, url, pool, registry) as parts:
+    async with _process(config) as base:
+        async with worker_parts(config, base.url, base.pool, base.registry) as parts:
             _announce(
                 f"worker {parts.runner.worker_name} running up to "
-                f"{config.worker.concurrency} tasks ({len(registry.methods)} tools)"
+                f"{config.worker.concurrency} tasks ({len(base.registry.methods)} tools)"
             )
             waits = [
-                asyncio.create_task(stopper.event.wait()),
+                asyncio.create_task(base.stopper.event.wait()),
                 asyncio.create_task(parts.worker.wait()),
             ]
             if stop is not None:
@@ -278,14 +300,8 @@ async def run_worker(config: Config, *, stop: asyncio.Event | None = None) -> No
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for task in waits:
                 task.cancel()
-            _announce(
-                "stopping: running tasks get up to "
-                f"{config.worker.shutdown_grace:g} s, the rest go back to the queue"
-            )
+            _announce_stopping(config)
         _announce("stopped")
-    finally:
-        await events.close()
-        await pool.close()
 
 
 class _UvicornServer:

@@ -8,9 +8,11 @@ tables are exactly as before (seed Property 24).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -69,17 +71,24 @@ def pg_url(pg_data: Path) -> str:
     return url
 
 
+@contextlib.contextmanager
+def scratch_database(pg_data: Path, pg_url: str, prefix: str) -> Iterator[str]:
+    """An empty database (no schema) on the test server, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    url = ensure_embedded(pg_data, database=name)
+    try:
+        yield url
+    finally:
+        admin = pg_url.replace("/qasdk_test?", "/postgres?", 1)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def fresh_database(pg_data: Path, pg_url: str) -> Iterator[str]:
-    """An empty database (no schema) on the test server, dropped afterwards."""
-    import uuid
-
-    name = f"fresh_{uuid.uuid4().hex[:12]}"
-    url = ensure_embedded(pg_data, database=name)
-    yield url
-    admin = pg_url.replace("/qasdk_test?", "/postgres?", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """An empty database for one test (for what touches every row, like --prune)."""
+    with scratch_database(pg_data, pg_url, "fresh") as url:
+        yield url
 
 
 @pytest.fixture

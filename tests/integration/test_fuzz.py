@@ -28,7 +28,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import schemathesis
 from hypothesis import settings
@@ -36,8 +35,8 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
-from qasdk.store.embedded import ensure_embedded
 from qasdk.testing import ScriptedModel
+from tests.conftest import scratch_database
 from tests.integration.harness import Server, make_project, qasdk
 
 pytestmark = [pytest.mark.integration]
@@ -69,12 +68,8 @@ BY_TYPE = {
 @pytest.fixture(scope="module")
 def fuzz_database(pg_data: Path, pg_url: str) -> Iterator[str]:
     """An empty database for this module's server, dropped afterwards."""
-    name = f"fuzz_{uuid.uuid4().hex[:12]}"
-    url = ensure_embedded(pg_data, database=name)
-    yield url
-    admin = pg_url.replace("/qasdk_test?", "/postgres?", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_data, pg_url, "fuzz") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
