@@ -26,6 +26,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from qasdk.errors import DatabaseError
 from qasdk.models import Problem
+from qasdk.store.connection import is_outage
 
 __all__ = ["ApiError", "ErrorBody", "error_responses", "exception_handlers"]
 
@@ -155,11 +156,8 @@ def _database(request: Request[Any, Any, Any], exc: Exception) -> Response[Error
     if _unstorable_text(cause, sqlstate):
         message = "the request contains text the database cannot store (such as NUL, \\u0000)"
         return _response(400, ErrorDetail("invalid_request", message))
-    if sqlstate and not sqlstate.startswith(("08", "57", "53")):
+    if not is_outage(exc):
         return _internal(request, exc)  # a failed statement is a bug, not an outage
-    lost = (psycopg.OperationalError, psycopg.InterfaceError)
-    if not sqlstate and isinstance(cause, psycopg.Error) and not isinstance(cause, lost):
-        return _internal(request, exc)  # refused by the driver, not a lost server
     logger.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
     detail = ErrorDetail("unavailable", "the database is unavailable; retry shortly")
     return _response(503, detail, {"Retry-After": "1"})

@@ -8,6 +8,7 @@ tools synced by ``qasdk sync`` while the server runs are usable at once.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ class MethodRegistry:
     def __init__(self, pool: Pool, *, refresh_interval: float = 0.2):
         self._pool = pool
         self._methods: Mapping[str, MethodMetadata] = MappingProxyType({})
+        self._configs: Mapping[str, MethodConfig] = MappingProxyType({})
         self._refresh_interval = refresh_interval
         self._last_load = 0.0
         self._lock = asyncio.Lock()
@@ -40,8 +42,9 @@ class MethodRegistry:
     def methods(self) -> Mapping[str, MethodMetadata]:
         return self._methods
 
-    def configs(self) -> dict[str, MethodConfig]:
-        return {name: method.to_config() for name, method in self._methods.items()}
+    def configs(self) -> Mapping[str, MethodConfig]:
+        """The tools as configurations (built once per load, read by every task)."""
+        return self._configs
 
     def on_change(self, listener: Callable[[Mapping[str, MethodConfig]], None]) -> None:
         """Call ``listener`` with the new tools whenever the registry changes."""
@@ -49,6 +52,11 @@ class MethodRegistry:
 
     def get(self, name: str) -> MethodMetadata | None:
         return self._methods.get(name)
+
+    def suggest(self, name: str) -> str:
+        """`` (did you mean 'x'?)`` for the closest registered name, or nothing."""
+        close = difflib.get_close_matches(name, list(self._methods), n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
 
     async def load(self, *, unless_loaded_since: float | None = None) -> bool:
         """Read every registered tool; return whether anything changed.
@@ -67,6 +75,7 @@ class MethodRegistry:
             changed = methods != dict(self._methods)
             if changed or self.loaded_at is None:
                 self._methods = MappingProxyType(methods)
+                self._configs = MappingProxyType({n: m.to_config() for n, m in methods.items()})
                 self.loaded_at = datetime.now(timezone.utc)
             if changed:
                 self.version += 1

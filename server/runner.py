@@ -32,11 +32,11 @@ import psycopg_pool
 from psycopg.rows import DictRow
 
 from qasdk.config import Config, ModelConfig
-from qasdk.errors import DatabaseError, QasdkError
+from qasdk.errors import QasdkError
 from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
 from qasdk.store import tasks as store
 from qasdk.store._sql import execute as run_query
-from qasdk.store.connection import Pool
+from qasdk.store.connection import Pool, is_outage
 from server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
 from server.executor import Executor
 from server.metrics import Metrics, tool_outcome
@@ -48,7 +48,6 @@ __all__ = [
     "StopReason",
     "TaskBusy",
     "TaskRunner",
-    "connection_problem",
 ]
 
 logger = logging.getLogger("qasdk.runner")
@@ -71,18 +70,6 @@ class TaskBusy(Exception):
 
 class DatabaseUnavailable(Exception):
     """The database went away mid-task: run it again once it is back."""
-
-
-def connection_problem(exc: BaseException | None) -> bool:
-    """Whether ``exc`` means "the database is unreachable", not "this statement is wrong"."""
-    while exc is not None:
-        if isinstance(exc, (psycopg.OperationalError, psycopg_pool.PoolTimeout, OSError)):
-            return True
-        if isinstance(exc, DatabaseError):
-            # No SQLSTATE: the client gave up (closed connection, connect failure).
-            return exc.sqlstate is None or exc.sqlstate[:2] in ("08", "53", "57")
-        exc = exc.__cause__
-    return False
 
 
 def _now() -> datetime:
@@ -197,7 +184,7 @@ class TaskRunner:
         try:
             await self._run(task_id, stop_reason)
         except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
-            if connection_problem(exc):
+            if is_outage(exc):
                 logger.warning(
                     "task %s: the database went away (%s); it will run again", task_id, exc
                 )
@@ -252,7 +239,7 @@ class TaskRunner:
         try:
             status, result, error = await self._execute(task, attempt, recorder)
         except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
-            if connection_problem(exc):
+            if is_outage(exc):
                 raise
             logger.exception("task %s: unexpected error", task_id, extra=log_extra)
             status, result, error = "failed", None, TaskError(type(exc).__name__, str(exc))

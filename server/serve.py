@@ -59,11 +59,8 @@ async def open_pool(url: str, config: Config, extra: int = 0) -> Pool:
         await pool.open(wait=True, timeout=config.database.connect_timeout)
     except psycopg_pool.PoolTimeout:
         await pool.close()
-        # Say why: one direct attempt gives the driver's reason.
-        try:
-            conn = await connect(url, timeout=config.database.connect_timeout)
-        except DatabaseError:
-            raise
+        # Say why: one direct attempt raises a DatabaseError with the driver's reason.
+        conn = await connect(url, timeout=config.database.connect_timeout)
         await conn.close()
         raise DatabaseError("the database accepted no connections in time") from None
     return pool

@@ -25,6 +25,7 @@ __all__ = [
     "connect",
     "connection_error",
     "describe_target",
+    "is_outage",
     "mask_url",
     "redact",
     "resolve_url",
@@ -123,3 +124,25 @@ async def connect(
         )
     except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
         raise connection_error(exc, url) from None
+
+
+_OUTAGE_CLASSES = ("08", "53", "57")  # connection exception, resources, operator intervention
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database failure means "unreachable now, retry", not "this is wrong".
+
+    ``exc`` is a :class:`DatabaseError` (its cause is the driver's error), a psycopg
+    error, or a pool timeout. Serves the API (503 or 500) and the worker (run the
+    task again later, or record the failure).
+    """
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) and exc.__cause__ else exc
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    if sqlstate:
+        return str(sqlstate)[:2] in _OUTAGE_CLASSES
+    lost = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout, OSError)
+    if isinstance(cause, lost):
+        return True
+    # A DatabaseError without a cause is a failed connect (``connection_error``); a
+    # psycopg error without SQLSTATE is the driver refusing data (a NUL in text, say).
+    return isinstance(cause, DatabaseError)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-
 import msgspec
 from litestar import get
 
@@ -29,7 +27,6 @@ async def list_methods(server: ServerState) -> MethodList:
 async def get_method(name: str, server: ServerState) -> MethodMetadata:
     method = await server.registry.find(name)
     if method is None:
-        close = difflib.get_close_matches(name, list(server.registry.methods), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = server.registry.suggest(name)
         raise ApiError(404, "not_found", f"no registered tool named {name!r}{hint}")
     return method

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import difflib
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -52,9 +51,8 @@ class Trace(msgspec.Struct):
     steps: list[TraceStep]
 
 
-async def _unknown_method(server: ServerState, name: str) -> ApiError:
-    close = difflib.get_close_matches(name, list(server.registry.methods), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+def _unknown_method(server: ServerState, name: str) -> ApiError:
+    hint = server.registry.suggest(name)
     return ApiError(
         400,
         "unknown_method",
@@ -103,7 +101,7 @@ async def submit_task(data: SubmitTask, server: ServerState) -> Response[Submitt
         assert data.method is not None
         method = await server.registry.find(data.method)
         if method is None:
-            raise await _unknown_method(server, data.method)
+            raise _unknown_method(server, data.method)
         try:
             params = prepare_params(method, data.params or {})
         except ValidationError as exc:
