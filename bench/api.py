@@ -201,15 +201,15 @@ def bench_model_turns(project: Path, url: str, turns: int) -> dict[str, float]:
     from qwen_agent.agents import FnCallAgent
 
     logging.getLogger("qwen_agent_logger").setLevel(logging.WARNING)
+    from qasdk_server.executor.pool import Executor
+    from qasdk_server.registry import MethodRegistry
+    from qasdk_server.serve import open_pool
+    from qasdk_server.tasks.runner import TaskRunner
     from qwen_agent.tools.base import BaseTool
 
-    from qasdk.collect import collect
     from qasdk.config import Config, ModelConfig
+    from qasdk.registration.collect import collect
     from qasdk.testing import ScriptedModel, reply
-    from server.executor import Executor
-    from server.registry import MethodRegistry
-    from server.runner import TaskRunner
-    from server.serve import open_pool
 
     def script() -> list[Any]:
         calls = [reply.tool_call("bench_add", {"a": i, "b": 1}) for i in range(turns - 1)]
@@ -249,7 +249,7 @@ def bench_model_turns(project: Path, url: str, turns: int) -> dict[str, float]:
 
         bare()  # warm up
         bare_runs = [bare() for _ in range(7)]
-        from server.agent import build_llm
+        from qasdk_server.agent.run import build_llm
 
         shared = build_llm(config)  # the same client reuse qasdk does, nothing else
         bare(shared)
@@ -266,7 +266,7 @@ def bench_model_turns(project: Path, url: str, turns: int) -> dict[str, float]:
             await registry.load()
             methods = {c.name: c for c in collect(["tools"]).configs}
             times = []
-            async with Executor(methods, workers=1, cwd=project) as executor:
+            async with Executor(methods, processes=1, cwd=project) as executor:
                 threads = concurrent.futures.ThreadPoolExecutor(2)
                 runner = TaskRunner(
                     config=cfg,

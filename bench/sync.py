@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from qasdk.collect import collect
+from qasdk.registration.collect import collect
 from qasdk.store.connection import connect
 from qasdk.store.embedded import ensure_embedded, stop_embedded
 from qasdk.store.methods import sync_methods

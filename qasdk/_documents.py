@@ -1,13 +1,17 @@
-"""Read YAML and JSON files and remember the line of every value.
+"""Read YAML and JSON files, remember the line of every value, decode into Structs.
 
 Errors about configuration should point at the line to fix, so documents are
-parsed into plain data plus a map from key path to line number.
+parsed into plain data plus a map from key path to line number. Both kinds of
+input file (``model_config.yaml`` and the methods files) are then decoded with
+msgspec the same way: field by field, so every problem is reported at once,
+each with its key path (hence its line) and a reason in JSON's words.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,17 @@ import yaml
 from qasdk.errors import ConfigurationError
 from qasdk.models import Problem, Source
 
-__all__ = ["Document", "KeyPath", "load_document", "parse_document"]
+__all__ = [
+    "Document",
+    "KeyPath",
+    "decode_error",
+    "did_you_mean",
+    "field_name",
+    "field_problems",
+    "load_document",
+    "parse_document",
+    "suggestion",
+]
 
 KeyPath = tuple[str | int, ...]
 
@@ -172,3 +186,88 @@ def _parse_json(text: str, path: str) -> Document:
     if problems:
         raise ConfigurationError(problems=problems)
     return Document(path=path, data=data, lines=lines)
+
+
+# -- decoding into msgspec Structs, every problem at once -------------------------
+
+_PATH_IN_ERROR = re.compile(r" - at `\$((?:\.[^.\[`]+|\[\d+\])*)`$")
+_PATH_PART = re.compile(r"\.([^.\[`]+)|\[(\d+)\]")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`")
+_JSON_NAMES = {
+    "str": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "array": "list",
+    "object": "mapping",
+}
+
+
+def _json_words(message: str) -> str:
+    """msgspec's ``Expected `int`, got `str``` in the words a YAML or JSON author uses."""
+
+    def name(match: re.Match[str]) -> str:
+        words = [_JSON_NAMES.get(w.strip(), w.strip()) for w in match.group(1).split("|")]
+        shown = [w for w in words if w != "null"] or words
+        return " or ".join(shown)
+
+    message = re.sub(r"`([^`]*)`", name, message)
+    return message[:1].lower() + message[1:]
+
+
+def decode_error(exc: msgspec.ValidationError) -> tuple[KeyPath, str, str | None]:
+    """(key path, reason, unknown field name or ``None``) of a msgspec validation error."""
+    message = str(exc)
+    keypath: KeyPath = ()
+    match = _PATH_IN_ERROR.search(message)
+    if match:
+        message = message[: match.start()]
+        keypath = tuple(
+            int(index) if index else key for key, index in _PATH_PART.findall(match.group(1))
+        )
+    unknown = _UNKNOWN_FIELD.fullmatch(message)
+    if unknown:
+        return keypath, "unknown field", unknown.group(1)
+    return keypath, _json_words(message) or "invalid value", None
+
+
+def field_name(keypath: Sequence[str | int]) -> str:
+    """``parameters[0].type``: a key path as problems name it."""
+    text = ""
+    for part in keypath:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def suggestion(word: str, options: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest option, or nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def did_you_mean(word: str, options: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest option, or the list of options."""
+    return suggestion(word, options) or f"; expected one of {', '.join(options)}"
+
+
+def field_problems(
+    data: Mapping[str, Any], into: type[msgspec.Struct], *, strict: bool = True
+) -> Iterator[tuple[KeyPath, str]]:
+    """Decode each field of ``data`` on its own into ``into``; yield (key path, reason) per bad one.
+
+    ``into`` must accept each field alone (its other fields have defaults), so one
+    bad value never hides the next. An unknown field's reason suggests the closest
+    known one.
+    """
+    fields = into.__struct_fields__
+    for key, value in data.items():
+        try:
+            msgspec.convert({key: value}, into, strict=strict)
+        except msgspec.ValidationError as exc:
+            keypath, reason, unknown = decode_error(exc)
+            if unknown is not None:
+                hint = suggestion(unknown, fields) if not keypath else ""
+                keypath, reason = (*keypath, unknown), f"unknown field{hint}"
+            yield keypath or (key,), reason

@@ -11,7 +11,6 @@ is replaced by the variable's value.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import typing
@@ -21,9 +20,17 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from qasdk._documents import Document, KeyPath, load_document
+from qasdk._documents import (
+    Document,
+    KeyPath,
+    decode_error,
+    did_you_mean,
+    field_name,
+    load_document,
+)
 from qasdk.errors import ConfigurationError
 from qasdk.models import Problem, Source
+from qasdk.redaction import url_password
 
 __all__ = [
     "DEFAULT_LOG_FORMAT",
@@ -138,9 +145,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line or an error message."""
-        values = [self.database.password, self.model.api_key]
+        values = [self.database.password, self.model.api_key, url_password(self.model.api_base)]
         if self.database.url:
-            values.append(_url_password(self.database.url))
+            values.append(url_password(self.database.url))
         return [v for v in values if v]
 
 
@@ -152,7 +159,6 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "worker": WorkerConfig,
 }
 _INTERPOLATION = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
-_PATH_IN_ERROR = re.compile(r" - at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`$")
 
 
 def find_config_file(
@@ -218,7 +224,7 @@ def _check_fields(
                 Problem(
                     source=document.source((section,)) if document else None,
                     field=section,
-                    reason=f"unknown section {section!r}{_did_you_mean(section, tuple(_SECTIONS))}",
+                    reason=f"unknown section {section!r}{did_you_mean(section, tuple(_SECTIONS))}",
                 )
             )
             continue
@@ -295,7 +301,7 @@ def _apply_environment(
             problems.append(
                 Problem(
                     source=Source(f"${variable}"),
-                    reason=f"unknown {section} setting {key!r}{_did_you_mean(key, fields)}",
+                    reason=f"unknown {section} setting {key!r}{did_you_mean(key, fields)}",
                 )
             )
             continue
@@ -307,35 +313,16 @@ def _apply_environment(
     return overridden
 
 
-def _did_you_mean(word: str, options: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f"; expected one of {', '.join(options)}"
-
-
 def _problem_from(
     exc: msgspec.ValidationError, document: Document | None, overridden: dict[KeyPath, str]
 ) -> Problem:
     """Turn msgspec's ``... - at `$.model.timeout``` into a located problem."""
-    message = str(exc)
-    keypath: KeyPath = ()
-    match = _PATH_IN_ERROR.search(message)
-    if match:
-        message = message[: match.start()]
-        keypath = tuple(
-            int(p[1:-1]) if p.startswith("[") else p[1:]
-            for p in re.findall(r"\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]", match.group(1))
-        )
-    unknown = re.fullmatch(r"Object contains unknown field `([^`]*)`", message)
-    if unknown:
-        name = unknown.group(1)
+    keypath, reason, unknown = decode_error(exc)
+    if unknown is not None:
         section = _SECTIONS.get(str(keypath[0])) if len(keypath) == 1 else Config
         options = section.__struct_fields__ if section else ()
-        message = f"unknown setting {name!r}{_did_you_mean(name, tuple(options))}"
-        keypath = (*keypath, name)
-    field = ".".join(str(p) for p in keypath) or None
-    reason = message[0].lower() + message[1:] if message else "invalid value"
+        reason = f"unknown setting {unknown!r}{did_you_mean(unknown, tuple(options))}"
+        keypath = (*keypath, unknown)
     if reason.startswith("invalid enum value") and len(keypath) == 2:
         choices = _literal_choices(str(keypath[0]), str(keypath[1]))
         if choices:
@@ -346,7 +333,7 @@ def _problem_from(
         source = document.source(keypath)
     else:
         source = None
-    return Problem(source=source, field=field, reason=reason)
+    return Problem(source=source, field=field_name(keypath) or None, reason=reason)
 
 
 def _literal_choices(section: str, key: str) -> tuple[str, ...]:
@@ -355,11 +342,3 @@ def _literal_choices(section: str, key: str) -> tuple[str, ...]:
     if typing.get_origin(hint) is Literal:
         return tuple(str(a) for a in typing.get_args(hint))
     return ()
-
-
-def _url_password(url: str) -> str | None:
-    match = re.match(r"^[a-z][a-z0-9+.-]*://[^:/@]*:([^@]*)@", url, re.IGNORECASE)
-    if match and match.group(1):
-        return match.group(1)
-    match = re.search(r"(?:^|[?&\s])password=([^&\s]+)", url)
-    return match.group(1) if match else None

@@ -7,10 +7,12 @@ scanner never runs it: ``qasdk sync`` reads the decorator statically.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
 import msgspec
+
+from qasdk.registration import rules
 
 __all__ = ["ToolSpec", "tool"]
 
@@ -27,6 +29,12 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None = None
     timeout: float | None = None
     tags: tuple[str, ...] = ()
+
+
+def _check(option: str, reasons: Iterator[str]) -> None:
+    """The same rules ``qasdk sync`` applies, at import time: fail where the mistake is."""
+    for reason in reasons:
+        raise TypeError(f"@tool {option} {reason}")
 
 
 @overload
@@ -66,21 +74,18 @@ def tool(
         timeout: Seconds the tool may run before it is stopped (default 30).
         tags: Free-form labels, listed by ``qasdk methods``.
     """
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"@tool name must be a string, got {type(name).__name__}")
-    if description is not None and not isinstance(description, str):
-        raise TypeError(f"@tool description must be a string, got {type(description).__name__}")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-    ):
-        raise TypeError(f"@tool timeout must be a positive number of seconds, got {timeout!r}")
-    if isinstance(tags, str):
-        raise TypeError("@tool tags must be a list of strings, not a single string")
+    if name is not None:
+        _check("name", rules.check_name(name))
+    if description is not None:
+        _check("description", rules.check_description(description))
+    _check("timeout", rules.check_timeout(timeout))
+    labels = tuple(tags) if isinstance(tags, Iterable) and not isinstance(tags, str) else tags
+    _check("tags", rules.check_tags(labels))
     spec = ToolSpec(
         name=name,
         description=description,
         timeout=None if timeout is None else float(timeout),
-        tags=tuple(tags),
+        tags=tuple(labels),
     )
 
     def mark(f: F) -> F:

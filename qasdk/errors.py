@@ -9,7 +9,8 @@ per problem and the server can answer with the same details.
     ├── ValidationError       tool metadata that breaks the registration rules
     ├── DatabaseError         PostgreSQL unreachable, refusing, or a failed statement
     ├── MethodNotFoundError   a tool name that is not in the registry
-    └── MethodExecutionError  a tool that could not be run
+    ├── MethodExecutionError  a tool that could not be run
+    └── StartupError          a server or worker that cannot start (address in use...)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "MethodExecutionError",
     "MethodNotFoundError",
     "QasdkError",
+    "StartupError",
     "ValidationError",
 ]
 
@@ -92,3 +94,7 @@ class MethodExecutionError(QasdkError):
         super().__init__(f"tool {method!r}: {message}")
         self.method = method
         self.error_type = error_type
+
+
+class StartupError(QasdkError):
+    """A server or worker could not start: its address, its packages, its environment."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import sys
 import traceback
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from qasdk.config import LoggingConfig
+from qasdk.redaction import redact, redact_value
 
 __all__ = ["JsonFormatter", "RedactingFilter", "TextFormatter", "configure_logging"]
 
@@ -40,30 +40,8 @@ _NOISY = {
     "qwen_agent_logger": logging.WARNING,
     "watchfiles": logging.WARNING,
 }
-_PATTERNS = (
-    (re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]+)(@)", re.IGNORECASE), r"\1****\3"),
-    (re.compile(r"(password\s*[=:]\s*)(\S+)", re.IGNORECASE), r"\1****"),
-    (
-        re.compile(
-            r"(authorization[\"']?\s*[:=]\s*[\"']?)([^\"'\s,}]+(?: [^\"'\s,}]+)?)", re.IGNORECASE
-        ),
-        r"\1****",
-    ),
-    (re.compile(r"(api[_-]?key[\"']?\s*[:=]\s*[\"']?)([^\"'\s,}&]+)", re.IGNORECASE), r"\1****"),
-    (re.compile(r"(bearer\s+)([A-Za-z0-9._~+/=-]+)", re.IGNORECASE), r"\1****"),
-)
 _MARK = "_qasdk_handler"
 _LINE_BREAKS = {c: f"\\u{c:04x}" for c in (0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
-
-
-def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with known secrets and secret-looking values masked."""
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "****")
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 class RedactingFilter(logging.Filter):
@@ -75,7 +53,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        record.msg = redact_text(message, self.secrets)
+        record.msg = redact(message, self.secrets)
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
@@ -84,27 +62,11 @@ class RedactingFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
         if record.exc_text:
-            record.exc_text = redact_text(record.exc_text, self.secrets)
+            record.exc_text = redact(record.exc_text, self.secrets)
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD and not key.startswith("_"):
-                record.__dict__[key] = _redact_value(value, self.secrets)
+                record.__dict__[key] = redact_value(value, self.secrets)
         return True
-
-
-def _redact_value(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        return redact_text(value, secrets)
-    if isinstance(value, dict):
-        return {
-            k: "****"
-            if isinstance(k, str)
-            and re.search(r"password|secret|token|api_?key|authorization", k, re.I)
-            else _redact_value(v, secrets)
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return [_redact_value(v, secrets) for v in value]
-    return value
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from qasdk.models import MethodConfig, MethodParameter
-from qasdk.types import TYPE_NAMES, base_schema
+from qasdk.registration.types import TYPE_NAMES, base_schema
 
 # Seed 000: letters and digits, starting with a letter, a valid identifier.
 identifiers = st.text(

@@ -1,6 +1,6 @@
 """PostgreSQL: the embedded server, connections, migrations, and the registry table."""
 
-from qasdk.store.connection import connect, mask_url, resolve_url
+from qasdk.store.connection import connect, resolve_url
 from qasdk.store.embedded import ensure_embedded, stop_embedded
 from qasdk.store.methods import (
     SyncPlan,
@@ -22,7 +22,6 @@ __all__ = [
     "ensure_embedded",
     "get_method",
     "list_methods",
-    "mask_url",
     "migrate",
     "plan_sync",
     "resolve_url",

@@ -1,13 +1,12 @@
 """Which PostgreSQL to use, how to reach it, and how to talk about it safely.
 
-A URL shown to a person always goes through :func:`mask_url`; an error from
+A URL shown to a person always goes through :func:`~qasdk.redaction.mask_url`; an error from
 the driver always goes through :func:`connection_error`, which names the host
 and the reason and never the password.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import psycopg
@@ -17,6 +16,8 @@ from psycopg.rows import DictRow, dict_row
 
 from qasdk.config import DatabaseConfig
 from qasdk.errors import DatabaseError
+from qasdk.redaction import mask_url, redact, url_password
+from qasdk.store._sql import fetch_one
 from qasdk.store.embedded import ensure_embedded
 
 __all__ = [
@@ -26,8 +27,7 @@ __all__ = [
     "connection_error",
     "describe_target",
     "is_outage",
-    "mask_url",
-    "redact",
+    "ping",
     "resolve_url",
 ]
 
@@ -57,24 +57,6 @@ def resolve_url(config: DatabaseConfig) -> str:
     return ensure_embedded(config.data_dir)
 
 
-_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)([^@]*)(@)", re.IGNORECASE)
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE)
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``****``."""
-    masked = _URL_PASSWORD.sub(lambda m: m.group(1) + ("****" if m.group(2) else "") + "@", url)
-    return _KV_PASSWORD.sub(lambda m: m.group(1) + "****", masked)
-
-
-def redact(text: str, secrets: list[str | None]) -> str:
-    """``text`` with every secret (and any password in a URL) masked."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "****")
-    return mask_url(text)
-
-
 def describe_target(url: str) -> str:
     """``host:port/db as user`` for messages; the socket folder for a local socket."""
     try:
@@ -95,7 +77,7 @@ def _password(url: str) -> str | None:
     try:
         value = conninfo_to_dict(url).get("password")
     except psycopg.ProgrammingError:
-        return None
+        return url_password(url)
     return str(value) if value else None
 
 
@@ -146,3 +128,8 @@ def is_outage(exc: BaseException) -> bool:
     # A DatabaseError without a cause is a failed connect (``connection_error``); a
     # psycopg error without SQLSTATE is the driver refusing data (a NUL in text, say).
     return isinstance(cause, DatabaseError)
+
+
+async def ping(conn: psycopg.AsyncConnection[DictRow]) -> None:
+    """One round trip: raises when the database does not answer."""
+    await fetch_one(conn, "ping")

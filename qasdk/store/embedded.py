@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from qasdk.errors import DatabaseError
+from qasdk.store._sql import query
 
 __all__ = ["DATABASE_NAME", "embedded_status", "ensure_embedded", "stop_embedded"]
 
@@ -58,13 +59,11 @@ def ensure_embedded(data_dir: str | Path, database: str = DATABASE_NAME) -> str:
 
 def _create_database(url: str, database: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
-        ).fetchone()
-        if not exists:
+        if conn.execute(query("database_exists"), {"name": database}).fetchone() is None:
+            create = sql.SQL(query("create_database")).format(database=sql.Identifier(database))
             # Another process may create it first.
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                conn.execute(create)
 
 
 def embedded_status(data_dir: str | Path) -> dict[str, Any]:

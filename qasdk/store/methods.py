@@ -18,9 +18,9 @@ import psycopg
 from psycopg.rows import DictRow
 
 from qasdk.models import MethodConfig, MethodMetadata, MethodParameter
+from qasdk.registration.types import CoercionError, coerce, parameter_schema
 from qasdk.store._sql import execute
 from qasdk.store.migrate import migrate
-from qasdk.types import CoercionError, coerce, parameter_schema
 
 __all__ = [
     "SyncPlan",

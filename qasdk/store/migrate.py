@@ -46,7 +46,7 @@ def _procrastinate_schema() -> Migration:
 
 @functools.cache
 def all_migrations() -> tuple[Migration, ...]:
-    folder = resources.files("qasdk.store").joinpath("migrations")
+    folder = resources.files("qasdk.store").joinpath("sql").joinpath("migrations")
     found = [_procrastinate_schema()]
     for item in folder.iterdir():
         match = _FILE.match(item.name)

@@ -9,7 +9,6 @@ it, so a worker that was presumed dead cannot overwrite a newer outcome.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ import psycopg
 from psycopg.rows import DictRow
 
 from qasdk.models import Task, TaskError, TraceStep
-from qasdk.store._sql import execute
+from qasdk.store._sql import execute, fetch_one
 
 __all__ = [
     "JOB_TASK",
@@ -34,7 +33,8 @@ __all__ = [
     "list_tasks",
     "lock_key",
     "release_task",
-    "task_counts",
+    "try_lock",
+    "unlock",
 ]
 
 Conn = psycopg.AsyncConnection[DictRow]
@@ -158,6 +158,16 @@ def lock_key(task_id: uuid.UUID) -> int:
     return int.from_bytes(task_id.bytes[:8], "big", signed=True)
 
 
+async def try_lock(conn: Conn, task_id: uuid.UUID) -> bool:
+    """Take the task's session lock: held while it runs, released if the connection dies."""
+    row = await fetch_one(conn, "task_lock", {"key": lock_key(task_id)})
+    return bool(row and row["locked"])
+
+
+async def unlock(conn: Conn, task_id: uuid.UUID) -> None:
+    await execute(conn, "task_unlock", {"key": lock_key(task_id)})
+
+
 async def insert_step(conn: Conn, task_id: uuid.UUID, step: TraceStep) -> None:
     await execute(
         conn,
@@ -183,8 +193,3 @@ async def insert_step(conn: Conn, task_id: uuid.UUID, step: TraceStep) -> None:
 async def list_steps(conn: Conn, task_id: uuid.UUID, after: int = 0) -> list[TraceStep]:
     rows = await (await execute(conn, "list_steps", {"id": task_id, "after": after})).fetchall()
     return [msgspec.convert(row, TraceStep) for row in rows]
-
-
-async def task_counts(conn: Conn) -> dict[str, int]:
-    rows: Sequence[dict[str, Any]] = await (await execute(conn, "task_counts")).fetchall()
-    return {row["status"]: int(row["n"]) for row in rows}

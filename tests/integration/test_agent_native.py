@@ -4,19 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
+from qasdk_server.agent import AgentRun, build_llm, qwen_tools
+from qasdk_server.executor import Executor
 
-from qasdk.collect import collect
 from qasdk.config import ModelConfig
-from qasdk.models import TraceStep
+from qasdk.models import ExecutionResult, TraceStep
+from qasdk.registration.collect import collect
 from qasdk.testing import ScriptedModel, reply
-from server.agent import AgentRun, build_llm, qwen_tools
-from server.executor import Executor
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 TOOLS = Path(__file__).parent / "server_tools"
+
+
+class _Context:
+    """The agent's view of a worker, as the task runner gives it (``AgentContext``)."""
+
+    attempt = 1
+
+    def __init__(
+        self, executor: Executor, loop: asyncio.AbstractEventLoop, steps: list[TraceStep]
+    ) -> None:
+        self.executor, self.loop, self.steps = executor, loop, steps
+        self.seq = itertools.count(1)
+
+    def call_tool(self, name: str, arguments: dict[str, Any]) -> Future[ExecutionResult]:
+        return asyncio.run_coroutine_threadsafe(self.executor.execute(name, arguments), self.loop)
+
+    def record(self, step: TraceStep) -> None:
+        self.steps.append(step)
+
+    def next_seq(self) -> int:
+        return next(self.seq)
+
+    def observe_model(self, outcome: str, seconds: float) -> None:
+        pass
 
 
 async def test_native_tool_calls_run_through_the_executor(
@@ -28,8 +54,7 @@ async def test_native_tool_calls_run_through_the_executor(
     monkeypatch.chdir(tmp_path)
     methods = {c.name: c for c in collect(["tools"]).configs}
     steps: list[TraceStep] = []
-    seq = itertools.count(1)
-    async with Executor(methods, workers=1, cwd=tmp_path) as executor:
+    async with Executor(methods, processes=1, cwd=tmp_path) as executor:
         loop = asyncio.get_running_loop()
         with ScriptedModel(
             [reply.tool_call("add", {"a": 20, "b": 22}), reply.text("42 it is")]
@@ -40,15 +65,7 @@ async def test_native_tool_calls_run_through_the_executor(
                 llm=build_llm(config),
                 tools=qwen_tools(methods),
                 methods=methods,
-                execute=lambda name, args: asyncio.run_coroutine_threadsafe(
-                    executor.execute(name, args), loop
-                ),
-                record=steps.append,
-                next_seq=lambda: next(seq),
-                attempt=1,
-                retries=0,
-                backoff=0,
-                deadline=None,
+                context=_Context(executor, loop, steps),
             )
             outcome = await loop.run_in_executor(None, run.run, "add 20 and 22")
             first, second = model.requests

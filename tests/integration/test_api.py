@@ -141,9 +141,10 @@ async def test_unknown_and_invalid_ids(served: Server) -> None:
     missing = served.http.get(f"/api/tasks/{uuid.uuid4()}")
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "not_found"
-    bad = served.http.get("/api/tasks/not-a-uuid")
-    assert bad.status_code == 400
-    assert "'not-a-uuid' is not a task id" in bad.json()["error"]["message"]
+    for path in ("/api/tasks/not-a-uuid", "/api/tasks/not-a-uuid/trace"):
+        bad = served.http.get(path)  # no such task can exist: 404, and it says why
+        assert bad.status_code == 404
+        assert bad.json()["error"]["message"] == "no task with id 'not-a-uuid': ids are UUIDs"
     assert served.http.post(f"/api/tasks/{uuid.uuid4()}/cancel").status_code == 404
     assert served.http.get(f"/api/tasks/{uuid.uuid4()}/trace").status_code == 404
     assert served.http.get("/api/nothing").status_code == 404

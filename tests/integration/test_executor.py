@@ -11,7 +11,6 @@ import builtins
 import contextlib
 import logging
 import os
-import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -20,10 +19,10 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from qasdk_server.executor.pool import Executor
 
-from qasdk.errors import MethodNotFoundError, ValidationError
+from qasdk.errors import MethodExecutionError, MethodNotFoundError, ValidationError
 from qasdk.models import UNSET, MethodConfig, MethodParameter
-from server.executor import Executor
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -231,7 +230,7 @@ def tools_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def executor(tools_dir: Path) -> AsyncIterator[Executor]:
-    async with Executor(METHODS, workers=2, cwd=tools_dir, env=ENV) as running:
+    async with Executor(METHODS, processes=2, cwd=tools_dir, env=ENV) as running:
         yield running
 
 
@@ -517,7 +516,7 @@ async def test_crashing_tool_is_reported_and_replaced(executor: Executor) -> Non
 
 
 async def test_sys_exit_and_keyboard_interrupt_do_not_kill_the_child(tools_dir: Path) -> None:
-    async with Executor(METHODS, workers=1, cwd=tools_dir) as executor:
+    async with Executor(METHODS, processes=1, cwd=tools_dir) as executor:
         pid = (await executor.execute("whoami", {})).result["pid"]
         result = await executor.execute("exit_soft", {"code": 3})
         assert (result.success, result.error_type) == (False, "SystemExit")
@@ -557,13 +556,13 @@ async def test_cancellation_kills_the_running_call(executor: Executor, tmp_path:
     assert len({r.result for r in pids}) == 2
 
 
-async def test_waiting_for_a_worker_counts_against_the_timeout(tools_dir: Path) -> None:
-    async with Executor(METHODS, workers=1, cwd=tools_dir) as executor:
+async def test_waiting_for_a_tool_process_counts_against_the_timeout(tools_dir: Path) -> None:
+    async with Executor(METHODS, processes=1, cwd=tools_dir) as executor:
         busy = asyncio.ensure_future(executor.execute("napping_pid", {"seconds": 1.0}))
         await asyncio.sleep(0.1)
         result = await executor.execute("echo", {"a": 1, "s": "x"}, timeout=0.2)
         assert result.error_type == "TimeoutError"
-        assert "waiting for a free worker" in (result.error or "")
+        assert "waiting for a free tool process" in (result.error or "")
         assert (await busy).success
         assert (await executor.execute("echo", {"a": 1, "s": "x"}, timeout=1)).success
 
@@ -593,7 +592,7 @@ async def test_replace_methods_reloads_in_fresh_processes(
 
 
 async def test_close_stops_every_child(tools_dir: Path) -> None:
-    executor = Executor(METHODS, workers=2, cwd=tools_dir)
+    executor = Executor(METHODS, processes=2, cwd=tools_dir)
     async with executor:
         pids = [
             r.result
@@ -607,20 +606,15 @@ async def test_close_stops_every_child(tools_dir: Path) -> None:
     assert result.error_type == "ToolProcessExited"
     assert "SIGTERM" in (result.error or "")
     assert all(_gone(pid) for pid in pids)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(MethodExecutionError, match="not running"):
         await executor.execute("noop", {})
 
 
-async def test_trivial_call_overhead(executor: Executor) -> None:
-    for _ in range(50):
-        await executor.execute("noop", {})
-    samples = []
+async def test_a_thousand_calls_in_a_row_reuse_warm_processes(executor: Executor) -> None:
+    # How fast they are is bench/api.py's business; here: none fails, none leaks a process.
+    pids = set()
     for _ in range(1000):
-        started = time.perf_counter()
-        result = await executor.execute("noop", {})
-        samples.append(time.perf_counter() - started)
+        result = await executor.execute("napping_pid", {"seconds": 0})
         assert result.success
-    samples.sort()
-    p50, p99 = statistics.median(samples), samples[989]
-    print(f"\nexecutor round trip over 1000 calls: p50 {p50 * 1e6:.0f} µs, p99 {p99 * 1e6:.0f} µs")
-    assert p50 < 0.002
+        pids.add(result.result)
+    assert len(pids) <= 2  # the pool's two processes served every call

@@ -9,7 +9,7 @@ profile (``ci``: derandomized, so a run repeats; ``dev`` explores).
 
 Checked: no server error, every status code and content type is one the
 schema documents for the operation (the error bodies and codes are declared
-on each route: see ``server.errors.error_responses``).
+on each route: see ``qasdk_server.errors.error_responses``).
 
 The schema alone rarely produces a request that gets past validation (it does
 not say that ``task_description`` and ``method`` exclude each other, that

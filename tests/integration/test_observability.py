@@ -108,14 +108,35 @@ async def test_events_reach_the_api_when_another_process_runs_the_task(
 SAMPLE = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+|\+Inf$')
 
 
-def parse_metrics(text: str) -> dict[str, float]:
-    values = {}
+LABEL = re.compile(r'([a-z_]+)="([^"]*)"')
+
+
+def canonical(sample: str) -> str:
+    """``name{b="2",a="1"}`` as ``name{a="1",b="2"}``: label order carries no meaning."""
+    name, _, labels = sample.partition("{")
+    pairs = sorted(LABEL.findall(labels))
+    return name + ("{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}" if pairs else "")
+
+
+class Samples(dict[str, float]):
+    def __getitem__(self, sample: str) -> float:
+        return super().__getitem__(canonical(sample))
+
+    def get(self, sample: str, default: float = 0) -> float:  # type: ignore[override]
+        return super().get(canonical(sample), default)
+
+    def __contains__(self, sample: object) -> bool:
+        return super().__contains__(canonical(str(sample)))
+
+
+def parse_metrics(text: str) -> Samples:
+    values = Samples()
     for line in text.splitlines():
         if line.startswith("#") or not line:
             continue
         assert SAMPLE.match(line), line
         name, value = line.rsplit(" ", 1)
-        values[name] = float(value)
+        values[canonical(name)] = float(value)
     return values
 
 
@@ -127,7 +148,7 @@ async def test_metrics(served: Server, model: ScriptedModel, conn: Any) -> None:
     assert served.run(method="hang", params={"seconds": 5})["status"] == "failed"
     response = served.http.get("/metrics")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     after = parse_metrics(response.text)
 
     def grew(name: str, by: float = 1) -> bool:

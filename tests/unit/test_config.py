@@ -229,7 +229,7 @@ def test_missing_variable_and_bad_environment_are_reported_together() -> None:
     text = str(info.value)
     assert ":2: database.password: environment variable 'NOT_SET' is not set" in text
     assert "$QASDK_MODEL_TMEOUT: unknown model setting 'tmeout' (did you mean 'timeout'?)" in text
-    assert "$QASDK_SERVER_PORT: server.port: expected `int`, got `str`" in text
+    assert "$QASDK_SERVER_PORT: server.port: expected integer, got string" in text
 
 
 def test_escaped_dollar() -> None:

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qasdk.config import LoggingConfig
-from qasdk.logs import configure_logging, redact_text
+from qasdk.logs import configure_logging
+from qasdk.redaction import redact as redact_text
 
 
 class Boom(RuntimeError):

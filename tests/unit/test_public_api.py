@@ -17,7 +17,14 @@ def _isort_key(name: str) -> tuple[int, str]:
     return (2, name)  # functions
 
 
-MODULES = ["qasdk", "qasdk.config", "qasdk.models", "qasdk.errors", "qasdk.types", "qasdk.store"]
+MODULES = [
+    "qasdk",
+    "qasdk.config",
+    "qasdk.models",
+    "qasdk.errors",
+    "qasdk.registration.types",
+    "qasdk.store",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,182 @@
+"""Everything the CLI prints: the text a person reads and the ``--json`` a script reads.
+
+Commands compute; this module words. Problems are one line each
+(``path:line: tool 'name': field: reason``), all of them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import msgspec
+
+from qasdk.errors import QasdkError
+from qasdk.models import MethodMetadata, MethodParameter
+from qasdk.registration.collect import Catalog
+from qasdk.store.methods import SyncReport
+
+__all__ = [
+    "check_json",
+    "describe_check",
+    "describe_error",
+    "describe_methods",
+    "describe_sync",
+    "error_json",
+    "methods_json",
+    "sync_json",
+]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _json(body: Any) -> str:
+    return msgspec.json.encode(body).decode()
+
+
+# -- errors -------------------------------------------------------------------
+
+
+def describe_error(error: QasdkError, *, read_only: bool = False) -> Iterator[str]:
+    """One line per problem and a count, or one ``error:`` line."""
+    if error.problems:
+        for problem in error.problems:
+            yield str(problem)
+        noun = "problem" if len(error.problems) == 1 else "problems"
+        yield f"{len(error.problems)} {noun} found; nothing was written."
+    else:
+        suffix = "; nothing was written" if read_only else ""
+        yield f"error: {error}{suffix}"
+
+
+def error_json(error: QasdkError) -> str:
+    return _json(
+        {
+            "ok": False,
+            "error_type": type(error).__name__,
+            "message": str(error),
+            "problems": [msgspec.to_builtins(p) for p in error.problems],
+        }
+    )
+
+
+# -- sync and check -------------------------------------------------------------
+
+
+def describe_sync(catalog: Catalog, report: SyncReport, database: str) -> str:
+    plan = report.plan
+    sources = [_plural(catalog.python_files, "Python file")]
+    if catalog.declared_files:
+        sources.append(_plural(len(catalog.declared_files), "methods file"))
+    lines = [f"Scanned {' and '.join(sources)}: {_plural(len(catalog.entries), 'tool')}."]
+    width = max((len(e.config.name) for e in catalog.entries), default=0)
+    width = max([width, *(len(n) for n in plan.deleted + plan.stale)])
+    for name in plan.created:
+        lines.append(f"  + {name:<{width}}  created")
+    for name, fields in plan.updated.items():
+        lines.append(f"  ~ {name:<{width}}  updated: {', '.join(fields)}")
+    for name in plan.unchanged:
+        lines.append(f"  = {name:<{width}}  unchanged")
+    for name in plan.deleted:
+        lines.append(f"  - {name:<{width}}  deleted")
+    for name in plan.stale:
+        lines.append(f"  ! {name:<{width}}  no longer defined (kept; --prune deletes it)")
+    counts = (
+        f"{len(plan.created)} created, {len(plan.updated)} updated, "
+        f"{len(plan.unchanged)} unchanged, {len(plan.deleted)} deleted"
+    )
+    if report.dry_run:
+        lines.append(f"Dry run against {database}: {counts}. Nothing was written.")
+    else:
+        lines.append(
+            f"Synced to {database}: {counts} ({_plural(report.rows_written, 'row')} written)."
+        )
+    return "\n".join(lines)
+
+
+def sync_json(catalog: Catalog, report: SyncReport, database: str) -> str:
+    return _json(
+        {
+            "ok": True,
+            "dry_run": report.dry_run,
+            "database": database,
+            "tools": len(catalog.entries),
+            **msgspec.to_builtins(report.plan),
+            "rows_written": report.rows_written,
+            "migrations_applied": report.migrations_applied,
+            "warnings": [str(w) for w in catalog.warnings],
+        }
+    )
+
+
+def describe_check(catalog: Catalog) -> str:
+    names = ", ".join(entry.config.name for entry in catalog.entries)
+    return f"{len(catalog.entries)} tools OK: {names}"
+
+
+def check_json(catalog: Catalog) -> str:
+    return _json({"ok": True, "tools": [msgspec.to_builtins(c) for c in catalog.configs]})
+
+
+# -- methods --------------------------------------------------------------------
+
+
+def _type_text(param: MethodParameter) -> str:
+    """``list[int]``, ``string`` or ``'a' | 'b'``: what the schema says, briefly."""
+    schema = param.schema
+    if "enum" in schema:
+        return " | ".join(repr(v) for v in schema["enum"])
+    items = schema.get("items")
+    if param.type == "list" and isinstance(items, dict) and isinstance(items.get("type"), str):
+        return f"list[{items['type']}]"
+    extra = schema.get("additionalProperties")
+    if param.type == "dict" and isinstance(extra, dict) and isinstance(extra.get("type"), str):
+        return f"dict[str, {extra['type']}]"
+    return param.type
+
+
+def _signature(method: MethodMetadata) -> str:
+    params = []
+    for p in method.parameters:
+        text = f"{p.name}: {_type_text(p)}"
+        if p.has_default:
+            text += f" = {p.default!r}"
+        elif not p.required:
+            text += "?"
+        params.append(text)
+    return f"({', '.join(params)}) -> {method.return_type}"
+
+
+def describe_methods(methods: Sequence[MethodMetadata]) -> str:
+    if not methods:
+        return "No tools registered yet. Run `qasdk sync PATH` first."
+    rows = []
+    for method in methods:
+        options = []
+        if method.timeout is not None:
+            options.append(f"timeout {method.timeout:g} s")
+        if method.tags:
+            options.append("tags " + ",".join(method.tags))
+        rows.append(
+            (
+                method.name,
+                _signature(method),
+                f"{method.module_path}:{method.function_name}",
+                "; ".join(options),
+                method.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+        )
+    header = ("NAME", "SIGNATURE", "FUNCTION", "OPTIONS", "UPDATED (UTC)")
+    widths = [max(len(cells[i]) for cells in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+        for cells in [header, *rows]
+    ]
+    lines.append(f"{_plural(len(methods), 'tool')} registered.")
+    return "\n".join(lines)
+
+
+def methods_json(methods: Sequence[MethodMetadata]) -> str:
+    return _json(methods)

@@ -1,0 +1,111 @@
+"""``qasdk serve`` and ``qasdk worker``: the task server (the ``server`` extra)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import click
+import msgspec
+
+from qasdk.cli.app import State, handle_errors, pass_state, run_service, stop_quietly_while_starting
+from qasdk.config import Config
+from qasdk.errors import StartupError
+
+__all__ = ["serve", "worker"]
+
+#: What the server needs beyond the SDK: installed by ``pip install 'qasdk[server]'``.
+SERVER_PACKAGES = ("litestar", "uvicorn", "procrastinate", "qwen_agent", "prometheus_client")
+
+
+def require_server_extra() -> None:
+    """Say exactly what to install when the server's packages are missing."""
+    missing = [name for name in SERVER_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise StartupError(
+            f"the task server needs the 'server' extra (missing: {', '.join(missing)}); "
+            "install it with: pip install 'qasdk[server]'"
+        )
+
+
+def _service_config(
+    config: Config, host: str | None, port: int | None, concurrency: int | None
+) -> Config:
+    server, worker = config.server, config.worker
+    if host is not None:
+        server = msgspec.structs.replace(server, host=host)
+    if port is not None:
+        server = msgspec.structs.replace(server, port=port)
+    if concurrency is not None:
+        worker = msgspec.structs.replace(worker, concurrency=concurrency)
+    return msgspec.structs.replace(config, server=server, worker=worker)
+
+
+concurrency_option = click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Tasks this worker runs at once (default: worker.concurrency, 4).",
+)
+
+
+@click.command(short_help="Serve the REST API (docs at /schema) and an embedded worker.")
+@click.option("--host", help="Interface to listen on (default: server.host, 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), help="Port (default: server.port, 8000; 0 picks one)."
+)
+@concurrency_option
+@click.option("--no-worker", is_flag=True, help="Serve the API only; run `qasdk worker` elsewhere.")
+@click.option(
+    "--watch",
+    "watch",
+    multiple=True,
+    type=click.Path(exists=True),
+    metavar="PATH",
+    help="Tool folder to rescan and sync when it changes (repeatable); "
+    "the config file is watched too.",
+)
+@click.option("--prune", is_flag=True, help="With --watch: delete tools removed from PATH.")
+@pass_state
+@handle_errors()
+def serve(
+    state: State,
+    host: str | None,
+    port: int | None,
+    concurrency: int | None,
+    no_worker: bool,
+    watch: tuple[str, ...],
+    prune: bool,
+) -> None:
+    """Serve the REST API and an embedded worker; API docs at /schema."""
+    stop_quietly_while_starting()
+    require_server_extra()
+    from qasdk_server.serve import run_server
+
+    def overrides(loaded: Config) -> Config:
+        return _service_config(loaded, host, port, concurrency)
+
+    config = overrides(state.config(service=True))
+    run_service(
+        run_server(
+            config,
+            host=config.server.host,
+            port=config.server.port,
+            embedded_worker=not no_worker,
+            watch=watch,
+            prune=prune,
+            overrides=overrides,
+        )
+    )
+
+
+@click.command(short_help="Run queued tasks, on any machine that reaches the database.")
+@concurrency_option
+@pass_state
+@handle_errors()
+def worker(state: State, concurrency: int | None) -> None:
+    """Run tasks from the queue, on any machine that reaches the database."""
+    stop_quietly_while_starting()
+    require_server_extra()
+    from qasdk_server.serve import run_worker
+
+    config = _service_config(state.config(service=True), None, None, concurrency)
+    run_service(run_worker(config))

@@ -1,0 +1,103 @@
+"""``qasdk sync``, ``qasdk check`` and ``qasdk methods``: the registration pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from qasdk.cli import output
+from qasdk.cli.app import State, handle_errors, json_option, module_root_option, pass_state, run
+
+__all__ = ["check", "methods", "sync"]
+
+paths_argument = click.argument("paths", nargs=-1, required=True, type=click.Path())
+
+
+@click.command(short_help="Scan, validate and sync tools into the registry.")
+@paths_argument
+@click.option("--prune", is_flag=True, help="Delete registered tools that are no longer defined.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@module_root_option
+@json_option
+@pass_state
+@handle_errors()
+def sync(
+    state: State,
+    paths: Sequence[str],
+    prune: bool,
+    dry_run: bool,
+    module_root: str | None,
+    json_output: bool,
+) -> None:
+    """Scan PATHS for @tool functions and methods files, validate, and sync the registry.
+
+    PATHS may be Python files, folders (searched recursively, including their
+    methods.yaml / methods.json) or methods .yaml/.json files.
+    """
+    from qasdk.redaction import mask_url
+    from qasdk.registration.collect import collect
+    from qasdk.store import connect, resolve_url, sync_methods
+
+    config = state.config()
+    catalog = collect(paths, module_root=module_root)
+    url = resolve_url(config.database)
+
+    async def go() -> Any:
+        conn = await connect(url, timeout=config.database.connect_timeout)
+        async with conn:
+            return await sync_methods(conn, catalog.configs, prune=prune, dry_run=dry_run)
+
+    report = run(go())
+    masked = mask_url(url)
+    if json_output:
+        click.echo(output.sync_json(catalog, report, masked))
+        return
+    for warning in catalog.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(output.describe_sync(catalog, report, masked))
+
+
+@click.command(short_help="Validate tools like sync does, without a database.")
+@paths_argument
+@module_root_option
+@json_option
+@pass_state
+@handle_errors(read_only=True)
+def check(state: State, paths: Sequence[str], module_root: str | None, json_output: bool) -> None:
+    """Validate PATHS like `sync` does, without a database."""
+    from qasdk.registration.collect import collect
+
+    state.config()
+    catalog = collect(paths, module_root=module_root)
+    if json_output:
+        click.echo(output.check_json(catalog))
+        return
+    for warning in catalog.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(output.describe_check(catalog))
+
+
+@click.command()
+@json_option
+@pass_state
+@handle_errors(read_only=True)
+def methods(state: State, json_output: bool) -> None:
+    """List the registered tools."""
+    from qasdk.store import connect, list_methods, resolve_url
+    from qasdk.store.migrate import pending_migrations
+
+    config = state.config()
+    url = resolve_url(config.database)
+
+    async def go() -> list[Any]:
+        conn = await connect(url, timeout=config.database.connect_timeout)
+        async with conn:
+            pending = await pending_migrations(conn)
+            if pending and pending[0].version == 1:
+                return []
+            return await list_methods(conn)
+
+    found = run(go())
+    click.echo(output.methods_json(found) if json_output else output.describe_methods(found))

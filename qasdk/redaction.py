@@ -1,0 +1,94 @@
+"""Secrets out of everything qasdk shows: log records, errors, API answers.
+
+One implementation, used by the configuration (which secrets there are), the
+store (URLs in messages), logging (every record) and the server (``/api/config``,
+``/health``). Every pattern is linear in the text: quantifiers that could
+rescan are bounded, so a hostile 50 MB string costs one pass, not hours.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["MASK", "mask_url", "redact", "redact_value", "secret_key", "url_password"]
+
+MASK = "****"
+
+# ``scheme://user:password@``: the password of a URL. Found from "://" (a literal the
+# engine searches fast); user and password lengths are bounded so a string with many
+# "://" and no "@" is not rescanned to its end from each of them.
+_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]{0,256}:)([^@\s]{1,512})(@)")
+# ``password=...`` in a libpq connection string (quoted or not) or a query string.
+_KV_PASSWORD = re.compile(r"(password\s{0,8}=\s{0,8})('(?:[^'\\]|\\.)*'|[^\s&']+)", re.IGNORECASE)
+_SECRET_LOOKING = (
+    (re.compile(r"(password\s{0,8}[=:]\s{0,8})(\S+)", re.IGNORECASE), r"\1" + MASK),
+    (
+        re.compile(
+            r"(authorization[\"']?\s{0,8}[:=]\s{0,8}[\"']?)([^\"'\s,}]+(?: [^\"'\s,}]+)?)",
+            re.IGNORECASE,
+        ),
+        r"\1" + MASK,
+    ),
+    (
+        re.compile(r"(api[_-]?key[\"']?\s{0,8}[:=]\s{0,8}[\"']?)([^\"'\s,}&]+)", re.IGNORECASE),
+        r"\1" + MASK,
+    ),
+    (re.compile(r"(bearer\s{1,8})([A-Za-z0-9._~+/=-]+)", re.IGNORECASE), r"\1" + MASK),
+)
+_SECRET_KEY = re.compile(r"password|secret|token|api_?key|authorization", re.IGNORECASE)
+
+
+def url_password(url: str) -> str | None:
+    """The password a database URL or connection string carries, if any."""
+    match = _URL_CREDENTIALS.search(url)
+    if match:
+        return match.group(2)
+    match = _KV_PASSWORD.search(url)
+    if match:
+        value = match.group(2)
+        return value[1:-1] if value.startswith("'") and value.endswith("'") else value
+    return None
+
+
+def mask_url(url: str) -> str:
+    """``url`` (or a libpq connection string) with its password replaced by ``****``."""
+    masked = _URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + m.group(3), url)
+    return _KV_PASSWORD.sub(lambda m: m.group(1) + MASK, masked)
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` with known secrets, URL credentials and secret-looking values masked."""
+    for secret in secrets:
+        if secret and len(secret) >= 3 and secret in text:
+            text = text.replace(secret, MASK)
+    if "://" in text:
+        text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    for pattern, replacement in _SECRET_LOOKING:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def secret_key(key: object) -> bool:
+    """Whether a mapping key names a secret (``password``, ``api_key``, ``token``...)."""
+    return isinstance(key, str) and _SECRET_KEY.search(key) is not None
+
+
+def redact_value(value: Any, secrets: Iterable[str | None] = ()) -> Any:
+    """A copy of ``value`` (strings, mappings, lists) with every secret masked."""
+    known = [s for s in secrets if s]
+    return _redact_value(value, known)
+
+
+def _redact_value(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, Mapping):
+        return {
+            k: MASK if secret_key(k) and v not in (None, "") else _redact_value(v, secrets)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_redact_value(v, secrets) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""The registration pipeline: discover → scan → declared → merge → validate → sync."""

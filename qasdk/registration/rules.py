@@ -1,0 +1,142 @@
+"""The registration rules of seed 000, each written once.
+
+``@tool`` (when a module is imported), the scanner (reading ``@tool(...)``
+options), the methods-file reader and the validator all ask these functions,
+so a rule and its wording cannot drift apart. Each yields why a value breaks
+the rule, or nothing when it is fine; values arrive from YAML, JSON or Python,
+so types are named the JSON way (``string``, ``integer``, ``list``).
+
+Import-light on purpose: ``@tool`` runs these in every tool process.
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Iterator
+
+__all__ = [
+    "DESCRIPTION_MAX",
+    "MODULE_PATH_MAX",
+    "NAME_MAX",
+    "NAME_MIN",
+    "check_description",
+    "check_function_name",
+    "check_identifier",
+    "check_module_path",
+    "check_name",
+    "check_tags",
+    "check_timeout",
+    "kind_of",
+]
+
+NAME_MIN, NAME_MAX = 2, 100
+DESCRIPTION_MAX = 1000
+MODULE_PATH_MAX = 255
+
+
+def kind_of(value: object) -> str:
+    """The JSON name of a value's type, as error messages say it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+def _why_not_identifier(value: str) -> str:
+    if value[0].isdigit():
+        return "it starts with a digit"
+    if any(c.isspace() for c in value):
+        return "it contains whitespace"
+    bad = sorted({c for c in value if not (c.isalnum() or c == "_")})
+    if bad:
+        return f"it contains {', '.join(repr(c) for c in bad)}"
+    return "use letters, digits and underscores, not starting with a digit"
+
+
+def check_identifier(value: object, what: str) -> Iterator[str]:
+    """A Python identifier that is not a keyword (``what``: "function name", ...)."""
+    if not isinstance(value, str):
+        yield f"must be a string, got {kind_of(value)}"
+    elif not value:
+        yield "must not be empty"
+    elif not value.isidentifier():
+        yield f"{value!r} is not a valid Python identifier ({_why_not_identifier(value)})"
+    elif keyword.iskeyword(value):
+        yield f"{value!r} is a Python keyword and cannot be a {what}"
+
+
+def check_name(value: object) -> Iterator[str]:
+    """A tool name: an identifier of 2-100 characters (seed Property 9)."""
+    if not isinstance(value, str):
+        yield f"must be a string, got {kind_of(value)}"
+        return
+    if not value:
+        yield "must not be empty"
+        return
+    if not value.isidentifier():
+        yield f"{value!r} is not a valid Python identifier ({_why_not_identifier(value)})"
+    if not NAME_MIN <= len(value) <= NAME_MAX:
+        yield f"must be {NAME_MIN}-{NAME_MAX} characters long, got {len(value)}"
+
+
+def check_description(value: object) -> Iterator[str]:
+    """Non-empty, at most 1000 characters."""
+    if not isinstance(value, str):
+        yield f"must be a string, got {kind_of(value)}"
+    elif not value.strip():
+        yield "must not be empty"
+    elif len(value) > DESCRIPTION_MAX:
+        yield f"must be at most {DESCRIPTION_MAX} characters, got {len(value)}"
+
+
+def check_timeout(value: object) -> Iterator[str]:
+    """Seconds, a positive number (``None`` means the default)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        yield f"must be a positive number of seconds, got {value!r}"
+
+
+def check_tags(value: object) -> Iterator[str]:
+    """A list of non-empty strings."""
+    if isinstance(value, str):
+        yield "must be a list of strings, not a single string"
+    elif not isinstance(value, (list, tuple)) or not all(isinstance(t, str) for t in value):
+        yield f"must be a list of strings, got {value!r}"
+    elif any(not t.strip() for t in value):
+        yield "tags must not be empty strings"
+
+
+def check_module_path(value: object) -> Iterator[str]:
+    """A dotted module name that ``import`` accepts."""
+    if not isinstance(value, str):
+        yield f"must be a string, got {kind_of(value)}"
+        return
+    if not value:
+        yield "must not be empty"
+        return
+    if len(value) > MODULE_PATH_MAX:
+        yield f"must be at most {MODULE_PATH_MAX} characters"
+    for part in value.split("."):
+        for reason in check_identifier(part, "module name"):
+            yield f"{value!r} cannot be imported: segment {reason}"
+            return
+
+
+def check_function_name(value: object) -> Iterator[str]:
+    """An identifier of at most 100 characters."""
+    reasons = list(check_identifier(value, "function name"))
+    yield from reasons
+    if not reasons and isinstance(value, str) and len(value) > NAME_MAX:
+        yield f"must be at most {NAME_MAX} characters"

@@ -1,0 +1,192 @@
+"""Type hints → the type vocabulary and the JSON Schema the model sees.
+
+``list[int]`` is type ``list`` with schema ``{"type": "array", "items":
+{"type": "integer"}}``; ``Literal`` and ``Enum`` hints add ``enum``;
+``X | None`` makes the schema nullable. A hint without a JSON equivalent
+raises :class:`~qasdk.registration.scan.expressions.Unsupported`.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+import msgspec
+
+from qasdk.registration.scan.enums import enum_values, is_enum
+from qasdk.registration.scan.expressions import (
+    Unsupported,
+    dotted,
+    subscript_args,
+    union_members,
+)
+from qasdk.registration.scan.names import Names
+from qasdk.registration.types import base_schema
+
+__all__ = ["SUPPORTED_HINTS", "AnnotationReader", "Typed"]
+
+SUPPORTED_HINTS = (
+    "use str, int, float, bool, list[...], dict[str, ...], Literal[...], an Enum, X | None, or Any"
+)
+
+_SIMPLE_TYPES: dict[str, str] = {
+    "builtins.str": "string",
+    "builtins.int": "int",
+    "builtins.float": "float",
+    "builtins.bool": "bool",
+    "builtins.dict": "dict",
+    "builtins.list": "list",
+    "builtins.tuple": "list",
+    "builtins.set": "list",
+    "builtins.frozenset": "list",
+    "builtins.object": "any",
+    "typing.Any": "any",
+    "typing_extensions.Any": "any",
+    "typing.Dict": "dict",
+    "typing.Mapping": "dict",
+    "typing.MutableMapping": "dict",
+    "collections.abc.Mapping": "dict",
+    "collections.abc.MutableMapping": "dict",
+    "typing.List": "list",
+    "typing.Tuple": "list",
+    "typing.Set": "list",
+    "typing.FrozenSet": "list",
+    "typing.Sequence": "list",
+    "typing.MutableSequence": "list",
+    "typing.Iterable": "list",
+    "collections.abc.Sequence": "list",
+    "collections.abc.MutableSequence": "list",
+    "collections.abc.Iterable": "list",
+    "collections.abc.Set": "list",
+}
+_OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
+_UNION = frozenset({"typing.Union", "typing_extensions.Union"})
+_LITERAL = frozenset({"typing.Literal", "typing_extensions.Literal"})
+_ANNOTATED = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
+_NULL = {"type": "null"}
+
+
+class Typed(msgspec.Struct, frozen=True):
+    """A hint read: vocabulary type, JSON Schema, and ``Annotated`` text if any."""
+
+    type: str
+    schema: dict[str, Any]
+    description: str | None = None
+
+
+class AnnotationReader:
+    """Reads the hints of one module (names resolve through its imports)."""
+
+    def __init__(self, names: Names) -> None:
+        self.names = names
+
+    def read(self, node: ast.expr) -> Typed:
+        if isinstance(node, ast.Constant):
+            return self._constant(node)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            return self._union(union_members(node))
+        if isinstance(node, ast.Subscript):
+            return self._subscript(node)
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            return self._name(node)
+        raise Unsupported(ast.unparse(node))
+
+    def _constant(self, node: ast.Constant) -> Typed:
+        if node.value is None:
+            return Typed("None", _NULL)
+        if isinstance(node.value, str):  # a forward reference: "Unit"
+            try:
+                return self.read(ast.parse(node.value, mode="eval").body)
+            except SyntaxError:
+                raise Unsupported(repr(node.value)) from None
+        raise Unsupported(repr(node.value))
+
+    def _subscript(self, node: ast.Subscript) -> Typed:
+        origin = self.names.resolve(dotted(node.value))
+        args = subscript_args(node)
+        if origin in _OPTIONAL:
+            return self._union([*args, ast.Constant(None)])
+        if origin in _UNION:
+            return self._union(args)
+        if origin in _LITERAL:
+            return literal_type([_literal_value(a) for a in args])
+        if origin in _ANNOTATED:
+            inner = self.read(args[0])
+            notes = [a.value for a in args[1:] if isinstance(a, ast.Constant)]
+            text = next((n for n in notes if isinstance(n, str)), None)
+            return Typed(inner.type, inner.schema, text or inner.description)
+        simple = _SIMPLE_TYPES.get(origin)
+        if simple == "list":
+            schema: dict[str, Any] = {"type": "array"}
+            items = [a for a in args if not (isinstance(a, ast.Constant) and a.value is ...)]
+            if len(items) == 1:  # list[X], tuple[X, ...]; a fixed tuple stays untyped
+                schema["items"] = self.read(items[0]).schema
+            return Typed("list", schema)
+        if simple == "dict":
+            schema = {"type": "object"}
+            if len(args) == 2:
+                value_schema = self.read(args[1]).schema
+                if value_schema:
+                    schema["additionalProperties"] = value_schema
+            return Typed("dict", schema)
+        raise Unsupported(ast.unparse(node))
+
+    def _name(self, node: ast.Name | ast.Attribute) -> Typed:
+        name = dotted(node)
+        if name in ("None", "builtins.None"):
+            return Typed("None", _NULL)
+        path = self.names.resolve(name)
+        simple = _SIMPLE_TYPES.get(path)
+        if simple is not None:
+            return Typed(simple, base_schema(simple))
+        cls = self.names.find_class(path)
+        if cls is not None and is_enum(cls, self.names.find_class):
+            values = list(enum_values(cls).values())
+            if not values:
+                raise Unsupported(f"{name} (an Enum without members)")
+            return literal_type(values)
+        raise Unsupported(name)
+
+    def _union(self, nodes: list[ast.expr]) -> Typed:
+        members = [self.read(a) for a in nodes]
+        nullable = any(m.type == "None" for m in members)
+        others = [m for m in members if m.type != "None"]
+        if not others:
+            return Typed("None", _NULL)
+        if len(others) == 1:
+            inner = others[0]
+            if not nullable:
+                return inner
+            return Typed(inner.type, _nullable(inner.schema), inner.description)
+        kinds = {m.type for m in others}
+        type_name = kinds.pop() if len(kinds) == 1 else "any"
+        options = [m.schema for m in others]
+        if nullable:
+            options.append(_NULL)
+        return Typed(type_name, {"anyOf": options})
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    declared = schema.get("type")
+    if isinstance(declared, str) and "enum" not in schema:
+        return {**schema, "type": [declared, "null"]}
+    if not schema:
+        return schema
+    return {"anyOf": [schema, _NULL]}
+
+
+def literal_type(values: list[Any]) -> Typed:
+    """The type of ``Literal[...]`` / Enum values: one JSON type plus ``enum``."""
+    kinds = {type(v) for v in values}
+    mapping = {str: "string", bool: "bool", int: "int", float: "float"}
+    if len(kinds) == 1 and next(iter(kinds)) in mapping:
+        type_name = mapping[next(iter(kinds))]
+        return Typed(type_name, {**base_schema(type_name), "enum": values})
+    return Typed("any", {"enum": values})
+
+
+def _literal_value(node: ast.expr) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise Unsupported(f"Literal[{ast.unparse(node)}]") from None

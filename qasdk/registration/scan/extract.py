@@ -1,0 +1,162 @@
+"""One ``@tool`` function → one tool entry, with every problem it has.
+
+The entry is what a ``methods.yaml`` entry would give (name, description,
+parameters, return type, module and function), plus where each part was read
+and, for the validator, how to fix a part that is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import griffe
+import msgspec
+
+from qasdk.models import MethodConfig, MethodParameter, Problem, Source, ToolEntry
+from qasdk.registration.scan.annotations import SUPPORTED_HINTS, AnnotationReader, Typed
+from qasdk.registration.scan.docstrings import how_to_document, read_docstring
+from qasdk.registration.scan.enums import enum_member_value
+from qasdk.registration.scan.expressions import Unsupported, module_literal, to_ast
+from qasdk.registration.scan.names import ClassFinder, Names
+from qasdk.registration.scan.options import read_options, tool_decorator
+
+__all__ = ["extract_tool"]
+
+
+def extract_tool(
+    module: griffe.Module,
+    function: griffe.Function,
+    display: str,
+    find_class: ClassFinder,
+    problems: list[Problem],
+) -> ToolEntry | None:
+    """The entry of a decorated ``function``; its problems are appended to ``problems``."""
+    return _Extraction(module, function, display, find_class, problems).run()
+
+
+class _Extraction:
+    def __init__(
+        self,
+        module: griffe.Module,
+        function: griffe.Function,
+        display: str,
+        find_class: ClassFinder,
+        problems: list[Problem],
+    ) -> None:
+        self.module = module
+        self.function = function
+        self.display = display
+        self.names = Names(module, find_class)
+        self.types = AnnotationReader(self.names)
+        self.problems = problems
+        self.tool = function.name
+        self.line = function.lineno
+        self.hints: dict[str, str] = {}
+
+    def problem(self, field: str | None, reason: str) -> None:
+        self.problems.append(
+            Problem(
+                source=Source(self.display, self.line), tool=self.tool, field=field, reason=reason
+            )
+        )
+
+    def run(self) -> ToolEntry | None:
+        function = self.function
+        decorator = tool_decorator(function)
+        assert decorator is not None
+        options = read_options(decorator, self._literal, self.problem)
+        if isinstance(options.get("name"), str):
+            self.tool = options["name"]
+
+        documented = read_docstring(function)
+        self.hints["description"] = "no description: add a docstring or pass @tool(description=...)"
+        config = MethodConfig(
+            name=self.tool,
+            description=options.get("description") or documented.summary,
+            parameters=tuple(self._parameters(documented.parameters, documented.style)),
+            return_type=self._return_type(),
+            module_path=self.module.path,
+            function_name=function.name,
+            timeout=options.get("timeout"),
+            tags=tuple(options.get("tags", ())),
+        )
+        locations = {"name": Source(self.display, self.line)}
+        if function.docstring is not None and function.docstring.lineno:
+            locations["description"] = Source(self.display, function.docstring.lineno)
+        return ToolEntry(
+            config=config,
+            source=Source(self.display, self.line),
+            origin="scanned",
+            locations=locations,
+            hints=self.hints,
+        )
+
+    def _literal(self, expr: Any) -> Any:
+        return module_literal(expr, self.module)
+
+    def _parameters(self, documented: dict[str, str], style: str) -> Iterator[MethodParameter]:
+        for param in self.function.parameters:
+            label = f"parameters.{param.name}"
+            kind = param.kind
+            if kind in (griffe.ParameterKind.var_positional, griffe.ParameterKind.var_keyword):
+                star = "*" if kind is griffe.ParameterKind.var_positional else "**"
+                self.problem(
+                    label, f"{star}{param.name} is not supported: the model needs named parameters"
+                )
+                continue
+            if kind is griffe.ParameterKind.positional_only:
+                self.problem(
+                    label,
+                    "positional-only parameters are not supported: tools are called by keyword",
+                )
+                continue
+
+            typed = self._parameter_type(param, label)
+            description = documented.get(param.name) or (typed.description if typed else None)
+            self.hints[f"{label}.description"] = (
+                f"not documented: describe {param.name!r} in {how_to_document(style)}"
+            )
+            required = param.default is None
+            yield MethodParameter(
+                name=param.name,
+                type=typed.type if typed else "",
+                description=description or "",
+                required=required,
+                default=msgspec.UNSET if required else self._default(param, label),
+                schema=dict(typed.schema) if typed else {},
+            )
+
+    def _parameter_type(self, param: griffe.Parameter, label: str) -> Typed | None:
+        if param.annotation is None:
+            self.hints[f"{label}.type"] = "no type hint; add one (Any accepts any value)"
+            return None
+        try:
+            return self.types.read(to_ast(param.annotation))
+        except Unsupported as exc:
+            self.hints[f"{label}.type"] = f"unsupported type {exc}; {SUPPORTED_HINTS}"
+            return None
+
+    def _return_type(self) -> str:
+        annotation = self.function.returns
+        if annotation is None:
+            return "any"
+        try:
+            return self.types.read(to_ast(annotation)).type
+        except Unsupported:
+            # The return type only informs readers; an exotic one is "any".
+            return "any"
+
+    def _default(self, param: griffe.Parameter, label: str) -> Any:
+        try:
+            return self._literal(param.default)
+        except ValueError:
+            member = enum_member_value(str(param.default), self.names)
+            if member is not None:
+                return member
+            self.problem(
+                f"{label}.default",
+                f"default {param.default} is not a literal; qasdk stores defaults "
+                "without running your code, so use a literal, an Enum member or None",
+            )
+            return msgspec.UNSET

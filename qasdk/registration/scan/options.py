@@ -1,0 +1,73 @@
+"""``@tool(...)`` as written in the source → its options, checked by the registration rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import griffe
+
+from qasdk.registration import rules
+
+__all__ = ["OPTIONS", "TOOL_PATHS", "read_options", "tool_decorator"]
+
+#: Where ``@tool`` lives; griffe resolves every import style to one of these.
+TOOL_PATHS = frozenset({"qasdk.tool", "qasdk.decorator.tool"})
+OPTIONS = ("name", "description", "timeout", "tags")
+_RULES = {
+    "name": rules.check_name,
+    "description": rules.check_description,
+    "timeout": rules.check_timeout,
+    "tags": rules.check_tags,
+}
+
+#: Reports a problem with an option: (field or None, reason).
+Report = Callable[[str | None, str], None]
+
+
+def tool_decorator(function: griffe.Function) -> griffe.Decorator | None:
+    """The ``@tool`` decorator of ``function``, however ``tool`` was imported."""
+    for decorator in function.decorators:
+        try:
+            if decorator.callable_path in TOOL_PATHS:
+                return decorator
+        except Exception:  # an unresolvable expression is simply not our decorator
+            continue
+    return None
+
+
+def read_options(
+    decorator: griffe.Decorator, literal: Callable[[Any], Any], report: Report
+) -> dict[str, Any]:
+    """The options of ``@tool(...)``; what cannot be read or breaks a rule is reported.
+
+    ``literal`` evaluates an argument without running code (literals and module
+    constants); it raises ``ValueError`` for anything else.
+    """
+    value = decorator.value
+    if not isinstance(value, griffe.ExprCall):
+        return {}
+    options: dict[str, Any] = {}
+    for argument in value.arguments:
+        if not isinstance(argument, griffe.ExprKeyword):
+            report(None, f"@tool takes keyword arguments only, got {argument}")
+            continue
+        key = argument.name
+        if key not in OPTIONS:
+            report(None, f"@tool has no option {key!r}; use name, description, timeout or tags")
+            continue
+        try:
+            given = literal(argument.value)
+        except ValueError:
+            report(
+                key,
+                f"@tool({key}={argument.value}) must be a literal value: "
+                "qasdk reads it without running your code",
+            )
+            continue
+        reasons = list(_RULES[key](given))
+        for reason in reasons:
+            report(key, reason)
+        if not reasons:
+            options[key] = float(given) if key == "timeout" else given
+    return options

@@ -1,0 +1,46 @@
+"""The queue's state in PostgreSQL beyond Procrastinate's own: stalled jobs, and counts.
+
+Procrastinate does not retry the jobs of a worker that died; qasdk does, in
+one statement (``recover_stalled_jobs``). The counts feed ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from qasdk.store._sql import Conn, fetch_all, fetch_one
+from qasdk.store.tasks import QUEUE
+
+__all__ = ["QueueSnapshot", "StalledJob", "queue_snapshot", "recover_stalled_jobs"]
+
+
+class StalledJob(msgspec.Struct, frozen=True):
+    """A job taken back from a dead worker, and whether its task was being cancelled."""
+
+    job_id: int
+    task_id: str | None
+    abort_requested: bool
+
+
+class QueueSnapshot(msgspec.Struct, frozen=True):
+    """Tasks by status, jobs waiting, workers alive: across every process on the database."""
+
+    tasks: dict[str, int]
+    queued: int
+    workers: int
+
+
+async def recover_stalled_jobs(conn: Conn, *, stale: float) -> list[StalledJob]:
+    """Queue again the jobs of workers silent for ``stale`` seconds (see queries.sql)."""
+    rows = await fetch_all(conn, "recover_stalled_jobs", {"queue": QUEUE, "stale": stale})
+    return [msgspec.convert(row, StalledJob) for row in rows]
+
+
+async def queue_snapshot(conn: Conn, *, stale: float) -> QueueSnapshot:
+    row: Any = await fetch_one(conn, "metrics_snapshot", {"queue": QUEUE, "stale": stale})
+    assert row is not None
+    return QueueSnapshot(
+        tasks=dict(row["tasks"] or {}), queued=row["queued"], workers=row["workers"]
+    )

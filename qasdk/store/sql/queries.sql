@@ -1,0 +1,238 @@
+-- Every statement qasdk runs. Sections start with "-- name: <query>".
+
+-- name: migrations_table_exists
+SELECT to_regclass('qasdk_migrations') IS NOT NULL AS present;
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS qasdk_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- name: lock_migrations
+-- Serialises concurrent starts (sync, serve, workers) on one database.
+SELECT pg_advisory_xact_lock(7105943210001);
+
+-- name: applied_migrations
+SELECT version, name, checksum FROM qasdk_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO qasdk_migrations (version, name, checksum)
+VALUES (%(version)s, %(name)s, %(checksum)s);
+
+-- name: lock_registry
+-- One sync at a time: the plan is computed and applied under this lock.
+SELECT pg_advisory_xact_lock(7105943210002);
+
+-- name: list_methods
+SELECT id, name, description, parameters_json AS parameters, return_type,
+       module_path, function_name, timeout, tags, created_at, updated_at
+FROM registered_methods
+ORDER BY name;
+
+-- name: get_method
+SELECT id, name, description, parameters_json AS parameters, return_type,
+       module_path, function_name, timeout, tags, created_at, updated_at
+FROM registered_methods
+WHERE name = %(name)s;
+
+-- name: upsert_methods
+-- Inserts new tools and updates changed ones; an identical row is not touched,
+-- so its updated_at stays. Returns only the rows written.
+INSERT INTO registered_methods AS m
+    (name, description, parameters_json, return_type, module_path, function_name, timeout, tags)
+SELECT x.name, x.description, x.parameters_json, x.return_type, x.module_path,
+       x.function_name, x.timeout, COALESCE(x.tags, '[]'::jsonb)
+FROM jsonb_to_recordset(%(methods)s::jsonb) AS x(
+    name VARCHAR, description TEXT, parameters_json JSONB, return_type VARCHAR,
+    module_path VARCHAR, function_name VARCHAR, timeout DOUBLE PRECISION, tags JSONB)
+ON CONFLICT (name) DO UPDATE SET
+    description = EXCLUDED.description,
+    parameters_json = EXCLUDED.parameters_json,
+    return_type = EXCLUDED.return_type,
+    module_path = EXCLUDED.module_path,
+    function_name = EXCLUDED.function_name,
+    timeout = EXCLUDED.timeout,
+    tags = EXCLUDED.tags
+WHERE (m.description, m.parameters_json, m.return_type, m.module_path,
+       m.function_name, m.timeout, m.tags)
+    IS DISTINCT FROM
+      (EXCLUDED.description, EXCLUDED.parameters_json, EXCLUDED.return_type,
+       EXCLUDED.module_path, EXCLUDED.function_name, EXCLUDED.timeout, EXCLUDED.tags)
+RETURNING m.name, (m.xmax = 0) AS inserted;
+
+-- name: delete_methods
+DELETE FROM registered_methods WHERE name = ANY(%(names)s) RETURNING name;
+
+-- name: insert_task
+-- The task and its queue job are created by one statement: an accepted task
+-- always has a job, and a job never points at a missing task.
+WITH job AS (
+    SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
+        %(queue)s, %(job_task)s, %(priority)s, NULL, NULL,
+        jsonb_build_object('task_id', %(id)s::text), NULL
+    )::procrastinate_job_to_defer_v1]))[1] AS id
+)
+INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id)
+SELECT %(id)s, %(kind)s, %(description)s, %(method)s, %(params)s::jsonb, %(priority)s,
+       %(timeout)s, job.id
+FROM job
+RETURNING id AS task_id, status, kind, description AS task_description, method, params,
+          priority, timeout, result, error, attempts, created_at, started_at, completed_at;
+
+-- name: get_task
+SELECT id AS task_id, status, kind, description AS task_description, method, params,
+       priority, timeout, result, error, attempts, created_at, started_at, completed_at
+FROM tasks
+WHERE id = %(id)s;
+
+-- name: list_tasks
+-- Newest first, keyset-paginated on (created_at, id).
+SELECT id AS task_id, status, kind, description AS task_description, method, params,
+       priority, timeout, result, error, attempts, created_at, started_at, completed_at
+FROM tasks
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(before_created)s::timestamptz IS NULL
+       OR (created_at, id) < (%(before_created)s, %(before_id)s::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: claim_task
+-- A worker takes a task: pending (or running after a dead worker) becomes running
+-- with a new attempt number; a cancelled or finished task is not returned.
+UPDATE tasks
+SET status = 'running',
+    started_at = COALESCE(started_at, now()),
+    attempts = attempts + 1,
+    worker = %(worker)s
+WHERE id = %(id)s AND status IN ('pending', 'running') AND NOT cancel_requested
+RETURNING id AS task_id, status, kind, description AS task_description, method, params,
+          priority, timeout, result, error, attempts, created_at, started_at, completed_at,
+          (SELECT COALESCE(max(seq), 0) FROM task_steps WHERE task_id = tasks.id) AS last_seq;
+
+-- name: finish_task
+-- Only the attempt that claimed the task may finish it.
+UPDATE tasks
+SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb, completed_at = now()
+WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+RETURNING id;
+
+-- name: release_task
+-- Hand a running task back to the queue (graceful shutdown): it runs again elsewhere.
+UPDATE tasks SET status = 'pending', worker = NULL
+WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+RETURNING id;
+
+-- name: cancel_task
+-- A pending task is cancelled at once (its job too); a running one is flagged and
+-- its worker is asked to abort it. Returns nothing for unknown or finished tasks.
+WITH target AS (
+    SELECT id, status, job_id FROM tasks
+    WHERE id = %(id)s AND status IN ('pending', 'running')
+    FOR UPDATE
+), updated AS (
+    UPDATE tasks
+    SET cancel_requested = true,
+        status = CASE WHEN tasks.status = 'pending' THEN 'cancelled' ELSE tasks.status END,
+        completed_at = CASE WHEN tasks.status = 'pending' THEN now() ELSE tasks.completed_at END,
+        error = CASE WHEN tasks.status = 'pending'
+            THEN '{"type": "Cancelled", "message": "cancelled before it started"}'::jsonb
+            ELSE tasks.error END
+    FROM target
+    WHERE tasks.id = target.id
+    RETURNING tasks.id, tasks.status
+)
+SELECT updated.id, updated.status,
+       procrastinate_cancel_job_v1(target.job_id, true, false) AS job
+FROM updated JOIN target USING (id);
+
+-- name: task_lock
+-- Held by the worker running a task for as long as it runs; a second worker cannot
+-- take it, and it is released by PostgreSQL if the worker's connection dies.
+SELECT pg_try_advisory_lock(%(key)s) AS locked;
+
+-- name: task_unlock
+SELECT pg_advisory_unlock(%(key)s) AS unlocked;
+
+-- name: insert_step
+INSERT INTO task_steps (task_id, seq, kind, name, attempt, arguments, result, error, content,
+                        thinking, usage, started_at, duration_ms)
+VALUES (%(task_id)s, %(seq)s, %(kind)s, %(name)s, %(attempt)s, %(arguments)s::jsonb,
+        %(result)s::jsonb, %(error)s::jsonb, %(content)s, %(thinking)s, %(usage)s::jsonb,
+        %(started_at)s, %(duration_ms)s);
+
+-- name: list_steps
+SELECT seq, kind, name, attempt, arguments, result, error, content, thinking, usage,
+       started_at, duration_ms
+FROM task_steps
+WHERE task_id = %(id)s AND seq > %(after)s
+ORDER BY seq;
+
+-- name: cancel_abandoned
+-- A task whose cancel was requested while its worker died: finish it as cancelled.
+UPDATE tasks
+SET status = 'cancelled', completed_at = now(),
+    error = '{"type": "Cancelled", "message": "cancelled by request"}'::jsonb
+WHERE id = %(id)s AND status IN ('pending', 'running') AND cancel_requested
+RETURNING id;
+
+-- name: metrics_snapshot
+-- What /metrics reads from the database: tasks by status, queued jobs, live workers.
+SELECT
+    (SELECT COALESCE(json_object_agg(status, n), '{}'::json)
+     FROM (SELECT status, count(*) AS n FROM tasks GROUP BY status) AS by_status) AS tasks,
+    (SELECT count(*) FROM procrastinate_jobs
+     WHERE queue_name = %(queue)s AND status = 'todo') AS queued,
+    (SELECT count(*) FROM procrastinate_workers
+     WHERE last_heartbeat > now() - make_interval(secs => %(stale)s)) AS workers;
+
+-- name: recover_stalled_jobs
+-- Jobs of workers that stopped sending heartbeats go back to the queue, in one
+-- statement: rows are locked as they are chosen, and the heartbeat is checked
+-- when the statement runs, so two workers never re-queue the same job and a job
+-- is never taken from a live worker. A job whose task was being cancelled ends
+-- its task as cancelled (Procrastinate marks such a job failed).
+WITH stalled AS (
+    SELECT job.id, job.abort_requested, job.args ->> 'task_id' AS task_id
+    FROM procrastinate_jobs AS job
+    LEFT JOIN procrastinate_workers AS worker ON worker.id = job.worker_id
+    WHERE job.queue_name = %(queue)s
+      AND job.status = 'doing'
+      AND (job.worker_id IS NULL
+           OR worker.last_heartbeat < now() - make_interval(secs => %(stale)s))
+    FOR UPDATE OF job SKIP LOCKED
+), retried AS (
+    SELECT stalled.*, procrastinate_retry_job_v2(stalled.id, now(), NULL, NULL, NULL) AS done
+    FROM stalled
+), cancelled AS (
+    UPDATE tasks
+    SET status = 'cancelled', completed_at = now(),
+        error = '{"type": "Cancelled", "message": "cancelled by request"}'::jsonb
+    FROM retried
+    WHERE retried.abort_requested
+      AND tasks.id = retried.task_id::uuid
+      AND tasks.status IN ('pending', 'running')
+    RETURNING tasks.id
+)
+SELECT retried.id AS job_id, retried.task_id, retried.abort_requested FROM retried;
+
+-- name: ping
+-- /health: does the database answer?
+SELECT 1 AS ok;
+
+-- name: database_exists
+SELECT 1 AS present FROM pg_database WHERE datname = %(name)s;
+
+-- name: create_database
+-- {database} is composed as an identifier (psycopg.sql), never from raw text.
+CREATE DATABASE {database};
+
+-- name: listen_task_events
+-- Status changes and trace steps of every task (triggers of migration 0004).
+LISTEN qasdk_task_events;
+
+-- name: listen_registry
+-- Changes of registered_methods, whoever made them (trigger of migration 0005).
+LISTEN qasdk_registry;

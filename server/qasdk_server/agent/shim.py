@@ -1,0 +1,168 @@
+"""qwen-agent, adapted: one tool class per registered method, the LLM client, two hooks.
+
+This is the only module that knows qwen-agent's internals (pinned to 0.0.34):
+``FnCallAgent._call_llm`` and ``_call_tool`` are routed to the task's
+:class:`~qasdk_server.agent.run.AgentRun`, and ``TextChatAtOAI`` gets one
+reusable OpenAI client without hidden retries. qwen-agent is imported on first
+use, with its side effects (a workspace folder, a stderr handler) kept in check.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from qasdk.config import ModelConfig
+from qasdk.models import MethodConfig
+from qasdk.registration.types import parameter_schema
+
+__all__ = [
+    "SYSTEM_MESSAGE",
+    "AgentHooks",
+    "agent_class",
+    "build_llm",
+    "llm_config",
+    "qwen_tools",
+    "tool_schema",
+]
+
+SYSTEM_MESSAGE = (
+    "You are a helpful assistant. Use the provided tools when they help answer the "
+    "request, then answer the user directly."
+)
+
+
+class AgentHooks(Protocol):
+    """What the adapted agent calls instead of its own model and tool calls."""
+
+    def model_turn(self, call: Callable[[], Iterator[list[Any]]]) -> Iterator[list[Any]]: ...
+
+    def tool_call(self, name: str, raw_args: Any) -> str: ...
+
+
+def qwen_agent() -> Any:
+    """Import qwen-agent on first use, keeping its side effects in qasdk's folder."""
+    os.environ.setdefault(
+        "QWEN_AGENT_DEFAULT_WORKSPACE", str(Path(".qasdk", "qwen-agent").resolve())
+    )
+    import qwen_agent.agents
+    import qwen_agent.llm.oai
+    import qwen_agent.tools.base
+
+    # qwen-agent adds its own stderr handler at INFO; its records go through qasdk's
+    # logging instead, and its per-call INFO lines only when qasdk logs at DEBUG.
+    qa_logger = logging.getLogger("qwen_agent_logger")
+    for handler in list(qa_logger.handlers):
+        qa_logger.removeHandler(handler)
+    root_level = logging.getLogger().level
+    qa_logger.setLevel(root_level if root_level <= logging.DEBUG else logging.WARNING)
+    return qwen_agent
+
+
+def tool_schema(config: MethodConfig) -> dict[str, Any]:
+    """The ``parameters`` dict qwen-agent accepts: exactly type, properties, required."""
+    properties: dict[str, Any] = {}
+    for param in config.parameters:
+        schema = {k: v for k, v in parameter_schema(param).items() if k not in ("title", "$defs")}
+        schema["description"] = param.description
+        if param.has_default and param.default is not None:
+            schema.setdefault("default", param.default)
+        properties[param.name] = schema
+    required = [p.name for p in config.parameters if p.required]
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def qwen_tools(methods: Mapping[str, MethodConfig]) -> list[Any]:
+    """One qwen-agent tool per registered method (schema only: calls go to the executor)."""
+    base = qwen_agent().tools.base.BaseTool
+    tools = []
+    for config in methods.values():
+        cls = type(
+            f"QasdkTool_{config.name}",
+            (base,),
+            {
+                "name": config.name,
+                "description": config.description,
+                "parameters": tool_schema(config),
+                "call": _never_called,
+            },
+        )
+        tools.append(cls())
+    return tools
+
+
+def _never_called(self: Any, params: Any, **kwargs: Any) -> str:
+    raise RuntimeError("qasdk runs tools through the executor, not BaseTool.call")
+
+
+@functools.cache
+def agent_class() -> type:
+    """qwen-agent's ``FnCallAgent`` with qasdk's two hooks (built once, on first use)."""
+    base = qwen_agent().agents.FnCallAgent
+
+    class QasdkAgent(base):  # type: ignore[valid-type,misc]
+        mem = None  # no Memory: it would add document tools and a workspace folder
+        hooks: AgentHooks
+
+        def _call_llm(self, *args: Any, **kwargs: Any) -> Iterator[list[Any]]:
+            parent = super()._call_llm
+            return self.hooks.model_turn(lambda: parent(*args, **kwargs))
+
+        def _call_tool(self, tool_name: str, tool_args: Any = "{}", **kwargs: Any) -> str:
+            return self.hooks.tool_call(tool_name, tool_args)
+
+    return QasdkAgent
+
+
+def llm_config(model: ModelConfig) -> dict[str, Any]:
+    """The qwen-agent LLM configuration for ``model`` (seed Property 2: values pass exactly)."""
+    generate_cfg: dict[str, Any] = {
+        "temperature": model.temperature,
+        "max_tokens": model.max_tokens,
+        "max_retries": 0,  # qasdk retries transient faults itself, with backoff and a trace
+    }
+    if model.function_calling == "native":
+        generate_cfg["use_raw_api"] = True
+    return {
+        "model": model.name,
+        "model_server": model.model_server,
+        "api_key": model.api_key or "EMPTY",
+        "generate_cfg": generate_cfg,
+        "timeout": model.timeout,
+    }
+
+
+def build_llm(model: ModelConfig) -> Any:
+    """qwen-agent's OpenAI-compatible model with one reusable client and no hidden retries.
+
+    Stock ``TextChatAtOAI`` builds a new HTTP client for every call and lets the
+    OpenAI SDK retry twice behind qwen-agent's back; this keeps its behaviour and
+    fixes both, so every attempt is visible in the trace.
+    """
+    import openai
+
+    cfg = llm_config(model)
+    llm = qwen_agent().llm.oai.TextChatAtOAI(cfg)
+    client = openai.OpenAI(
+        base_url=cfg["model_server"],
+        api_key=cfg["api_key"],
+        timeout=model.timeout,
+        max_retries=0,
+    )
+
+    def create(*args: Any, **kwargs: Any) -> Any:
+        extra = {k: kwargs.pop(k) for k in ("top_k", "repetition_penalty") if k in kwargs}
+        if extra:
+            kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **extra}
+        if "request_timeout" in kwargs:
+            kwargs["timeout"] = kwargs.pop("request_timeout")
+        return client.chat.completions.create(*args, **kwargs)
+
+    llm._chat_complete_create = create
+    llm.client = client
+    llm.timeout = model.timeout
+    return llm

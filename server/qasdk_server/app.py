@@ -1,0 +1,54 @@
+"""The Litestar application: routes, error handling, OpenAPI at ``/schema``."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from litestar import Litestar
+from litestar.di import Provide
+
+from qasdk_server.errors import exception_handlers
+from qasdk_server.routes.config import get_config, reload_config
+from qasdk_server.routes.docs import docs_assets, home, openapi_config
+from qasdk_server.routes.events import task_events
+from qasdk_server.routes.health import health
+from qasdk_server.routes.methods import get_method, list_methods
+from qasdk_server.routes.metrics import metrics
+from qasdk_server.routes.tasks import TaskController
+from qasdk_server.state import ServerState
+
+__all__ = ["create_app"]
+
+
+def _version() -> str:
+    try:
+        return version("qasdk")
+    except PackageNotFoundError:
+        return "0"
+
+
+def create_app(state: ServerState) -> Litestar:
+    """The HTTP API over ``state`` (pool, registry, events)."""
+
+    def provide_server() -> ServerState:
+        return state
+
+    return Litestar(
+        route_handlers=[
+            TaskController,
+            task_events,
+            list_methods,
+            get_method,
+            health,
+            metrics,
+            get_config,
+            reload_config,
+            home,
+            docs_assets(),
+        ],
+        dependencies={"server": Provide(provide_server, sync_to_thread=False)},
+        exception_handlers=exception_handlers,
+        openapi_config=openapi_config(_version()),
+        logging_config=None,
+        debug=False,
+    )

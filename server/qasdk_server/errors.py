@@ -1,0 +1,206 @@
+"""Error responses: what went wrong and where, never how the server is built.
+
+400  malformed JSON, a missing or invalid field, an unknown tool, bad params,
+     text the database cannot store (NUL)
+404  no such task or tool
+409  the request conflicts with the task's state (cancel a finished task)
+503  the database is unreachable; the client should retry (Retry-After)
+500  a bug: logged with its stack trace and an error id the body repeats
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import psycopg
+import psycopg_pool
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from qasdk.errors import DatabaseError
+from qasdk.models import Problem
+from qasdk.store.connection import is_outage
+
+__all__ = ["ApiError", "ErrorBody", "error_responses", "exception_handlers"]
+
+logger = logging.getLogger("qasdk.api")
+
+
+class ProblemBody(msgspec.Struct, omit_defaults=True):
+    reason: str
+    field: str | None = None
+    tool: str | None = None
+
+
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    type: str
+    message: str
+    problems: list[ProblemBody] | None = None
+    error_id: str | None = None
+
+
+class ErrorBody(msgspec.Struct):
+    error: ErrorDetail
+
+
+_DESCRIPTIONS = {
+    400: "Invalid request: the field and the reason are in `problems`",
+    404: "No such task or tool",
+    409: "The request conflicts with the current state",
+    422: "The new configuration or tools were rejected; nothing changed",
+    500: "A server fault; the log has its stack trace under `error_id`",
+    503: "The database is unreachable; retry after `Retry-After` seconds",
+}
+
+
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI documentation of the error bodies a route answers with (500 and 503 always)."""
+    return {
+        code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[code])
+        for code in sorted({*codes, 500, 503})
+    }
+
+
+class ApiError(Exception):
+    """An expected failure of a request, answered with ``status`` and a clear body."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        problems: Sequence[Problem] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.problems = [ProblemBody(reason=p.reason, field=p.field, tool=p.tool) for p in problems]
+        self.headers = headers or {}
+
+
+def _response(
+    status: int, detail: ErrorDetail, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
+    return Response(ErrorBody(detail), status_code=status, headers=headers)
+
+
+def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBody]:
+    detail = ErrorDetail(exc.kind, exc.message, exc.problems or None)
+    return _response(exc.status, detail, exc.headers)
+
+
+_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def _friendly(reason: str) -> str:
+    if reason in ("data: 'data'", "'data'"):
+        return "a JSON body is required"
+    if reason.startswith("JSON is malformed: "):
+        reason = "the body is not valid JSON: " + reason[len("JSON is malformed: ") :]
+    return reason[:1].lower() + reason[1:]
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorBody]:
+    """Litestar's decoding errors (msgspec underneath) → field and reason."""
+    problems: list[ProblemBody] = []
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        match = _AT.match(str(item.get("message", "")))
+        reason = match.group("reason") if match else str(item.get("message"))
+        field = (match.group("path") or "").lstrip(".") if match else None
+        field = field or item.get("key") or None
+        problems.append(ProblemBody(reason=_friendly(reason), field=field))
+    message = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
+    if not message:
+        message = _friendly(str(exc.detail or "invalid request"))
+    return _response(400, ErrorDetail("invalid_request", message, problems or None))
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    kind = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}.get(
+        exc.status_code, "http_error"
+    )
+    message = _friendly(str(exc.detail)) if exc.status_code == 400 else str(exc.detail)
+    if isinstance(exc, NotFoundException) and message == "Not Found":
+        message = _no_route(request.method, request.url.path)
+    return _response(exc.status_code, ErrorDetail(kind, message), dict(exc.headers or {}))
+
+
+#: Routes whose second segment is an id of a known shape, for a 404 that says why.
+_ID_ROUTES = {"tasks": "task"}
+_SHOWN = 80  # characters of a client's text an error message repeats, at most
+
+
+def _no_route(method: str, path: str) -> str:
+    """Why nothing answers ``path``: an id that cannot exist, or no such route."""
+    parts = path.split("/")
+    if len(parts) >= 4 and parts[1] == "api" and parts[2] in _ID_ROUTES and parts[3]:
+        try:
+            uuid.UUID(parts[3])
+        except ValueError:
+            shown = parts[3][:_SHOWN] + ("..." if len(parts[3]) > _SHOWN else "")
+            return f"no {_ID_ROUTES[parts[2]]} with id {shown!r}: ids are UUIDs"
+    shown = path[:_SHOWN] + ("..." if len(path) > _SHOWN else "")
+    return f"no route for {method} {shown}"
+
+
+# SQLSTATEs of text PostgreSQL cannot store: NUL (\u0000) in text or jsonb, or a character
+# the database's encoding lacks. In a request handler that text came from the request.
+_UNSTORABLE_TEXT = {"22P05", "22021"}
+
+
+def _unstorable_text(cause: BaseException, sqlstate: str | None) -> bool:
+    if sqlstate in _UNSTORABLE_TEXT:
+        return True
+    # psycopg refuses a str with NUL before sending it (a DataError without SQLSTATE).
+    return sqlstate is None and isinstance(cause, psycopg.DataError) and "NUL" in str(cause)
+
+
+def _database(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """Database failures: an outage is a 503, text it cannot store a 400, the rest a bug."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) and exc.__cause__ else exc
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    if _unstorable_text(cause, sqlstate):
+        message = "the request contains text the database cannot store (such as NUL, \\u0000)"
+        return _response(400, ErrorDetail("invalid_request", message))
+    if not is_outage(exc):
+        return _internal(request, exc)  # a failed statement is a bug, not an outage
+    logger.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
+    detail = ErrorDetail("unavailable", "the database is unavailable; retry shortly")
+    return _response(503, detail, {"Retry-After": "1"})
+
+
+def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    error_id = uuid.uuid4().hex[:12]
+    logger.error(
+        "unhandled error in %s %s (error id %s)",
+        request.method,
+        request.url.path,
+        error_id,
+        exc_info=exc,
+        extra={"error_id": error_id, "path": request.url.path, "http_method": request.method},
+    )
+    detail = ErrorDetail("internal_error", "internal server error", error_id=error_id)
+    return _response(HTTP_500_INTERNAL_SERVER_ERROR, detail)
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    ApiError: _api_error,
+    ValidationException: _validation,
+    HTTPException: _http,
+    DatabaseError: _database,
+    psycopg.OperationalError: _database,
+    psycopg_pool.PoolTimeout: _database,
+    Exception: _internal,
+}

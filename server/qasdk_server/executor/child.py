@@ -1,0 +1,237 @@
+"""The tool process: runs tools for :mod:`qasdk_server.executor.pool`, one call at a time.
+
+The executor starts this file as a script (``python .../child.py``), not with
+``-m``: no package of qasdk's is imported on the way, so startup stays fast and
+the tool's imports see a clean interpreter whose first ``sys.path`` entry is
+the tool folder. It imports nothing from qasdk but msgspec.
+
+Protocol: frames of a 4-byte big-endian length followed by a JSON document
+(msgspec tagged structs). The child sends :class:`Ready` once, then answers
+every :class:`Call` with one :class:`Reply`. EOF on its input means "exit".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import msgspec
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["Call", "Ready", "Reply", "main"]
+
+HEADER_SIZE = 4
+
+
+class Ready(msgspec.Struct, tag=True, array_like=True):
+    """The child is set up and waiting for calls."""
+
+    pid: int
+
+
+class Call(msgspec.Struct, tag=True, array_like=True):
+    """Run ``module:function(**params)`` on behalf of the registered tool ``method``."""
+
+    method: str
+    module: str
+    function: str
+    params: dict[str, Any]
+
+
+class Reply(msgspec.Struct, tag=True, array_like=True):
+    """The outcome of one call; ``result`` is the tool's return value as JSON."""
+
+    ok: bool
+    result: Any = None
+    error_type: str = ""
+    error: str = ""
+    traceback: str = ""
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__}>"
+
+
+def _failure(exc: BaseException, message: str | None = None) -> Reply:
+    """Describe ``exc`` without the frame of this module that caught it."""
+    import traceback
+
+    if message is None:
+        if isinstance(exc, SystemExit):
+            code = "" if exc.code is None else repr(exc.code)
+            message = f"tool called sys.exit({code})"
+        elif isinstance(exc, KeyboardInterrupt):
+            message = _safe_str(exc) or "tool raised KeyboardInterrupt"
+        else:
+            message = _safe_str(exc)
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except Exception:
+        text = f"{type(exc).__name__}: {message}\n"
+    return Reply(ok=False, error_type=type(exc).__name__, error=message, traceback=text)
+
+
+class _Runner:
+    """Resolves and calls tool functions, caching lookups and the event loop."""
+
+    def __init__(self) -> None:
+        self._functions: dict[tuple[str, str], Callable[..., Any]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _resolve(self, call: Call) -> Callable[..., Any] | Reply:
+        """The function to call, or a failure naming the module or function."""
+        function = self._functions.get((call.module, call.function))
+        if function is not None:
+            return function
+        import importlib
+
+        try:
+            module = importlib.import_module(call.module)
+        except BaseException as exc:
+            reason = _safe_str(exc) or type(exc).__name__
+            return _failure(
+                exc, f"cannot import module {call.module!r} for tool {call.method!r}: {reason}"
+            )
+        found: object = getattr(module, call.function, None)
+        if found is None:
+            missing = f"module {call.module!r} has no function {call.function!r}"
+            return _failure(AttributeError(missing))
+        if not callable(found):
+            return _failure(TypeError(f"{call.module}.{call.function} is not callable"))
+        self._functions[(call.module, call.function)] = found
+        return found
+
+    def _await(self, awaitable: Awaitable[Any]) -> Any:
+        """Run a coroutine on a loop kept across calls, so loop-bound clients stay usable."""
+        import asyncio
+
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+        return self._loop.run_until_complete(asyncio.ensure_future(awaitable, loop=self._loop))
+
+    def run(self, call: Call) -> Reply:
+        function = self._resolve(call)
+        if isinstance(function, Reply):
+            return function
+        try:
+            value = function(**call.params)
+            if isinstance(value, Awaitable):
+                value = self._await(value)
+        except BaseException as exc:
+            return _failure(exc)
+        try:
+            encoded = msgspec.json.encode(value)
+        except Exception as exc:
+            return Reply(
+                ok=False,
+                error_type="TypeError",
+                error=f"result of type {type(value).__qualname__} is not JSON-serializable: {exc}",
+            )
+        return Reply(ok=True, result=msgspec.Raw(encoded))
+
+
+def _read_frame(stream: BinaryIO) -> bytes | None:
+    header = stream.read(HEADER_SIZE)
+    if len(header) < HEADER_SIZE:
+        return None
+    size = int.from_bytes(header, "big")
+    body = stream.read(size)
+    return body if len(body) == size else None
+
+
+def _write_frame(stream: BinaryIO, payload: bytes) -> None:
+    stream.write(len(payload).to_bytes(HEADER_SIZE, "big"))
+    stream.write(payload)
+    stream.flush()
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+
+
+def _isolate_protocol() -> tuple[BinaryIO, BinaryIO]:
+    """Keep private copies of fds 0/1 for the protocol; give tools /dev/null and stderr.
+
+    ``os.dup`` returns non-inheritable fds, so subprocesses a tool starts
+    cannot hold the protocol pipes open either.
+    """
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
+    return os.fdopen(proto_in, "rb"), os.fdopen(proto_out, "wb")
+
+
+def _fix_sys_path() -> None:
+    """Import tools from the working directory first, as ``python -m`` would."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0] or os.curdir) == here:
+        del sys.path[0]
+    cwd = os.getcwd()
+    if not sys.path or sys.path[0] != cwd:
+        sys.path.insert(0, cwd)
+
+
+def _die_with_parent() -> None:
+    """Linux: be killed when the worker that started us dies, even by SIGKILL.
+
+    Otherwise a tool could run on, orphaned, while its task is recovered and run
+    again elsewhere: the same work twice at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def main() -> None:
+    """Serve calls until the parent closes our input."""
+    import faulthandler
+
+    _die_with_parent()
+    reader, writer = _isolate_protocol()
+    _fix_sys_path()
+    faulthandler.enable()  # a segfaulting tool leaves a Python traceback in the log
+    encoder = msgspec.json.Encoder()
+    decoder = msgspec.json.Decoder(Call)
+    runner = _Runner()
+    try:
+        _write_frame(writer, encoder.encode(Ready(pid=os.getpid())))
+        while (frame := _read_frame(reader)) is not None:
+            reply = runner.run(decoder.decode(frame))
+            _flush_std_streams()
+            _write_frame(writer, encoder.encode(reply))
+    except BrokenPipeError:
+        pass  # the parent went away; nobody is left to answer
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+"""Run registered tools in isolated, pre-started tool processes.
+
+A tool is arbitrary user code: it may hang in a C call, ``os._exit``, print,
+or leak state. Running it in a child process makes every one of those
+survivable (kill the child, start another) while a pool of warm children
+keeps the cost of a call well under a millisecond.
+
+Only registered tools run: :meth:`Executor.execute` resolves the name in the
+mapping it was given and sends the child that tool's module and function,
+nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from qasdk.errors import MethodExecutionError, MethodNotFoundError, StartupError, ValidationError
+from qasdk.models import ExecutionResult, MethodConfig, Problem
+from qasdk_server.executor.arguments import prepare_params
+from qasdk_server.executor.child import Call, Reply
+from qasdk_server.executor.process import TimedOut, ToolProcess, settle
+
+__all__ = ["Executor"]
+
+logger = logging.getLogger("qasdk.executor")
+
+
+class Executor:
+    """A pool of tool processes that run registered tools.
+
+    Use as ``async with Executor(methods) as executor``. ``processes`` children
+    start on entry; each runs one call at a time. ``cwd`` (default: the
+    current directory) is the children's working directory and first
+    ``sys.path`` entry; ``env`` is added to the inherited environment.
+    """
+
+    def __init__(
+        self,
+        methods: Mapping[str, MethodConfig],
+        *,
+        processes: int = 2,
+        default_timeout: float = 30.0,
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        if processes < 1:
+            raise ValueError("processes must be at least 1")
+        self._methods = dict(methods)
+        self._size = processes
+        #: Seconds a tool without a timeout of its own may run (changeable while running).
+        self.default_timeout = default_timeout
+        self._cwd = os.path.abspath(cwd if cwd is not None else os.getcwd())
+        self._env = {**os.environ, **env} if env else None
+        self._generation = 0
+        self._idle: deque[ToolProcess] = deque()
+        self._waiters: deque[asyncio.Future[ToolProcess | None]] = deque()
+        self._processes: set[ToolProcess] = set()
+        self._spawners: set[asyncio.Task[None]] = set()
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._started = False
+        self._closed = False
+
+    async def __aenter__(self) -> Executor:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def methods(self) -> Mapping[str, MethodConfig]:
+        """The tools this executor runs."""
+        return self._methods
+
+    async def start(self) -> None:
+        """Start the tool processes and wait until each is ready."""
+        if self._started or self._closed:
+            raise RuntimeError("an Executor can be started only once")
+        self._started = True
+        try:
+            results = await asyncio.gather(
+                *(self._spawn(self._generation) for _ in range(self._size)),
+                return_exceptions=True,
+            )
+        except BaseException:  # cancelled: do not leak the children already started
+            await self.close()
+            raise
+        for result in results:
+            if isinstance(result, BaseException):
+                await self.close()
+                raise result
+        for process in results:
+            assert isinstance(process, ToolProcess)
+            self._release(process)
+
+    async def close(self) -> None:
+        """Stop every child and wait for it to exit; calls in flight fail."""
+        if self._closed:
+            return
+        self._closed = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(_closed())
+        self._waiters.clear()
+        self._idle.clear()
+        for task in self._spawners:
+            task.cancel()
+        await asyncio.gather(*self._spawners, return_exceptions=True)
+        for process in list(self._processes):
+            self._retire(process)
+        while self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
+
+    def replace_methods(self, methods: Mapping[str, MethodConfig]) -> None:
+        """Hot reload: later calls use ``methods`` in fresh processes.
+
+        Calls already running finish in their old process, which then retires.
+        """
+        self._methods = dict(methods)
+        if not self._started or self._closed:
+            return
+        self._generation += 1
+        idle, self._idle = self._idle, deque()
+        for process in idle:
+            self._retire(process)
+        for _ in range(self._size):
+            self._spawn_in_background()
+
+    def prepare(self, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and coerce ``params`` for tool ``name`` and fill in defaults.
+
+        Raises:
+            MethodNotFoundError: no tool of that name is registered.
+            ValidationError: listing every unexpected, missing or invalid parameter.
+        """
+        config = self._methods.get(name)
+        if config is None:
+            raise MethodNotFoundError(name)
+        return prepare_params(config, params)
+
+    async def execute(
+        self, name: str, params: Mapping[str, Any], *, timeout: float | None = None
+    ) -> ExecutionResult:
+        """Run tool ``name``; every failure of the tool comes back as ``success=False``.
+
+        The tool's limit is its ``timeout`` (or the default), capped by
+        ``timeout``, which also bounds the wait for a free process. Cancelling
+        the caller kills the child running the call.
+        """
+        if not self._started or self._closed:
+            raise MethodExecutionError(name, "the executor is not running (the worker is stopping)")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            config = self._methods.get(name)
+            if config is None:
+                return self._rejected(name, params, MethodNotFoundError(name))
+            try:
+                prepared = prepare_params(config, params)
+            except ValidationError as exc:
+                return self._rejected(name, params, exc)
+            call = Call(name, config.module_path, config.function_name, prepared)
+            try:
+                frame = msgspec.json.encode(call)
+            except (TypeError, ValueError, OverflowError) as exc:
+                problem = Problem(tool=name, field="params", reason=f"not JSON-serializable: {exc}")
+                return self._rejected(name, params, ValidationError(problems=[problem]))
+            process = await self._acquire(deadline)
+            if process is None:
+                message = (
+                    f"tool {name!r} timed out after {timeout} s waiting for a free tool process"
+                )
+                return self._failed(name, prepared, "TimeoutError", message, None, 0.0)
+            if process.generation == self._generation and self._methods.get(name) is config:
+                break
+            self._release(process)  # methods were replaced while we waited: start over
+
+        limit = float(config.timeout or self.default_timeout)
+        if deadline is not None:
+            limit = min(limit, deadline - loop.time())
+        if limit <= 0:
+            self._release(process)
+            message = f"tool {name!r} timed out after {timeout} s before it could start"
+            return self._failed(name, prepared, "TimeoutError", message, None, 0.0)
+
+        start = time.perf_counter()
+        try:
+            outcome = await process.call(frame, name, limit)
+        except asyncio.CancelledError:
+            if process.busy:
+                process.kill()  # its exit starts a replacement
+            else:
+                self._release(process)
+            raise
+        elapsed = time.perf_counter() - start
+
+        if isinstance(outcome, Reply):
+            self._release(process)
+            if outcome.ok:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "tool %r succeeded in %.3f ms", name, elapsed * 1000, extra={"method": name}
+                    )
+                return ExecutionResult(success=True, result=outcome.result, execution_time=elapsed)
+            return self._failed(
+                name, prepared, outcome.error_type, outcome.error, outcome.traceback, elapsed
+            )
+        if isinstance(outcome, TimedOut):
+            process.kill()
+            message = f"tool {name!r} timed out after {round(limit, 3)} s"
+            return self._failed(name, prepared, "TimeoutError", message, None, elapsed)
+        return self._failed(
+            name, prepared, "ToolProcessExited", _exit_message(name, outcome.code), None, elapsed
+        )
+
+    # -- results and logging ------------------------------------------------
+
+    def _rejected(
+        self, name: str, params: Mapping[str, Any], exc: MethodNotFoundError | ValidationError
+    ) -> ExecutionResult:
+        error_type = type(exc).__name__
+        if isinstance(exc, ValidationError) and exc.problems:
+            error = "; ".join(str(p) for p in exc.problems)
+        else:
+            error = str(exc)
+        logger.warning(
+            "tool %r rejected: %s: %s",
+            name,
+            error_type,
+            error,
+            extra={"method": name, "params": dict(params), "error_type": error_type},
+        )
+        return ExecutionResult(success=False, error=error, error_type=error_type)
+
+    def _failed(
+        self,
+        name: str,
+        params: dict[str, Any],
+        error_type: str,
+        error: str,
+        tool_traceback: str | None,
+        elapsed: float,
+    ) -> ExecutionResult:
+        shown = repr(params)
+        if len(shown) > 1000:
+            shown = shown[:997] + "..."
+        logger.error(
+            "tool %r failed with params %s: %s: %s%s",
+            name,
+            shown,
+            error_type,
+            error,
+            f"\n{tool_traceback.rstrip()}" if tool_traceback else "",
+            extra={
+                "method": name,
+                "params": params,
+                "error_type": error_type,
+                "tool_traceback": tool_traceback,
+            },
+        )
+        return ExecutionResult(
+            success=False, error=error, error_type=error_type, execution_time=elapsed
+        )
+
+    # -- the pool -------------------------------------------------------------
+
+    async def _acquire(self, deadline: float | None) -> ToolProcess | None:
+        """An idle process of the current generation, or ``None`` at ``deadline``."""
+        while self._idle:
+            process = self._idle.pop()  # LIFO: the warmest process
+            if not process.dead:
+                return process
+        if self._closed:
+            raise _closed()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[ToolProcess | None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = None if deadline is None else loop.call_at(deadline, settle, waiter, None)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # A process handed over just before the cancel would otherwise be lost.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                handed = waiter.result()
+                if handed is not None:
+                    self._release(handed)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _release(self, process: ToolProcess) -> None:
+        """Give an idle process to the next waiter, keep it, or retire it if outdated."""
+        if process.dead:
+            return
+        if self._closed or process.generation != self._generation:
+            self._retire(process)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(process)
+                return
+        self._idle.append(process)
+
+    def _retire(self, process: ToolProcess) -> None:
+        task = process.stop()
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    def _on_exit(self, process: ToolProcess) -> None:
+        """A child exited: forget it and, unless we stopped it, start a replacement."""
+        self._processes.discard(process)
+        if process in self._idle:
+            self._idle.remove(process)
+        replace = not (process.retiring or self._closed or process.generation != self._generation)
+        self._retire(process)  # reaps its pipes, so close() leaves no transport behind
+        if replace and process.ready.done() and process.ready.result():
+            self._spawn_in_background()
+
+    def _spawn_in_background(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._keep_spawning(self._generation))
+        self._spawners.add(task)
+        task.add_done_callback(self._spawners.discard)
+
+    async def _keep_spawning(self, generation: int) -> None:
+        """Start one process for ``generation``, retrying with backoff if that fails."""
+        delay = 0.1
+        while not self._closed and generation == self._generation:
+            try:
+                process = await self._spawn(generation)
+            except (OSError, StartupError):
+                logger.exception("could not start a tool process; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._release(process)
+            return
+
+    async def _spawn(self, generation: int) -> ToolProcess:
+        process = await ToolProcess.start(
+            cwd=self._cwd, env=self._env, generation=generation, on_exit=self._on_exit
+        )
+        self._processes.add(process)
+        if not await process.ready:
+            await process.stop()
+            output = "\n".join(process.stderr_tail) or "(no output)"
+            code = process.proc.returncode
+            raise StartupError(f"a tool process exited with code {code} while starting:\n{output}")
+        return process
+
+
+def _closed() -> MethodExecutionError:
+    return MethodExecutionError("(any)", "the executor was closed (the worker is stopping)")
+
+
+def _exit_message(name: str, code: int) -> str:
+    if code < 0:
+        try:
+            signame = signal.Signals(-code).name
+        except ValueError:
+            signame = str(-code)
+        return f"the tool process was killed by signal {signame} while running {name!r}"
+    return f"the tool process exited with code {code} while running {name!r}"

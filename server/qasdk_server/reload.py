@@ -1,0 +1,238 @@
+"""Hot reload: apply a valid change of the tools or the configuration, refuse any other.
+
+``qasdk serve --watch tools/`` watches the tool folders and the config file
+(watchfiles, debounced). A change is rescanned, merged, validated and synced in
+one transaction; only then is anything swapped in (the registry, the model
+settings, the log level), so the next task sees the new version while running
+tasks finish with the one they started with. A change that does not validate
+(bad YAML, a broken tool file, a rule violation) changes nothing: the running
+registry and configuration stay, and the reason is logged with file and line.
+``POST /api/config/reload`` runs the same path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from qasdk.config import Config, load_config
+from qasdk.errors import QasdkError
+from qasdk.logs import configure_logging
+from qasdk.models import Problem
+from qasdk.registration.collect import collect
+from qasdk.registration.discover import display_path
+from qasdk.store.methods import sync_methods
+from qasdk_server.state import ServerState
+
+__all__ = ["ReloadOutcome", "Reloader"]
+
+logger = logging.getLogger("qasdk.reload")
+
+#: Settings a running process can take over; the rest need a restart.
+LIVE_SECTIONS = ("model", "logging")
+LIVE_WORKER_SETTINGS = ("tool_timeout", "model_retries", "retry_backoff")
+
+
+class ToolChanges(msgspec.Struct, omit_defaults=True):
+    created: list[str] = []
+    updated: list[str] = []
+    deleted: list[str] = []
+
+
+class ReloadOutcome(msgspec.Struct, omit_defaults=True):
+    """What a reload did: applied, unchanged, or rejected with the problems."""
+
+    outcome: Literal["applied", "unchanged", "rejected"]
+    at: datetime
+    trigger: str
+    problems: list[Problem] = []
+    tools: ToolChanges | None = None
+    settings: list[str] = []
+    needs_restart: list[str] = []
+
+
+def _changed_settings(old: Config, new: Config) -> list[str]:
+    changed = []
+    for section in ("model", "database", "logging", "server", "worker"):
+        before, after = getattr(old, section), getattr(new, section)
+        for field in before.__struct_fields__:
+            if getattr(before, field) != getattr(after, field):
+                changed.append(f"{section}.{field}")
+    return changed
+
+
+def _live(setting: str) -> bool:
+    section, _, field = setting.partition(".")
+    return section in LIVE_SECTIONS or (section == "worker" and field in LIVE_WORKER_SETTINGS)
+
+
+class Reloader:
+    """Reloads the configuration and the tools of one server process."""
+
+    def __init__(
+        self,
+        state: ServerState,
+        *,
+        watch: Sequence[str | Path] = (),
+        module_root: Path | None = None,
+        prune: bool = False,
+        debounce_ms: int = 300,
+        overrides: Callable[[Config], Config] | None = None,
+    ) -> None:
+        #: Re-applies command-line options (--port, --concurrency...) to a reloaded file.
+        self.overrides = overrides or (lambda config: config)
+        self.state = state
+        self.watch_paths = [Path(p) for p in watch]
+        self.module_root = module_root or Path.cwd()
+        self.prune = prune
+        self.debounce_ms = debounce_ms
+        self.last: ReloadOutcome | None = None
+        self.config_loaded_at = datetime.now(timezone.utc)
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- watching -------------------------------------------------------------
+
+    def watched(self) -> list[str]:
+        paths = [display_path(p) for p in self.watch_paths]
+        if self.state.config.path:
+            paths.append(self.state.config.path)
+        return paths
+
+    async def start(self) -> None:
+        if self.watch_paths:
+            self._task = asyncio.create_task(self._watch(), name="qasdk watch")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        import watchfiles
+
+        targets = [str(p) for p in self.watch_paths]
+        if self.state.config.path:
+            targets.append(self.state.config.path)
+
+        def relevant(change: watchfiles.Change, path: str) -> bool:
+            name = Path(path).name
+            if "__pycache__" in path or name.startswith("."):
+                return False
+            return name.endswith((".py", ".yaml", ".yml", ".json"))
+
+        logger.info("watching %s for changes", ", ".join(targets))
+        async for changes in watchfiles.awatch(
+            *targets, watch_filter=relevant, debounce=self.debounce_ms, step=50
+        ):
+            files = sorted({display_path(Path(path)) for _, path in changes})
+            await self.reload(f"watch: {', '.join(files)}")
+
+    # -- reloading ------------------------------------------------------------
+
+    async def reload(self, trigger: str) -> ReloadOutcome:
+        """Validate everything first; apply only a change that is valid as a whole."""
+        async with self._lock:
+            outcome = await self._reload(trigger)
+            self.last = outcome
+        if outcome.outcome == "rejected":
+            first = outcome.problems[0] if outcome.problems else None
+            logger.error(
+                "reload rejected (%s): nothing changed\n%s",
+                trigger,
+                "\n".join(str(p) for p in outcome.problems),
+                extra={
+                    "trigger": trigger,
+                    "problems": [str(p) for p in outcome.problems],
+                    "path": first.source.path if first and first.source else None,
+                    "line": first.source.line if first and first.source else None,
+                    "parse_error": first.reason if first else None,
+                },
+            )
+        elif outcome.outcome == "applied":
+            logger.info(
+                "reload applied (%s): %s",
+                trigger,
+                msgspec.json.encode(
+                    {"tools": outcome.tools, "settings": outcome.settings}
+                ).decode(),
+            )
+            if outcome.needs_restart:
+                logger.warning(
+                    "changed settings take effect after a restart: %s",
+                    ", ".join(outcome.needs_restart),
+                )
+        return outcome
+
+    async def _reload(self, trigger: str) -> ReloadOutcome:
+        now = datetime.now(timezone.utc)
+        state = self.state
+        problems: list[Problem] = []
+        new_config = state.config
+        try:
+            if state.config.path:
+                new_config = self.overrides(load_config(state.config.path))
+        except QasdkError as exc:
+            problems += exc.problems or [Problem(reason=str(exc))]
+        registry = None
+        if self.watch_paths:
+            try:
+                registry = collect(self.watch_paths, module_root=self.module_root)
+            except QasdkError as exc:
+                problems += exc.problems or [Problem(reason=str(exc))]
+        if problems:
+            return ReloadOutcome("rejected", now, trigger, problems=problems)
+
+        tools = None
+        if registry is not None:
+            try:
+                async with state.pool.connection() as conn:
+                    report = await sync_methods(conn, registry.configs, prune=self.prune)
+            except QasdkError as exc:
+                return ReloadOutcome(
+                    "rejected", now, trigger, problems=[Problem(reason=f"sync failed: {exc}")]
+                )
+            plan = report.plan
+            tools = ToolChanges(
+                created=plan.created, updated=list(plan.updated), deleted=plan.deleted
+            )
+        await state.registry.load()
+
+        changed = _changed_settings(state.config, new_config)
+        live = [s for s in changed if _live(s)]
+        restart = [s for s in changed if not _live(s)]
+        if live:
+            self._apply_settings(new_config, live)
+        tools_changed = tools is not None and (tools.created or tools.updated or tools.deleted)
+        if not live and not restart and not tools_changed:
+            return ReloadOutcome("unchanged", now, trigger, tools=tools)
+        return ReloadOutcome(
+            "applied", now, trigger, tools=tools, settings=live, needs_restart=restart
+        )
+
+    def _apply_settings(self, new: Config, changed: list[str]) -> None:
+        """Swap in the settings a running process can take over (atomically, per object)."""
+        state = self.state
+        current = state.config
+        worker = current.worker
+        if any(s.startswith("worker.") for s in changed):
+            worker = msgspec.structs.replace(
+                worker, **{f: getattr(new.worker, f) for f in LIVE_WORKER_SETTINGS}
+            )
+        config = msgspec.structs.replace(
+            current, model=new.model, logging=new.logging, worker=worker
+        )
+        state.config = config
+        self.config_loaded_at = datetime.now(timezone.utc)
+        if state.worker is not None:
+            state.worker.runner.apply_config(config)
+        if any(s.startswith("logging.") for s in changed):
+            configure_logging(config.logging, secrets=config.secrets())

@@ -1,0 +1,48 @@
+"""Finding a task for a request: load it, wait for it to finish."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+
+from qasdk.models import TERMINAL_STATUSES, Problem, Task
+from qasdk.store import tasks as store
+from qasdk_server.errors import ApiError
+from qasdk_server.state import ServerState
+
+__all__ = ["invalid", "load_task", "wait_until_done"]
+
+
+def invalid(message: str, field: str | None = None) -> ApiError:
+    problems = [Problem(reason=message, field=field)] if field else []
+    text = f"{field}: {message}" if field else message
+    return ApiError(400, "invalid_request", text, problems)
+
+
+async def load_task(server: ServerState, task_id: uuid.UUID) -> Task:
+    async with server.pool.connection() as conn:
+        task = await store.get_task(conn, task_id)
+    if task is None:
+        raise ApiError(404, "not_found", f"no task with id {task_id}")
+    return task
+
+
+async def wait_until_done(server: ServerState, task_id: uuid.UUID, wait: float) -> Task:
+    """The task once it has finished, or as it is when ``wait`` seconds have passed."""
+    deadline = time.monotonic() + wait
+    async with server.events.subscribe(task_id) as queue:
+        task = await load_task(server, task_id)
+        while task.status not in TERMINAL_STATUSES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                # Without a listening connection, poll; events may be missed.
+                timeout = remaining if server.events.connected else min(remaining, 0.25)
+                event = await asyncio.wait_for(queue.get(), timeout)
+                if event.get("event") == "step":
+                    continue
+            task = await load_task(server, task_id)
+    return task

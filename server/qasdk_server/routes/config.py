@@ -1,0 +1,63 @@
+"""``/api/config``: the active configuration (secrets masked), and reloading it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+
+from qasdk.redaction import redact_value
+from qasdk_server.errors import ApiError, error_responses
+from qasdk_server.reload import ReloadOutcome
+from qasdk_server.state import ServerState
+
+__all__ = ["get_config", "reload_config"]
+
+
+class ActiveConfig(msgspec.Struct):
+    config: dict[str, Any]
+    source: str | None
+    loaded_at: datetime
+    watching: list[str]
+    last_reload: ReloadOutcome | None
+
+
+def _masked(server: ServerState) -> dict[str, Any]:
+    """Passwords, keys and URL credentials replaced by ``****``."""
+    data: dict[str, Any] = msgspec.to_builtins(server.config)
+    data.pop("path", None)
+    masked: dict[str, Any] = redact_value(data, server.config.secrets())
+    return masked
+
+
+@get("/api/config", summary="The active configuration")
+async def get_config(server: ServerState) -> ActiveConfig:
+    """What this server runs with (passwords and keys masked), and the last reload."""
+    reloader = server.reloader
+    return ActiveConfig(
+        config=_masked(server),
+        source=server.config.path,
+        loaded_at=reloader.config_loaded_at if reloader else server.started_at,
+        watching=reloader.watched() if reloader else [],
+        last_reload=reloader.last if reloader else None,
+    )
+
+
+@post(
+    "/api/config/reload",
+    status_code=200,
+    summary="Reload the configuration and the tools",
+    responses={
+        422: ResponseSpec(data_container=ReloadOutcome, description="Rejected; nothing changed"),
+        **error_responses(409),
+    },
+)
+async def reload_config(server: ServerState) -> Response[ReloadOutcome]:
+    """Apply a valid change (200), or keep everything as it is and say why (422)."""
+    if server.reloader is None:
+        raise ApiError(409, "conflict", "this server cannot reload")
+    outcome = await server.reloader.reload("api")
+    return Response(outcome, status_code=422 if outcome.outcome == "rejected" else 200)

@@ -1,0 +1,85 @@
+"""``GET /api/tasks/{id}/events``: a task's progress as Server-Sent Events.
+
+The stream opens with the task's current state and the trace so far, then
+sends each status change (``event: status``) and trace step (``event: step``)
+as it happens, wherever the task runs: PostgreSQL notifications are the bus.
+It ends after the terminal status. ``curl -N`` shows it as it comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import msgspec
+from litestar import get
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from qasdk.models import TERMINAL_STATUSES, Task
+from qasdk.store import tasks as store
+from qasdk_server.errors import error_responses
+from qasdk_server.routes._lookup import load_task
+from qasdk_server.state import ServerState
+
+__all__ = ["task_events"]
+
+KEEP_ALIVE = 15.0
+
+
+def _message(event: str, payload: object, event_id: str | None = None) -> ServerSentEventMessage:
+    return ServerSentEventMessage(
+        data=msgspec.json.encode(payload).decode(), event=event, id=event_id
+    )
+
+
+@get(
+    "/api/tasks/{task_id:uuid}/events",
+    summary="Follow a task (Server-Sent Events)",
+    media_type="text/event-stream",
+    responses=error_responses(404),
+    tags=("tasks",),
+)
+async def task_events(task_id: uuid.UUID, server: ServerState) -> ServerSentEvent:
+    """Status changes and trace steps of one task, live, until it finishes."""
+    await load_task(server, task_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[ServerSentEventMessage]:
+        last_seq = 0
+
+        async def new_steps() -> AsyncIterator[ServerSentEventMessage]:
+            nonlocal last_seq
+            async with server.pool.connection() as conn:
+                steps = await store.list_steps(conn, task_id, after=last_seq)
+            for step in steps:
+                last_seq = step.seq
+                yield _message("step", step, str(step.seq))
+
+        async with server.events.subscribe(task_id) as queue:
+            task: Task = await load_task(server, task_id)
+            yield _message("status", task)
+            while True:
+                async for message in new_steps():
+                    yield message
+                if task.status in TERMINAL_STATUSES:
+                    return
+                timeout = KEEP_ALIVE if server.events.connected else 0.25
+                try:
+                    await asyncio.wait_for(queue.get(), timeout)
+                except asyncio.TimeoutError:
+                    if server.events.connected:
+                        yield ServerSentEventMessage(comment="keep-alive")
+                # A burst of notifications collapses into one read.
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    while True:
+                        queue.get_nowait()
+                current = await load_task(server, task_id)
+                if current.status != task.status:
+                    if current.status in TERMINAL_STATUSES:
+                        async for message in new_steps():  # the trace before the end
+                            yield message
+                    yield _message("status", current)
+                task = current
+
+    return ServerSentEvent(stream())

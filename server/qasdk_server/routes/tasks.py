@@ -1,0 +1,226 @@
+"""``/api/tasks``: submit, read, list, cancel, trace."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from qasdk.errors import ValidationError
+from qasdk.models import TERMINAL_STATUSES, Problem, Task, TaskStatus, TraceStep
+from qasdk.store import tasks as store
+from qasdk_server.errors import ApiError, error_responses
+from qasdk_server.executor import prepare_params
+from qasdk_server.routes._lookup import invalid, load_task, wait_until_done
+from qasdk_server.state import ServerState
+
+__all__ = ["TaskController"]
+
+MAX_WAIT = 60.0
+
+
+class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Either ``task_description`` (the model decides) or ``method`` + ``params`` (run it)."""
+
+    task_description: str | None = None
+    method: str | None = None
+    params: dict[str, Any] | None = None
+    priority: Annotated[int, msgspec.Meta(ge=1, le=10)] = 5
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=86400)] | None = None
+
+
+class Submitted(msgspec.Struct):
+    task_id: uuid.UUID
+    status: TaskStatus
+
+
+class TaskPage(msgspec.Struct):
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+class Trace(msgspec.Struct):
+    task_id: uuid.UUID
+    status: TaskStatus
+    steps: list[TraceStep]
+
+
+def _unknown_method(server: ServerState, name: str) -> ApiError:
+    hint = server.registry.suggest(name)
+    return ApiError(
+        400,
+        "unknown_method",
+        f"method: no registered tool named {name!r}{hint}",
+        [Problem(reason=f"no registered tool named {name!r}{hint}", field="method")],
+    )
+
+
+def _nul_field(value: Any, path: str) -> str | None:
+    """Where a NUL character hides in request text (PostgreSQL text cannot hold it)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return f"{path}.{key!r}"
+            found = _nul_field(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_field(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _cursor(task: Task) -> str:
+    raw = f"{task.created_at.isoformat()}|{task.task_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, task_id = raw.partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(task_id)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid("is not a cursor this API returned", "cursor") from None
+
+
+class TaskController(Controller):
+    """``/api/tasks``: submit, read, list, cancel, trace (the task's events: ``events.py``)."""
+
+    path = "/api/tasks"
+    tags = ("tasks",)
+
+    @post("/", status_code=201, summary="Submit a task", responses=error_responses(400))
+    async def submit_task(self, data: SubmitTask, server: ServerState) -> Response[Submitted]:
+        """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``."""
+        if data.task_description is not None and data.method is not None:
+            raise invalid("give either task_description or method, not both")
+        if data.task_description is None and data.method is None:
+            raise invalid("give task_description (run by the model) or method (run directly)")
+        nul = _nul_field(data.task_description, "task_description") or _nul_field(
+            data.params, "params"
+        )
+        if nul is not None:
+            raise invalid("must not contain NUL (\\u0000): the database cannot store it", nul)
+        params: dict[str, Any] | None = None
+        if data.task_description is not None:
+            if not data.task_description.strip():
+                raise invalid("must not be empty", "task_description")
+            if data.params is not None:
+                raise invalid("params go with method, not with task_description", "params")
+            kind = "described"
+        else:
+            assert data.method is not None
+            method = await server.registry.find(data.method)
+            if method is None:
+                raise _unknown_method(server, data.method)
+            try:
+                params = prepare_params(method, data.params or {})
+            except ValidationError as exc:
+                raise ApiError(
+                    400,
+                    "invalid_params",
+                    "; ".join(f"{p.field}: {p.reason}" for p in exc.problems),
+                    exc.problems,
+                ) from None
+            kind = "direct"
+        async with server.pool.connection() as conn:
+            task = await store.insert_task(
+                conn,
+                kind=kind,
+                description=data.task_description,
+                method=data.method,
+                params=params,
+                priority=data.priority,
+                timeout=data.timeout,
+            )
+        return Response(
+            Submitted(task.task_id, task.status),
+            status_code=201,
+            headers={"Location": f"/api/tasks/{task.task_id}"},
+        )
+
+    @get("/{task_id:uuid}", summary="Read a task", responses=error_responses(400, 404))
+    async def get_task(
+        self,
+        task_id: Annotated[uuid.UUID, Parameter(description="The task's id (a UUID).")],
+        server: ServerState,
+        wait: Annotated[
+            float,
+            Parameter(ge=0, le=MAX_WAIT, description="Seconds to wait for the task to finish."),
+        ] = 0,
+    ) -> Task:
+        """The task's status and, once finished, its result or error."""
+        if wait > 0:
+            return await wait_until_done(server, task_id, wait)
+        return await load_task(server, task_id)
+
+    @get("/", summary="List tasks", responses=error_responses(400))
+    async def list_tasks(
+        self,
+        server: ServerState,
+        status: TaskStatus | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """Tasks newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        before = _parse_cursor(cursor) if cursor else None
+        async with server.pool.connection() as conn:
+            tasks = await store.list_tasks(conn, status=status, limit=limit + 1, before=before)
+        more = len(tasks) > limit
+        tasks = tasks[:limit]
+        return TaskPage(tasks=tasks, next_cursor=_cursor(tasks[-1]) if more and tasks else None)
+
+    @post(
+        "/{task_id:uuid}/cancel",
+        status_code=200,
+        summary="Cancel a task",
+        responses={
+            202: ResponseSpec(data_container=Task, description="Asked to stop; still stopping"),
+            **error_responses(400, 404, 409),
+        },
+    )
+    async def cancel_task(
+        self,
+        task_id: uuid.UUID,
+        server: ServerState,
+        wait: Annotated[
+            float,
+            Parameter(ge=0, le=MAX_WAIT, description="Seconds to wait for a running task to stop."),
+        ] = 5,
+    ) -> Response[Task]:
+        """A pending task never starts; a running one is stopped, its tool interrupted.
+
+        Answers 200 once the task is cancelled, 202 if it is still stopping after
+        ``wait`` seconds, 409 if it had already finished.
+        """
+        async with server.pool.connection() as conn:
+            status = await store.cancel_task(conn, task_id)
+        if status is None:
+            task = await load_task(server, task_id)  # 404 when unknown
+            raise ApiError(
+                409, "conflict", f"task {task_id} already {task.status}; nothing to cancel"
+            )
+        if status == "running":
+            task = await wait_until_done(server, task_id, wait)
+        else:
+            task = await load_task(server, task_id)
+        return Response(task, status_code=200 if task.status in TERMINAL_STATUSES else 202)
+
+    @get("/{task_id:uuid}/trace", summary="A task's trace", responses=error_responses(404))
+    async def get_trace(self, task_id: uuid.UUID, server: ServerState) -> Trace:
+        """Every model turn and tool call, in order, with arguments, results and durations."""
+        task = await load_task(server, task_id)
+        async with server.pool.connection() as conn:
+            steps = await store.list_steps(conn, task.task_id)
+        return Trace(task_id=task.task_id, status=task.status, steps=steps)

@@ -1,0 +1,284 @@
+"""``qasdk serve`` and ``qasdk worker``: start everything, stop it in order.
+
+Start: listening socket (serve) → database (embedded or configured) →
+migrations → pool → registry → events → [worker: tool processes, agent
+threads, queue] → HTTP. Stop (SIGTERM or Ctrl-C): the worker stops taking
+tasks and gives running ones ``worker.shutdown_grace`` seconds, then hands the
+rest back to the queue; the HTTP server keeps answering until then, and exits
+0. A second signal exits at once (tasks still running are recovered by other
+workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import DictRow, dict_row
+
+from qasdk.config import Config
+from qasdk.errors import DatabaseError, StartupError
+from qasdk.store.connection import CONNECT_KWARGS, Pool, connect, resolve_url
+from qasdk.store.migrate import migrate
+from qasdk_server.events import TaskEvents
+from qasdk_server.registry import MethodRegistry
+from qasdk_server.tasks.worker import Worker
+
+__all__ = ["bind", "open_pool", "prepare_database", "run_server", "run_worker"]
+
+logger = logging.getLogger("qasdk.serve")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or :class:`StartupError` saying which address and why.
+
+    Bound before anything else starts, so a taken port costs one line, not a
+    started database and a traceback.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = "; stop the other server or choose another --port (0 picks a free one)"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            hint = "; ports below 1024 need privileges"
+        elif isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            hint = "; use an address of this machine, such as 127.0.0.1 or 0.0.0.0"
+        raise StartupError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+async def open_pool(url: str, config: Config, extra: int = 0) -> Pool:
+    """The process's connection pool: autocommit, dict rows, UTC, checked on checkout."""
+    pool: Pool = psycopg_pool.AsyncConnectionPool(
+        url,
+        connection_class=psycopg.AsyncConnection[DictRow],
+        min_size=1,
+        max_size=config.database.pool_size + extra,
+        kwargs={**CONNECT_KWARGS, "autocommit": True, "row_factory": dict_row},
+        open=False,
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        timeout=config.database.connect_timeout,
+        name="qasdk",
+    )
+    try:
+        await pool.open(wait=True, timeout=config.database.connect_timeout)
+    except psycopg_pool.PoolTimeout:
+        await pool.close()
+        # Say why: one direct attempt raises a DatabaseError with the driver's reason.
+        conn = await connect(url, timeout=config.database.connect_timeout)
+        await conn.close()
+        raise DatabaseError("the database accepted no connections in time") from None
+    return pool
+
+
+async def prepare_database(config: Config) -> str:
+    """Resolve (or start) the database and bring its schema up to date; return its URL."""
+    url = await asyncio.to_thread(resolve_url, config.database)
+    conn = await connect(url, timeout=config.database.connect_timeout)
+    async with conn:
+        applied = await migrate(conn)
+    for migration in applied:
+        logger.info("applied migration %04d_%s", migration.version, migration.name)
+    return url
+
+
+class _Stop:
+    """SIGINT/SIGTERM: the first asks for a graceful stop, the second exits now."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._signalled, sig)
+
+    def _signalled(self, sig: signal.Signals) -> None:
+        if self.event.is_set():
+            print("qasdk: stopping now", file=sys.stderr, flush=True)
+            os._exit(1)
+        logger.info("%s received: stopping (again to force)", sig.name)
+        self.event.set()
+
+
+def _announce(message: str) -> None:
+    print(f"qasdk: {message}", flush=True)
+
+
+def _announce_stopping(config: Config) -> None:
+    grace = config.worker.shutdown_grace
+    _announce(f"stopping: running tasks get up to {grace:g} s, the rest go back to the queue")
+
+
+@dataclass
+class _Base:
+    """What every qasdk process runs on."""
+
+    url: str
+    pool: Pool
+    registry: MethodRegistry
+    events: TaskEvents
+    stopper: _Stop
+
+
+@contextlib.asynccontextmanager
+async def _process(config: Config) -> AsyncIterator[_Base]:
+    """Signals, database (migrated), pool, registry, notifications; closed in reverse."""
+    stopper = _Stop()
+    stopper.install()
+    url = await prepare_database(config)
+    pool = await open_pool(url, config, extra=config.worker.concurrency + 2)
+    registry = MethodRegistry(pool)
+    # Servers and workers alike listen: tools synced elsewhere reach them at once.
+    events = TaskEvents(url, on_registry_change=registry.load)
+    try:
+        await registry.load()
+        await events.start()
+        yield _Base(url, pool, registry, events, stopper)
+    finally:
+        await events.close()
+        await pool.close()
+
+
+async def run_server(
+    config: Config,
+    *,
+    host: str,
+    port: int,
+    embedded_worker: bool = True,
+    watch: Sequence[str] = (),
+    prune: bool = False,
+    overrides: Callable[[Config], Config] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve the API (and run an embedded worker) until stopped.
+
+    ``watch``: tool folders to rescan, validate and sync when they change
+    (the config file is watched too); ``prune`` deletes tools removed from them.
+    """
+    import uvicorn
+
+    from qasdk_server.app import create_app
+    from qasdk_server.reload import Reloader
+    from qasdk_server.state import ServerState
+
+    sock = bind(host, port)
+    try:
+        async with _process(config) as base:
+            state = ServerState(
+                config=config,
+                url=base.url,
+                pool=base.pool,
+                registry=base.registry,
+                events=base.events,
+            )
+            server = _UvicornServer(
+                uvicorn.Config(create_app(state), log_config=None, access_log=False, lifespan="on")
+            )
+            async with contextlib.AsyncExitStack() as stack:
+                worker = None
+                if embedded_worker:
+                    worker = await stack.enter_async_context(
+                        Worker.running(
+                            config, base.url, base.pool, base.registry, metrics=state.metrics
+                        )
+                    )
+                    state.worker = worker
+                reloader = Reloader(state, watch=watch, prune=prune, overrides=overrides)
+                state.reloader = reloader
+                if watch:
+                    first = await reloader.reload("startup")
+                    if first.outcome == "rejected":
+                        logger.error("serving the registry as it is in the database")
+                    await reloader.start()
+                stack.push_async_callback(reloader.close)
+                serving = asyncio.create_task(server.serve(sockets=[sock]), name="qasdk http")
+                while not server.started and not serving.done():
+                    await asyncio.sleep(0.01)
+                if serving.done():
+                    serving.result()
+                bound = sock.getsockname()
+                worker_note = (
+                    f"embedded worker: {config.worker.concurrency} tasks at a time"
+                    if embedded_worker
+                    else "no embedded worker"
+                )
+                _announce(
+                    f"serving http://{_url_host(bound[0])}:{bound[1]} "
+                    f"({len(base.registry.methods)} tools, {worker_note}); API docs at /schema"
+                )
+                waits = [asyncio.create_task(base.stopper.event.wait()), serving]
+                if stop is not None:
+                    waits.append(asyncio.create_task(stop.wait()))
+                if worker is not None:
+                    waits.append(asyncio.create_task(worker.wait()))
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not serving and task.exception() is not None:
+                        logger.error("the worker stopped unexpectedly", exc_info=task.exception())
+                if worker is not None:
+                    _announce_stopping(config)
+                    await worker.stop()
+                server.should_exit = True
+                await serving
+                for task in waits:
+                    task.cancel()
+    finally:
+        sock.close()
+    _announce("stopped")
+
+
+async def run_worker(config: Config, *, stop: asyncio.Event | None = None) -> None:
+    """Run tasks from the queue (no HTTP) until stopped."""
+    async with _process(config) as base:
+        async with Worker.running(config, base.url, base.pool, base.registry) as worker:
+            _announce(
+                f"worker {worker.name} running up to "
+                f"{config.worker.concurrency} tasks ({len(base.registry.methods)} tools)"
+            )
+            waits = [
+                asyncio.create_task(base.stopper.event.wait()),
+                asyncio.create_task(worker.wait()),
+            ]
+            if stop is not None:
+                waits.append(asyncio.create_task(stop.wait()))
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in waits:
+                task.cancel()
+            _announce_stopping(config)
+        _announce("stopped")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class _UvicornServer:
+    """uvicorn without its signal handling (qasdk stops the worker first)."""
+
+    def __new__(cls, config: Any) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Any:
+                yield
+
+        return Server(config)

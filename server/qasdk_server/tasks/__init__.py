@@ -1,0 +1,6 @@
+"""The task side: submit → queue → run → record.
+
+``queue`` is Procrastinate's job for a task, ``worker`` takes jobs and keeps
+them safe across dead workers, ``runner`` runs one task (direct or through the
+agent), ``trace`` records every step.
+"""

@@ -1,0 +1,86 @@
+"""The task queue: Procrastinate, on the same PostgreSQL.
+
+Procrastinate provides what a durable queue needs and qasdk should not
+hand-roll: workers wake on LISTEN/NOTIFY (polling is only the fallback),
+jobs are fetched by priority with ``FOR UPDATE SKIP LOCKED``, workers send
+heartbeats, and abort requests reach the coroutine running the job. This
+module defines qasdk's one job (run a task) and when it comes back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Any
+
+import procrastinate
+from procrastinate.job_context import AbortReason, JobContext
+from procrastinate.retry import RetryDecision
+
+from qasdk.store.connection import CONNECT_KWARGS
+from qasdk.store.tasks import JOB_TASK, QUEUE
+from qasdk_server.tasks.runner import (
+    DatabaseUnavailable,
+    HandBack,
+    StopReason,
+    TaskBusy,
+    TaskRunner,
+)
+
+__all__ = ["queue_app", "worker_name"]
+
+
+def worker_name() -> str:
+    """``host:pid``: how logs, the tasks table and Procrastinate name this worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def queue_app(url: str, *, pool_size: int, busy_delay: float = 10.0) -> procrastinate.App:
+    """A Procrastinate app for qasdk's queue, with the job that runs a task."""
+    connector = procrastinate.PsycopgConnector(
+        conninfo=url,
+        min_size=1,
+        max_size=pool_size,
+        kwargs={**CONNECT_KWARGS, "application_name": "qasdk-queue"},
+    )
+    app = procrastinate.App(connector=connector)
+    app.task(name=JOB_TASK, queue=QUEUE, pass_context=True, retry=_KeepUntilDone(busy_delay))(
+        _run_task
+    )
+    return app
+
+
+class _KeepUntilDone(procrastinate.BaseRetryStrategy):
+    """A job stays in the queue until its task has an outcome.
+
+    Handed back at shutdown: at once. The database went away: in a second.
+    Locked by another worker: after that worker could have been declared dead.
+    Anything else is the task's own outcome and is not retried here.
+    """
+
+    def __init__(self, busy_delay: float) -> None:
+        self.busy_delay = busy_delay
+
+    def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:
+        if isinstance(exception, HandBack):
+            return RetryDecision(retry_in={"seconds": 0})
+        if isinstance(exception, DatabaseUnavailable):
+            return RetryDecision(retry_in={"seconds": 1})
+        if isinstance(exception, TaskBusy):
+            return RetryDecision(retry_in={"milliseconds": int(self.busy_delay * 1000)})
+        return None
+
+
+async def _run_task(context: JobContext, task_id: str) -> None:
+    runner: TaskRunner = context.additional_context["runner"]
+
+    def stop_reason() -> StopReason | None:
+        reason = context.abort_reason()
+        if reason is AbortReason.SHUTDOWN:
+            return StopReason.SHUTDOWN
+        if reason is not None:
+            return StopReason.CANCELLED
+        return None
+
+    await runner.run(uuid.UUID(task_id), stop_reason)

@@ -1,0 +1,369 @@
+"""Run one task: claim it, execute it, record the outcome and the trace.
+
+Guarantees, in order of importance:
+
+- **Never twice at once.** The runner holds a PostgreSQL advisory lock on the
+  task for as long as it runs it, on its own connection. A second worker that
+  is handed the same task (because the first was presumed dead) cannot take
+  the lock and leaves it alone; if the first really died, PostgreSQL released
+  the lock with its connection.
+- **Only the current attempt writes the outcome.** Each claim increments
+  ``attempts``; ``finish_task`` matches on it.
+- **Cancel and timeout stop the work.** The job's coroutine is cancelled; the
+  executor kills a running tool, and the agent thread stops at its next check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import DictRow
+
+from qasdk.config import Config, ModelConfig
+from qasdk.errors import QasdkError
+from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
+from qasdk.store import tasks as store
+from qasdk.store.connection import Pool, is_outage
+from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
+from qasdk_server.executor import Executor
+from qasdk_server.metrics import Metrics, tool_outcome
+from qasdk_server.registry import MethodRegistry
+from qasdk_server.tasks.trace import TraceRecorder
+
+__all__ = [
+    "DatabaseUnavailable",
+    "HandBack",
+    "StopReason",
+    "TaskBusy",
+    "TaskRunner",
+]
+
+logger = logging.getLogger("qasdk.runner")
+
+
+class StopReason(enum.Enum):
+    """Why a running task's coroutine was cancelled."""
+
+    CANCELLED = "cancelled"  # the user asked
+    SHUTDOWN = "shutdown"  # the worker is stopping: hand the task back
+
+
+class HandBack(Exception):
+    """The worker is stopping; the task was put back in the queue for another one."""
+
+
+class TaskBusy(Exception):
+    """Another worker holds the task's lock: look again later, in case that worker dies."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database went away mid-task: run it again once it is back."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class TaskRunner:
+    """Everything a worker needs to run tasks: database, tools, model."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        pool: Pool,
+        registry: MethodRegistry,
+        executor: Executor,
+        worker_name: str,
+        threads: concurrent.futures.ThreadPoolExecutor,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.metrics = metrics or Metrics()
+        self.config = config
+        self.pool = pool
+        self.registry = registry
+        self.executor = executor
+        self.worker_name = worker_name
+        self.threads = threads
+        self._llm: tuple[ModelConfig, Any] | None = None
+        self._tools: tuple[int, list[Any]] | None = None
+        self.running: dict[uuid.UUID, asyncio.Task[Any]] = {}
+
+    def apply_config(self, config: Config) -> None:
+        """Use ``config`` from the next task on; running tasks keep what they started with."""
+        self.config = config
+        self.executor.default_timeout = config.worker.tool_timeout
+
+    # -- shared, lazily built model resources -------------------------------
+
+    async def warm_up(self) -> None:
+        """Import qwen-agent and build the tools now, not during the first task."""
+        await asyncio.get_running_loop().run_in_executor(
+            self.threads, self._model_resources, self.config.model, self.registry.configs()
+        )
+
+    def _model_resources(
+        self, model: ModelConfig, methods: Mapping[str, MethodConfig]
+    ) -> tuple[Any, list[Any]]:
+        """The LLM for ``model`` and the tools of this registry version, built once each.
+
+        Keyed by what they were built from, so a reload (or a warm-up finishing late)
+        can never leave a task with the previous settings.
+        """
+        cached = self._llm
+        if cached is None or cached[0] != model:
+            cached = self._llm = (model, build_llm(model))
+        version = self.registry.version
+        if self._tools is None or self._tools[0] != version:
+            self._tools = (version, qwen_tools(methods))
+        return cached[1], self._tools[1]
+
+    # -- one task -------------------------------------------------------------
+
+    async def run(self, task_id: uuid.UUID, stop_reason: Callable[[], StopReason | None]) -> None:
+        """Run ``task_id`` to an outcome (the body of the queue job).
+
+        Raises :class:`TaskBusy` or :class:`DatabaseUnavailable` when the job must
+        come back later: the queue keeps it until the task has an outcome.
+        """
+        try:
+            await self._run(task_id, stop_reason)
+        except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+            if is_outage(exc):
+                logger.warning(
+                    "task %s: the database went away (%s); it will run again", task_id, exc
+                )
+                raise DatabaseUnavailable(str(exc)) from exc
+            raise
+
+    async def _run(self, task_id: uuid.UUID, stop_reason: Callable[[], StopReason | None]) -> None:
+        async with self.pool.connection() as conn:
+            if not await store.try_lock(conn, task_id):
+                logger.warning("task %s is running on another worker; looking again later", task_id)
+                raise TaskBusy(str(task_id))
+            try:
+                await self._claimed(conn, task_id, stop_reason)
+            finally:
+                await asyncio.shield(self._unlock(conn, task_id))
+
+    async def _unlock(self, conn: psycopg.AsyncConnection[DictRow], task_id: uuid.UUID) -> None:
+        try:
+            await store.unlock(conn, task_id)
+        except (QasdkError, psycopg.Error):
+            # The connection is broken, so the session (and its lock) is gone anyway.
+            logger.debug("could not unlock task", exc_info=True)
+
+    async def _claimed(
+        self,
+        conn: psycopg.AsyncConnection[DictRow],
+        task_id: uuid.UUID,
+        stop_reason: Callable[[], StopReason | None],
+    ) -> None:
+        claimed = await store.claim_task(conn, task_id, self.worker_name)
+        if claimed is None:
+            # Cancelled or finished already; or cancelled while its last worker died.
+            await store.cancel_abandoned(conn, task_id)
+            return
+        task, last_seq = claimed
+        attempt = task.attempts
+        recorder = TraceRecorder(conn, task_id, last_seq, asyncio.get_running_loop())
+        log_extra = {"task_id": str(task_id), "attempt": attempt, "kind": task.kind}
+        if attempt > 1:
+            logger.info(
+                "task %s: attempt %d (its previous worker stopped)",
+                task_id,
+                attempt,
+                extra=log_extra,
+            )
+        current = asyncio.current_task()
+        if current is not None:
+            self.running[task_id] = current
+        started = time.monotonic()
+        try:
+            status, result, error = await self._execute(task, attempt, recorder)
+        except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+            if is_outage(exc):
+                raise
+            logger.exception("task %s: unexpected error", task_id, extra=log_extra)
+            status, result, error = "failed", None, TaskError(type(exc).__name__, str(exc))
+        except asyncio.CancelledError:
+            reason = stop_reason()
+            await recorder.flush()
+            if reason is StopReason.SHUTDOWN:
+                await asyncio.shield(store.release_task(conn, task_id, attempt))
+                logger.info("task %s handed back: the worker is stopping", task_id, extra=log_extra)
+                raise HandBack(str(task_id)) from None
+            error = TaskError("Cancelled", "cancelled by request")
+            await asyncio.shield(
+                store.finish_task(conn, task_id, attempt, status="cancelled", error=error)
+            )
+            self.metrics.observe_task(task.kind, "cancelled", time.monotonic() - started)
+            logger.info("task %s cancelled", task_id, extra=log_extra)
+            return
+        finally:
+            self.running.pop(task_id, None)
+        await recorder.flush()
+        written = await store.finish_task(
+            conn, task_id, attempt, status=status, result=result, error=error
+        )
+        elapsed = time.monotonic() - started
+        self.metrics.observe_task(task.kind, status, elapsed)
+        if not written:
+            logger.warning(
+                "task %s: a newer attempt owns it; outcome of attempt %d dropped",
+                task_id,
+                attempt,
+                extra=log_extra,
+            )
+        elif error is not None:
+            logger.info(
+                "task %s failed after %.3f s: %s: %s",
+                task_id,
+                elapsed,
+                error.type,
+                error.message,
+                extra=log_extra,
+            )
+        else:
+            logger.debug("task %s completed in %.3f s", task_id, elapsed, extra=log_extra)
+
+    async def _execute(
+        self, task: Task, attempt: int, recorder: TraceRecorder
+    ) -> tuple[str, Any, TaskError | None]:
+        deadline = None if task.timeout is None else time.monotonic() + task.timeout
+        try:
+            if task.kind == "direct":
+                coro = self._direct(task, attempt, recorder, deadline)
+            else:
+                coro = self._described(task, attempt, recorder, deadline)
+            if task.timeout is None:
+                return await coro
+            return await asyncio.wait_for(coro, task.timeout)
+        except asyncio.TimeoutError:
+            return (
+                "failed",
+                None,
+                TaskError(
+                    "TimeoutError",
+                    f"the task did not finish within its timeout of {task.timeout:g} s",
+                ),
+            )
+
+    async def _direct(
+        self, task: Task, attempt: int, recorder: TraceRecorder, deadline: float | None
+    ) -> tuple[str, Any, TaskError | None]:
+        assert task.method is not None
+        await self._ensure_method(task.method)
+        started, clock = _now(), time.perf_counter()
+        outcome = await self.call_tool(task.method, task.params or {}, deadline)
+        error = (
+            None
+            if outcome.success
+            else TaskError(outcome.error_type or "Error", outcome.error or "")
+        )
+        await recorder.add(
+            TraceStep(
+                seq=recorder.next_seq(),
+                kind="tool",
+                name=task.method,
+                attempt=attempt,
+                arguments=task.params or {},
+                result=outcome.result if outcome.success else None,
+                error=error,
+                started_at=started,
+                duration_ms=(time.perf_counter() - clock) * 1000,
+            )
+        )
+        if error is not None:
+            return "failed", None, error
+        return "completed", outcome.result, None
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], deadline: float | None
+    ) -> ExecutionResult:
+        """Run a tool through the executor (capped by the task's deadline) and count it."""
+        outcome = await self.executor.execute(name, arguments, timeout=_remaining(deadline))
+        self.metrics.observe_tool(
+            name, tool_outcome(outcome.success, outcome.error_type), outcome.execution_time
+        )
+        return outcome
+
+    async def _ensure_method(self, name: str) -> None:
+        """A task may name a tool synced after this worker loaded the registry."""
+        if name not in self.executor.methods and await self.registry.find(name) is not None:
+            self.executor.replace_methods(self.registry.configs())
+
+    async def _described(
+        self, task: Task, attempt: int, recorder: TraceRecorder, deadline: float | None
+    ) -> tuple[str, Any, TaskError | None]:
+        assert task.task_description is not None
+        methods = self.registry.configs()
+        model = self.config.model
+        llm, tools = self._model_resources(model, methods)
+        loop = asyncio.get_running_loop()
+        context = _TaskContext(self, recorder, attempt, deadline, loop)
+        worker = self.config.worker
+        agent = AgentRun(
+            model=model,
+            llm=llm,
+            tools=tools,
+            methods=methods,
+            context=context,
+            retries=worker.model_retries,
+            backoff=worker.retry_backoff,
+        )
+        future = loop.run_in_executor(self.threads, agent.run, task.task_description)
+        try:
+            outcome = await future
+        except asyncio.CancelledError:
+            agent.cancel()
+            raise
+        except Cancelled:
+            raise asyncio.CancelledError() from None
+        except AgentFailure as failure:
+            return "failed", None, failure.error
+        except Exception as exc:  # a bug in qwen-agent or qasdk: fail the task, keep the worker
+            logger.exception("task %s: the agent crashed", task.task_id)
+            return "failed", None, TaskError(type(exc).__name__, str(exc) or "agent error")
+        return "completed", outcome.answer, None
+
+
+class _TaskContext:
+    """What the agent of one task reaches its worker through (see ``AgentContext``)."""
+
+    def __init__(
+        self,
+        runner: TaskRunner,
+        recorder: TraceRecorder,
+        attempt: int,
+        deadline: float | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.attempt = attempt
+        self._runner = runner
+        self._recorder = recorder
+        self._deadline = deadline
+        self._loop = loop
+        self.record = recorder.record
+        self.next_seq = recorder.next_seq
+        self.observe_model = runner.metrics.observe_model
+
+    def call_tool(
+        self, name: str, arguments: dict[str, Any]
+    ) -> concurrent.futures.Future[ExecutionResult]:
+        call = self._runner.call_tool(name, arguments, self._deadline)
+        return asyncio.run_coroutine_threadsafe(call, self._loop)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.001, deadline - time.monotonic())

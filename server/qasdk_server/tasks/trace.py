@@ -1,0 +1,69 @@
+"""A task's trace: every model turn and tool call, written in order as it happens."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import threading
+import uuid
+
+import psycopg
+from psycopg.rows import DictRow
+
+from qasdk.errors import QasdkError
+from qasdk.models import TraceStep
+from qasdk.store import tasks as store
+
+__all__ = ["TraceRecorder"]
+
+logger = logging.getLogger("qasdk.runner")
+
+
+class TraceRecorder:
+    """Writes trace steps in order on the task's connection, from any thread.
+
+    ``start_seq`` is the last step an earlier attempt wrote: an attempt that
+    takes over a task continues its trace instead of overwriting it.
+    """
+
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection[DictRow],
+        task_id: uuid.UUID,
+        start_seq: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._conn = conn
+        self._task_id = task_id
+        self._seq = itertools.count(start_seq + 1)
+        self._seq_lock = threading.Lock()
+        self._loop = loop
+        self._pending: list[concurrent.futures.Future[None]] = []
+
+    def next_seq(self) -> int:
+        with self._seq_lock:
+            return next(self._seq)
+
+    def record(self, step: TraceStep) -> None:
+        """Queue a step for writing (safe to call from the agent's thread)."""
+        future = asyncio.run_coroutine_threadsafe(self._write(step), self._loop)
+        self._pending.append(future)
+
+    async def add(self, step: TraceStep) -> None:
+        await self._write(step)
+
+    async def _write(self, step: TraceStep) -> None:
+        try:
+            await store.insert_step(self._conn, self._task_id, step)
+        except (QasdkError, psycopg.Error):
+            logger.warning(
+                "could not record trace step %d of task %s", step.seq, self._task_id, exc_info=True
+            )
+
+    async def flush(self) -> None:
+        """Wait until every queued step is written."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in pending), return_exceptions=True)

@@ -1,0 +1,188 @@
+"""A worker: takes tasks from the queue and runs them, in ``qasdk serve`` or ``qasdk worker``.
+
+One worker is Procrastinate's worker (the job loop), the task runner, the
+tool processes, the agent threads, and a recovery loop: jobs whose worker
+stopped sending heartbeats (killed, machine lost) are put back in the queue
+for another worker. The runner's advisory lock makes sure a worker that was
+only slow never runs alongside its replacement.
+
+Procrastinate stops its worker when the database goes away (its heartbeat or
+listener fails); qasdk starts it again, with backoff, until asked to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+
+import procrastinate
+
+from qasdk.config import Config
+from qasdk.store.connection import Pool
+from qasdk.store.queue import recover_stalled_jobs
+from qasdk.store.tasks import QUEUE
+from qasdk_server.executor import Executor
+from qasdk_server.metrics import Metrics
+from qasdk_server.registry import MethodRegistry
+from qasdk_server.tasks.queue import queue_app, worker_name
+from qasdk_server.tasks.runner import TaskRunner
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger("qasdk.worker")
+
+
+class Worker:
+    """Runs tasks until stopped; use :meth:`running` to start one and stop it in order."""
+
+    def __init__(self, app: procrastinate.App, runner: TaskRunner, config: Config) -> None:
+        self.app = app
+        self.runner = runner
+        self.config = config.worker
+        self._worker_task: asyncio.Task[None] | None = None
+        self._recovery_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.restarts = 0
+
+    @property
+    def name(self) -> str:
+        return self.runner.worker_name
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(
+        cls,
+        config: Config,
+        url: str,
+        pool: Pool,
+        registry: MethodRegistry,
+        *,
+        metrics: Metrics | None = None,
+    ) -> AsyncIterator[Worker]:
+        """Start tool processes, agent threads, the runner and the job loop; stop in reverse."""
+        concurrency = config.worker.concurrency
+        executor = Executor(
+            registry.configs(),
+            processes=concurrency,
+            default_timeout=config.worker.tool_timeout,
+            cwd=os.getcwd(),
+            # Tool files edited and synced within the same second must not load stale bytecode.
+            env={"PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        await executor.start()
+        registry.on_change(executor.replace_methods)
+        threads = concurrent.futures.ThreadPoolExecutor(
+            concurrency, thread_name_prefix="qasdk-agent"
+        )
+        runner = TaskRunner(
+            config=config,
+            pool=pool,
+            registry=registry,
+            executor=executor,
+            worker_name=worker_name(),
+            threads=threads,
+            metrics=metrics,
+        )
+        warm = asyncio.create_task(runner.warm_up(), name="qasdk warm-up")
+        app = queue_app(url, pool_size=concurrency + 2, busy_delay=config.worker.stalled_after)
+        await app.open_async()
+        worker = cls(app, runner, config)
+        await worker.start()
+        try:
+            yield worker
+        finally:
+            warm.cancel()
+            await worker.stop()
+            await app.close_async()
+            await executor.close()
+            threads.shutdown(wait=False, cancel_futures=True)
+
+    async def start(self) -> None:
+        self._worker_task = asyncio.create_task(self._supervise(), name="qasdk worker")
+        self._recovery_task = asyncio.create_task(self._recover(), name="qasdk recovery")
+
+    async def _supervise(self) -> None:
+        delay = 0.5
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                await self.app.run_worker_async(
+                    queues=[QUEUE],
+                    name=self.runner.worker_name,
+                    concurrency=self.config.concurrency,
+                    install_signal_handlers=False,
+                    additional_context={"runner": self.runner},
+                    update_heartbeat_interval=self.config.heartbeat_interval,
+                    stalled_worker_timeout=self.config.stalled_after,
+                    shutdown_graceful_timeout=self.config.shutdown_grace,
+                    abort_job_polling_interval=max(0.5, self.config.heartbeat_interval),
+                    fetch_job_polling_interval=5.0,
+                    delete_jobs="successful",
+                )
+                reason = "it stopped"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is unreachable, most likely
+                reason = f"{type(exc).__name__}: {exc}".strip()
+            if self._stopping:
+                return
+            if time.monotonic() - started > 30:
+                delay = 0.5
+            self.restarts += 1
+            logger.warning("queue worker: %s; starting again in %.1f s", reason, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    @property
+    def done(self) -> bool:
+        return self._worker_task is None or self._worker_task.done()
+
+    async def wait(self) -> None:
+        """Until the worker stops; re-raise why it failed if it did.
+
+        Cancelling a waiter must not cancel the worker: a second cancellation would
+        cut Procrastinate's graceful shutdown short.
+        """
+        if self._worker_task is not None:
+            await asyncio.shield(self._worker_task)
+
+    async def stop(self) -> None:
+        """Stop taking jobs; running ones get ``shutdown_grace`` seconds, then are handed back."""
+        self._stopping = True
+        if self._recovery_task is not None:
+            self._recovery_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery_task
+        if self._worker_task is not None and not self._worker_task.done():
+            self._worker_task.cancel()  # once: Procrastinate turns it into a graceful stop
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._worker_task)
+
+    async def _recover(self) -> None:
+        interval = self.config.heartbeat_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self.runner.pool.connection() as conn:
+                    recovered = await recover_stalled_jobs(conn, stale=self.config.stalled_after)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be restarting; try again next round
+                logger.debug("stalled-job recovery failed this round", exc_info=True)
+                continue
+            for job in recovered:
+                if job.abort_requested:
+                    logger.warning(
+                        "task %s: its worker stopped while cancelling it; cancelled", job.task_id
+                    )
+                else:
+                    logger.warning(
+                        "task %s: its worker stopped; queued again (job %s)",
+                        job.task_id,
+                        job.job_id,
+                    )
