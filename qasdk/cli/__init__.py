@@ -1,8 +1,10 @@
 """The ``qasdk`` command: one module per group of commands, one for what they print.
 
 ``app`` holds what commands share (state, options, errors and exit statuses),
-``tools`` the registration commands, ``services`` the task server, ``db`` the
-database, ``output`` every line they print (text and ``--json``).
+``tools`` the registration commands, ``db`` the database, ``output`` every
+line they print (text and ``--json``). Installed packages add commands through
+the ``qasdk.commands`` entry point: the task server adds ``serve`` and
+``worker`` (``qasdk_server.cli``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import click
 
 from qasdk.cli.app import EXIT_INTERNAL, State, config_option, verbose_option
 from qasdk.cli.db import db
-from qasdk.cli.services import serve, worker
 from qasdk.cli.tools import check, methods, sync
 
 __all__ = ["cli", "main"]
@@ -23,7 +24,45 @@ __all__ = ["cli", "main"]
 logger = logging.getLogger("qasdk.cli")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """qasdk's own commands, and those installed packages contribute on first use.
+
+    A package adds one with a ``qasdk.commands`` entry point (the task server
+    adds ``serve`` and ``worker``); a broken one is logged, never fatal.
+    """
+
+    _installed = False
+
+    def _install(self) -> None:
+        if self._installed:
+            return
+        self._installed = True
+        from importlib.metadata import entry_points
+
+        for point in entry_points(group="qasdk.commands"):
+            if point.name in self.commands:
+                continue
+            try:
+                command = point.load()
+            except Exception:
+                logger.warning("could not load the %r command from %s", point.name, point.value)
+                continue
+            if isinstance(command, click.Command):
+                self.add_command(command, point.name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._install()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._install()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @config_option
 @verbose_option
 @click.version_option(package_name="qasdk")
@@ -33,7 +72,7 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(State)
 
 
-for command in (sync, check, methods, serve, worker, db):
+for command in (sync, check, methods, db):
     cli.add_command(command)
 
 

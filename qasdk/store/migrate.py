@@ -1,16 +1,23 @@
 """Versioned schema migrations, tracked in ``qasdk_migrations``.
 
-Migrations are the numbered ``.sql`` files next to this module, plus 0003:
-the schema of the installed Procrastinate (the task queue), read from its
-package so it always matches the code that uses it. Pending ones are applied
-in one transaction under an advisory lock, so several processes starting at
-once on a new database apply each migration exactly once.
+Migrations are the numbered files in ``sql/migrations/``, plus 0003: the
+schema of the installed Procrastinate (the task queue), read from its package
+so it always matches the code that uses it. Pending ones are applied in one
+transaction under an advisory lock, so several processes starting at once on a
+new database apply each migration exactly once.
+
+The registry's migrations need nothing but PostgreSQL; the task queue's (0003
+and 0004, the ``tasks`` tables that point at its jobs) need Procrastinate,
+which comes with the ``server`` extra. Without it ``qasdk sync`` applies the
+registry's and leaves the queue's to the first ``qasdk serve``: each
+migration is tracked on its own, so the order they arrive in does not matter.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import logging
 import re
 from importlib import resources
@@ -26,6 +33,8 @@ __all__ = ["Migration", "all_migrations", "migrate", "pending_migrations"]
 logger = logging.getLogger("qasdk.store")
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 PROCRASTINATE_VERSION = 3
+#: Migrations of the task queue: they need the Procrastinate package.
+QUEUE_VERSIONS = frozenset({PROCRASTINATE_VERSION, 4})
 
 
 class Migration(msgspec.Struct, frozen=True):
@@ -44,16 +53,25 @@ def _procrastinate_schema() -> Migration:
     return Migration(PROCRASTINATE_VERSION, "procrastinate", SchemaManager.get_schema())
 
 
+def queue_available() -> bool:
+    """Whether the task queue's package (Procrastinate, the server extra) is installed."""
+    return importlib.util.find_spec("procrastinate") is not None
+
+
 @functools.cache
-def all_migrations() -> tuple[Migration, ...]:
+def all_migrations(*, queue: bool | None = None) -> tuple[Migration, ...]:
+    """Every migration this installation can apply (``queue``: include the queue's)."""
+    include_queue = queue_available() if queue is None else queue
     folder = resources.files("qasdk.store").joinpath("sql").joinpath("migrations")
-    found = [_procrastinate_schema()]
+    found = [_procrastinate_schema()] if include_queue else []
     for item in folder.iterdir():
         match = _FILE.match(item.name)
-        if match:
-            found.append(
-                Migration(int(match.group(1)), match.group(2), item.read_text(encoding="utf-8"))
-            )
+        if not match:
+            continue
+        version = int(match.group(1))
+        if version in QUEUE_VERSIONS and not include_queue:
+            continue
+        found.append(Migration(version, match.group(2), item.read_text(encoding="utf-8")))
     return tuple(sorted(found, key=lambda m: m.version))
 
 

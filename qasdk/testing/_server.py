@@ -13,9 +13,9 @@ import http
 import socket
 import socketserver
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -23,7 +23,22 @@ from qasdk.testing import _protocol
 from qasdk.testing.reply import ErrorReply
 
 if TYPE_CHECKING:
-    from qasdk.testing.model import ScriptedModel
+    from qasdk.testing.reply import Reply
+
+
+class Script(Protocol):
+    """What the HTTP side asks of the model it serves (``ScriptedModel``)."""
+
+    @property
+    def model_names(self) -> Sequence[str]: ...
+
+    @property
+    def latency(self) -> float: ...
+
+    def take(self, body: dict[str, Any]) -> tuple[int, Reply | None]:
+        """Record a request; its number and the reply to send (``None``: none left)."""
+        ...
+
 
 __all__ = ["ModelServer"]
 
@@ -38,7 +53,7 @@ class ModelServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], *, model: ScriptedModel) -> None:
+    def __init__(self, address: tuple[str, int], *, model: Script) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.model = model
@@ -143,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _complete(self, body: dict[str, Any]) -> None:
         model = self.server.model
         try:
-            number, reply = model._take(body)
+            number, reply = model.take(body)
         except Exception as exc:
             self._send_error(500, f"scripted model: the rule failed: {exc!r}")
             return

@@ -170,7 +170,7 @@ class ScriptedModel:
 
     # -- serving -------------------------------------------------------------------
 
-    def _take(self, body: dict[str, Any]) -> tuple[int, Reply | None]:
+    def take(self, body: dict[str, Any]) -> tuple[int, Reply | None]:
         """Record the request and pick its reply: script first, then the rule."""
         with self._lock:
             self._served += 1

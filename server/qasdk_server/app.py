@@ -8,6 +8,7 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from qasdk_server.errors import exception_handlers
+from qasdk_server.reload import Reloader
 from qasdk_server.routes.config import get_config, reload_config
 from qasdk_server.routes.docs import docs_assets, home, openapi_config
 from qasdk_server.routes.events import task_events
@@ -27,11 +28,15 @@ def _version() -> str:
         return "0"
 
 
-def create_app(state: ServerState) -> Litestar:
-    """The HTTP API over ``state`` (pool, registry, events)."""
+def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar:
+    """The HTTP API over ``state`` (pool, registry, events) and its ``reloader``."""
+    reloader = reloader or Reloader(state)
 
     def provide_server() -> ServerState:
         return state
+
+    def provide_reloader() -> Reloader:
+        return reloader
 
     return Litestar(
         route_handlers=[
@@ -46,7 +51,10 @@ def create_app(state: ServerState) -> Litestar:
             home,
             docs_assets(),
         ],
-        dependencies={"server": Provide(provide_server, sync_to_thread=False)},
+        dependencies={
+            "server": Provide(provide_server, sync_to_thread=False),
+            "reloader": Provide(provide_reloader, sync_to_thread=False),
+        },
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(_version()),
         logging_config=None,

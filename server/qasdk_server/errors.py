@@ -22,6 +22,7 @@ import psycopg_pool
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from qasdk.errors import DatabaseError
@@ -54,17 +55,44 @@ _DESCRIPTIONS = {
     400: "Invalid request: the field and the reason are in `problems`",
     404: "No such task or tool",
     409: "The request conflicts with the current state",
-    422: "The new configuration or tools were rejected; nothing changed",
     500: "A server fault; the log has its stack trace under `error_id`",
     503: "The database is unreachable; retry after `Retry-After` seconds",
+}
+#: What each answer really looks like (the schema's examples are these, not random text).
+_EXAMPLES = {
+    400: ErrorDetail(
+        "invalid_params",
+        "params.b: expected integer, got string",
+        [ProblemBody(reason="expected integer, got string", field="params.b", tool="add")],
+    ),
+    404: ErrorDetail("not_found", "no task with id 3f0c2a5e-8d8e-4f4e-9a55-0b6a2f1c9d21"),
+    409: ErrorDetail(
+        "conflict", "task 3f0c2a5e-8d8e-4f4e-9a55-0b6a2f1c9d21 already completed; nothing to cancel"
+    ),
+    500: ErrorDetail("internal_error", "internal server error", error_id="5d1c0e9a7b3f"),
+    503: ErrorDetail("unavailable", "the database is unavailable; retry shortly"),
 }
 
 
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
-    """OpenAPI documentation of the error bodies a route answers with (500 and 503 always)."""
+    """OpenAPI documentation of the error bodies a route answers with (400, 500, 503 always).
+
+    Every route may answer 400 (a malformed query string or body), so ours replaces
+    the one Litestar would document with a body this API never sends.
+    """
     return {
-        code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[code])
-        for code in sorted({*codes, 500, 503})
+        code: ResponseSpec(
+            data_container=ErrorBody,
+            description=_DESCRIPTIONS[code],
+            generate_examples=False,
+            examples=[
+                Example(
+                    summary=_DESCRIPTIONS[code],
+                    value=msgspec.to_builtins(ErrorBody(_EXAMPLES[code])),
+                )
+            ],
+        )
+        for code in sorted({*codes, 400, 500, 503})
     }
 
 

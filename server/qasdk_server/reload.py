@@ -29,6 +29,7 @@ from qasdk.models import Problem
 from qasdk.registration.collect import collect
 from qasdk.registration.discover import display_path
 from qasdk.store.methods import sync_methods
+from qasdk_server.executor.code import prune_snapshots, snapshot
 from qasdk_server.state import ServerState
 
 __all__ = ["ReloadOutcome", "Reloader"]
@@ -54,6 +55,8 @@ class ReloadOutcome(msgspec.Struct, omit_defaults=True):
     trigger: str
     problems: list[Problem] = []
     tools: ToolChanges | None = None
+    #: The version of the tool code the next tasks run, when this reload changed it.
+    code: str | None = None
     settings: list[str] = []
     needs_restart: list[str] = []
 
@@ -94,6 +97,8 @@ class Reloader:
         self.prune = prune
         self.debounce_ms = debounce_ms
         self.last: ReloadOutcome | None = None
+        #: Where validated copies of the watched tool code are kept (see executor/code.py).
+        self.snapshots = self.module_root / ".qasdk" / "code"
         self.config_loaded_at = datetime.now(timezone.utc)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -162,7 +167,7 @@ class Reloader:
                 "reload applied (%s): %s",
                 trigger,
                 msgspec.json.encode(
-                    {"tools": outcome.tools, "settings": outcome.settings}
+                    {"tools": outcome.tools, "code": outcome.code, "settings": outcome.settings}
                 ).decode(),
             )
             if outcome.needs_restart:
@@ -204,7 +209,10 @@ class Reloader:
             tools = ToolChanges(
                 created=plan.created, updated=list(plan.updated), deleted=plan.deleted
             )
-        await state.registry.load()
+        code = await self._switch_code() if registry is not None else None
+        registry_changed = await state.registry.load()
+        if code is not None and not registry_changed and state.worker is not None:
+            state.worker.runner.executor.replace_methods(state.registry.configs())
 
         changed = _changed_settings(state.config, new_config)
         live = [s for s in changed if _live(s)]
@@ -212,11 +220,31 @@ class Reloader:
         if live:
             self._apply_settings(new_config, live)
         tools_changed = tools is not None and (tools.created or tools.updated or tools.deleted)
-        if not live and not restart and not tools_changed:
+        if not live and not restart and not tools_changed and code is None:
             return ReloadOutcome("unchanged", now, trigger, tools=tools)
         return ReloadOutcome(
-            "applied", now, trigger, tools=tools, settings=live, needs_restart=restart
+            "applied", now, trigger, tools=tools, code=code, settings=live, needs_restart=restart
         )
+
+    async def _switch_code(self) -> str | None:
+        """Snapshot the watched code; the version new tool processes run, if it changed.
+
+        Only the embedded worker's tool processes can be pointed at a snapshot; a
+        separate ``qasdk worker`` imports the code deployed next to it.
+        """
+        worker = self.state.worker
+        if worker is None:
+            return None
+        executor = worker.runner.executor
+        version = await asyncio.to_thread(
+            snapshot, self.module_root, self.watch_paths, self.snapshots
+        )
+        if executor.code is not None and executor.code.id == version.id:
+            return None
+        executor.use_code(version)
+        await asyncio.to_thread(prune_snapshots, self.snapshots, [version.id])
+        logger.info("tool code version %s: new tool processes run it", version.id)
+        return version.id
 
     def _apply_settings(self, new: Config, changed: list[str]) -> None:
         """Swap in the settings a running process can take over (atomically, per object)."""

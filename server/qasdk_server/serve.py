@@ -50,7 +50,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock = socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
         hint = ""
         if exc.errno == errno.EADDRINUSE:
             hint = "; stop the other server or choose another --port (0 picks a free one)"
@@ -189,8 +189,11 @@ async def run_server(
                 registry=base.registry,
                 events=base.events,
             )
+            reloader = Reloader(state, watch=watch, prune=prune, overrides=overrides)
             server = _UvicornServer(
-                uvicorn.Config(create_app(state), log_config=None, access_log=False, lifespan="on")
+                uvicorn.Config(
+                    create_app(state, reloader), log_config=None, access_log=False, lifespan="on"
+                )
             )
             async with contextlib.AsyncExitStack() as stack:
                 worker = None
@@ -201,8 +204,6 @@ async def run_server(
                         )
                     )
                     state.worker = worker
-                reloader = Reloader(state, watch=watch, prune=prune, overrides=overrides)
-                state.reloader = reloader
                 if watch:
                     first = await reloader.reload("startup")
                     if first.outcome == "rejected":

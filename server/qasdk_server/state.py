@@ -13,7 +13,6 @@ from qasdk_server.metrics import Metrics
 from qasdk_server.registry import MethodRegistry
 
 if TYPE_CHECKING:
-    from qasdk_server.reload import Reloader
     from qasdk_server.tasks.worker import Worker
 
 __all__ = ["ServerState"]
@@ -41,8 +40,6 @@ class ServerState:
         #: The embedded worker, when there is one.
         self.worker: Worker | None = None
         self.metrics = Metrics()
-        #: The hot-reload machinery, once started.
-        self.reloader: Reloader | None = None
 
     @property
     def running_tasks(self) -> int:

@@ -471,13 +471,13 @@ async def test_hung_sync_tool_is_killed_and_executor_recovers(
     assert not result.success
     assert result.error_type == "TimeoutError"
     assert result.error == "tool 'hang' timed out after 1.0 s"
-    assert 0.9 < result.execution_time < 5
+    assert result.execution_time > 0.9  # it ran until its timeout, not forever
     await _until(lambda: _gone(int(pidfile.read_text())))
 
     started = time.monotonic()
     result = await executor.execute("spin", {}, timeout=0.3)  # the task's remaining time wins
     assert result.error == "tool 'spin' timed out after 0.3 s"
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 15  # spin never ends: the 0.3 s limit stopped it
 
     assert (await executor.execute("echo", {"a": 1, "s": "x"})).success
     pids = await asyncio.gather(*(executor.execute("napping_pid", {"seconds": 0.3}) for _ in "ab"))

@@ -215,13 +215,25 @@ async def test_serve_watch_picks_up_edits_and_refuses_broken_ones(
         last = server.http.get("/api/config").json()["last_reload"]
         assert last["problems"][0]["source"] == {"path": "tools/extra.py", "line": 1}
         assert "syntax error" in last["problems"][0]["reason"]
-        assert server.run(method="triple_it", params={"x": 2})["status"] == "completed"
+        still = server.run(method="triple_it", params={"x": 2})
+        assert still["status"] == "completed", still["error"]
         errors = [
             r
             for r in server.log_records()
             if r.get("logger") == "qasdk.reload" and r["level"] == "ERROR"
         ]
         assert errors and errors[-1]["path"] == "tools/extra.py" and errors[-1]["line"] == 1
+
+        # A change of the function's body alone: the next task runs the new code.
+        edited = tool_source("triple_it", [("x", "int")], "Triple it.")
+        (project / "tools" / "extra.py").write_text(edited.replace('return "ok"', 'return "new"'))
+        deadline = time.monotonic() + 10
+        while not (server.http.get("/api/config").json()["last_reload"] or {}).get("code"):
+            assert time.monotonic() < deadline, server.output
+            time.sleep(0.05)
+        last = server.http.get("/api/config").json()["last_reload"]
+        assert last["outcome"] == "applied" and last["tools"] == {}  # no registration changed
+        assert server.run(method="triple_it", params={"x": 3})["result"] == "new"
 
         # The configuration: a new model name reaches the model with the next task.
         (project / "tools" / "extra.py").unlink()

@@ -152,7 +152,7 @@ async def test_failing_tools(
     assert task["status"] == "failed"
     assert task["error"]["type"] == error_type
     assert message in task["error"]["message"]
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20  # "hang" would take 30 s
     # The worker survives every one of them.
     assert served.run(method="add", params={"a": 1, "b": 1})["result"] == 2
 
@@ -206,7 +206,7 @@ async def test_cancel_a_running_task_interrupts_its_tool(
     task = response.json()
     assert task["status"] == "cancelled"
     assert task["error"] == {"type": "Cancelled", "message": "cancelled by request"}
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15  # the tool would run for 30 s
     time.sleep(0.2)
     assert [e for e, t, _, _ in runs(served_project) if t == name] == ["start"]  # never finished
     again = served.http.post(f"/api/tasks/{task_id}/cancel")
@@ -216,8 +216,10 @@ async def test_cancel_a_running_task_interrupts_its_tool(
 async def test_a_cancelled_pending_task_never_starts(
     served: Server, served_project: Path, conn: Any
 ) -> None:
+    # Long enough that no slot frees up between the submits and the cancel, however busy
+    # the machine.
     blockers = [
-        served.submit(method="record", params={"tag": tag(), "seconds": 0.6})["task_id"]
+        served.submit(method="record", params={"tag": tag(), "seconds": 3})["task_id"]
         for _ in range(4)
     ]
     name = tag()
@@ -326,7 +328,7 @@ async def test_a_task_whose_worker_dies_runs_again_elsewhere(
 async def test_cancel_while_the_model_is_answering(
     served: Server, model: ScriptedModel, conn: Any
 ) -> None:
-    model.push(reply.hang(3))
+    model.push(reply.hang(30))
     task_id = served.submit(task_description="think long")["task_id"]
     deadline = time.monotonic() + 5
     while served.get(task_id)["status"] != "running" and time.monotonic() < deadline:
@@ -335,15 +337,15 @@ async def test_cancel_while_the_model_is_answering(
     response = served.http.post(f"/api/tasks/{task_id}/cancel")
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 15  # the model would answer after 30 s
 
 
 async def test_task_timeout_while_the_model_is_slow(
     served: Server, model: ScriptedModel, conn: Any
 ) -> None:
-    model.push(reply.hang(3))
+    model.push(reply.hang(30))
     started = time.monotonic()
     task = served.run(task_description="slow", timeout=0.5)
     assert task["status"] == "failed"
     assert task["error"]["type"] == "TimeoutError"
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 15  # the model would answer after 30 s

@@ -183,13 +183,20 @@ def _isolate_protocol() -> tuple[BinaryIO, BinaryIO]:
 
 
 def _fix_sys_path() -> None:
-    """Import tools from the working directory first, as ``python -m`` would."""
+    """Import tools from the working directory first, as ``python -m`` would.
+
+    Before it, when the worker gives one (``QASDK_CODE_ROOT``), the snapshot of
+    the validated tool code this process runs (see ``executor/code.py``).
+    """
     here = os.path.dirname(os.path.abspath(__file__))
     if sys.path and os.path.abspath(sys.path[0] or os.curdir) == here:
         del sys.path[0]
     cwd = os.getcwd()
     if not sys.path or sys.path[0] != cwd:
         sys.path.insert(0, cwd)
+    code = os.environ.pop("QASDK_CODE_ROOT", None)
+    if code:
+        sys.path.insert(0, code)
 
 
 def _die_with_parent() -> None:

@@ -29,6 +29,7 @@ from qasdk.errors import MethodExecutionError, MethodNotFoundError, StartupError
 from qasdk.models import ExecutionResult, MethodConfig, Problem
 from qasdk_server.executor.arguments import prepare_params
 from qasdk_server.executor.child import Call, Reply
+from qasdk_server.executor.code import CodeVersion
 from qasdk_server.executor.process import TimedOut, ToolProcess, settle
 
 __all__ = ["Executor"]
@@ -62,6 +63,7 @@ class Executor:
         self.default_timeout = default_timeout
         self._cwd = os.path.abspath(cwd if cwd is not None else os.getcwd())
         self._env = {**os.environ, **env} if env else None
+        self._code: CodeVersion | None = None
         self._generation = 0
         self._idle: deque[ToolProcess] = deque()
         self._waiters: deque[asyncio.Future[ToolProcess | None]] = deque()
@@ -141,6 +143,18 @@ class Executor:
             self._retire(process)
         for _ in range(self._size):
             self._spawn_in_background()
+
+    @property
+    def code(self) -> CodeVersion | None:
+        """The code snapshot new tool processes import from (``None``: the working tree)."""
+        return self._code
+
+    def use_code(self, version: CodeVersion | None) -> None:
+        """Tool processes started from now on import ``version`` first.
+
+        Call :meth:`replace_methods` to retire the ones already running.
+        """
+        self._code = version
 
     def prepare(self, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validate and coerce ``params`` for tool ``name`` and fill in defaults.
@@ -354,8 +368,11 @@ class Executor:
             return
 
     async def _spawn(self, generation: int) -> ToolProcess:
+        env = self._env
+        if self._code is not None:
+            env = {**(env or os.environ), "QASDK_CODE_ROOT": self._code.path}
         process = await ToolProcess.start(
-            cwd=self._cwd, env=self._env, generation=generation, on_exit=self._on_exit
+            cwd=self._cwd, env=env, generation=generation, on_exit=self._on_exit
         )
         self._processes.add(process)
         if not await process.ready:

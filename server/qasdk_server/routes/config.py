@@ -10,8 +10,8 @@ from litestar import Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 
 from qasdk.redaction import redact_value
-from qasdk_server.errors import ApiError, error_responses
-from qasdk_server.reload import ReloadOutcome
+from qasdk_server.errors import error_responses
+from qasdk_server.reload import Reloader, ReloadOutcome
 from qasdk_server.state import ServerState
 
 __all__ = ["get_config", "reload_config"]
@@ -33,16 +33,15 @@ def _masked(server: ServerState) -> dict[str, Any]:
     return masked
 
 
-@get("/api/config", summary="The active configuration")
-async def get_config(server: ServerState) -> ActiveConfig:
+@get("/api/config", summary="The active configuration", responses=error_responses())
+async def get_config(server: ServerState, reloader: Reloader) -> ActiveConfig:
     """What this server runs with (passwords and keys masked), and the last reload."""
-    reloader = server.reloader
     return ActiveConfig(
         config=_masked(server),
         source=server.config.path,
-        loaded_at=reloader.config_loaded_at if reloader else server.started_at,
-        watching=reloader.watched() if reloader else [],
-        last_reload=reloader.last if reloader else None,
+        loaded_at=reloader.config_loaded_at,
+        watching=reloader.watched(),
+        last_reload=reloader.last,
     )
 
 
@@ -51,13 +50,15 @@ async def get_config(server: ServerState) -> ActiveConfig:
     status_code=200,
     summary="Reload the configuration and the tools",
     responses={
-        422: ResponseSpec(data_container=ReloadOutcome, description="Rejected; nothing changed"),
-        **error_responses(409),
+        422: ResponseSpec(
+            data_container=ReloadOutcome,
+            description="Rejected; nothing changed",
+            generate_examples=False,
+        ),
+        **error_responses(),
     },
 )
-async def reload_config(server: ServerState) -> Response[ReloadOutcome]:
+async def reload_config(reloader: Reloader) -> Response[ReloadOutcome]:
     """Apply a valid change (200), or keep everything as it is and say why (422)."""
-    if server.reloader is None:
-        raise ApiError(409, "conflict", "this server cannot reload")
-    outcome = await server.reloader.reload("api")
+    outcome = await reloader.reload("api")
     return Response(outcome, status_code=422 if outcome.outcome == "rejected" else 200)

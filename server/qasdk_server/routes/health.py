@@ -14,6 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from qasdk.redaction import mask_url, redact
 from qasdk.store.connection import ping
+from qasdk_server.errors import error_responses
 from qasdk_server.state import ServerState
 
 __all__ = ["health"]
@@ -89,7 +90,14 @@ async def _model(server: ServerState) -> Check:
 @get(
     "/health",
     summary="Health of the server and what it depends on",
-    responses={503: ResponseSpec(data_container=Health, description="The database is unreachable")},
+    responses={
+        **error_responses(),
+        503: ResponseSpec(
+            data_container=Health,
+            description="The database is unreachable",
+            generate_examples=False,
+        ),
+    },
 )
 async def health(server: ServerState) -> Response[Health]:
     """200 when the database answers (a model that is down is reported, not fatal); else 503."""

@@ -17,7 +17,7 @@ class MethodList(msgspec.Struct):
     count: int
 
 
-@get("/api/methods", summary="List registered tools")
+@get("/api/methods", summary="List registered tools", responses=error_responses())
 async def list_methods(server: ServerState) -> MethodList:
     methods = sorted(server.registry.methods.values(), key=lambda m: m.name)
     return MethodList(methods=methods, count=len(methods))

@@ -7,6 +7,7 @@ import logging
 from litestar import Response, get
 
 from qasdk.store.queue import QueueSnapshot, queue_snapshot
+from qasdk_server.errors import error_responses
 from qasdk_server.metrics import CONTENT_TYPE
 from qasdk_server.state import ServerState
 
@@ -15,7 +16,7 @@ __all__ = ["metrics"]
 logger = logging.getLogger("qasdk.metrics")
 
 
-@get("/metrics", media_type=CONTENT_TYPE, summary="Prometheus metrics", include_in_schema=True)
+@get("/metrics", media_type=CONTENT_TYPE, summary="Prometheus metrics", responses=error_responses())
 async def metrics(server: ServerState) -> Response[bytes]:
     """Tasks by status, queue depth and live workers (from the database, all processes);
     task, tool-call and model-call counts and durations (this process)."""

@@ -28,11 +28,39 @@ MAX_WAIT = 60.0
 class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Either ``task_description`` (the model decides) or ``method`` + ``params`` (run it)."""
 
-    task_description: str | None = None
-    method: str | None = None
-    params: dict[str, Any] | None = None
-    priority: Annotated[int, msgspec.Meta(ge=1, le=10)] = 5
-    timeout: Annotated[float, msgspec.Meta(gt=0, le=86400)] | None = None
+    task_description: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                description="What to do, in words; the model picks the tools.",
+                examples=["What is the weather in Paris?"],
+            ),
+        ]
+        | None
+    ) = None
+    method: (
+        Annotated[
+            str, msgspec.Meta(description="A registered tool to run directly.", examples=["add"])
+        ]
+        | None
+    ) = None
+    params: (
+        Annotated[
+            dict[str, Any],
+            msgspec.Meta(description="The tool's arguments.", examples=[{"a": 2, "b": 3}]),
+        ]
+        | None
+    ) = None
+    priority: Annotated[
+        int, msgspec.Meta(ge=1, le=10, description="1-10, higher runs first.", examples=[5])
+    ] = 5
+    timeout: (
+        Annotated[
+            float,
+            msgspec.Meta(gt=0, le=86400, description="Seconds for the whole task.", examples=[30]),
+        ]
+        | None
+    ) = None
 
 
 class Submitted(msgspec.Struct):
@@ -186,7 +214,11 @@ class TaskController(Controller):
         status_code=200,
         summary="Cancel a task",
         responses={
-            202: ResponseSpec(data_container=Task, description="Asked to stop; still stopping"),
+            202: ResponseSpec(
+                data_container=Task,
+                description="Asked to stop; still stopping",
+                generate_examples=False,
+            ),
             **error_responses(400, 404, 409),
         },
     )

@@ -85,7 +85,7 @@ class TaskRunner:
         registry: MethodRegistry,
         executor: Executor,
         worker_name: str,
-        threads: concurrent.futures.ThreadPoolExecutor,
+        threads: concurrent.futures.Executor,
         metrics: Metrics | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()

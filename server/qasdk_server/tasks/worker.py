@@ -13,7 +13,6 @@ listener fails); qasdk starts it again, with backoff, until asked to stop.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import os
@@ -26,6 +25,7 @@ from qasdk.config import Config
 from qasdk.store.connection import Pool
 from qasdk.store.queue import recover_stalled_jobs
 from qasdk.store.tasks import QUEUE
+from qasdk_server.agent.threads import AgentThreads
 from qasdk_server.executor import Executor
 from qasdk_server.metrics import Metrics
 from qasdk_server.registry import MethodRegistry
@@ -76,9 +76,7 @@ class Worker:
         )
         await executor.start()
         registry.on_change(executor.replace_methods)
-        threads = concurrent.futures.ThreadPoolExecutor(
-            concurrency, thread_name_prefix="qasdk-agent"
-        )
+        threads = AgentThreads(concurrency)
         runner = TaskRunner(
             config=config,
             pool=pool,

@@ -251,7 +251,13 @@ def test_error_reply(
     assert reply_after.choices[0].message.content == "recovered"
 
 
-def test_error_reply_retry_headers_steer_the_openai_client(model: ScriptedModel) -> None:
+def test_error_reply_retry_headers_steer_the_openai_client(
+    model: ScriptedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the headers the client would back off for 20 s and more: the contrast is
+    # large enough that a busy machine cannot blur it.
+    monkeypatch.setattr("openai._base_client.INITIAL_RETRY_DELAY", 20.0)
+    monkeypatch.setattr("openai._base_client.MAX_RETRY_DELAY", 20.0)
     model.push(
         reply.error(503, retry_after=0.001),
         reply.error(503, should_retry=True, retry_after=0.001),
@@ -262,7 +268,7 @@ def test_error_reply_retry_headers_steer_the_openai_client(model: ScriptedModel)
     with openai.OpenAI(base_url=model.base_url, api_key="EMPTY", max_retries=2) as oai:
         started = time.perf_counter()
         response = oai.chat.completions.create(model="qwen3:4b", messages=USER)
-        assert time.perf_counter() - started < 0.5, "retry-after-ms should beat the backoff"
+        assert time.perf_counter() - started < 10, "retry-after-ms should beat the backoff"
         assert response.choices[0].message.content == "third time lucky"
         with pytest.raises(openai.InternalServerError):
             oai.chat.completions.create(model="qwen3:4b", messages=USER)
@@ -337,7 +343,7 @@ def test_hang_times_out_the_client_without_blocking_others(
     worker.join()
 
     assert fast.choices[0].message.content == "fast"
-    assert fast_elapsed < 2, "a 30 s hang must not block other requests"
+    assert fast_elapsed < 15, "a 30 s hang must not block other requests"
     assert len(outcome) == 1
     assert isinstance(outcome[0], openai.APITimeoutError)
 
@@ -360,7 +366,7 @@ def test_stop_interrupts_a_hang() -> None:
     model.stop()
     worker.join()
 
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 15  # the hang would last 30 s
     assert len(outcome) == 1, "the client should see the connection cut"
 
 
@@ -371,7 +377,7 @@ def test_delay_and_latency_add_up() -> None:
         elapsed = time.perf_counter() - started
 
     assert response.json()["choices"][0]["message"]["content"] == "late"
-    assert 0.1 <= elapsed < 1
+    assert elapsed >= 0.1  # both waits, one after the other
 
 
 def test_list_models(client: openai.OpenAI) -> None:

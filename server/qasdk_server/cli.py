@@ -1,8 +1,18 @@
-"""``qasdk serve`` and ``qasdk worker``: the task server (the ``server`` extra)."""
+"""``qasdk serve`` and ``qasdk worker``: the task server's commands.
+
+They reach the ``qasdk`` command through the ``qasdk.commands`` entry point,
+so the SDK never imports the server. This module imports only click and
+qasdk: the server's own packages (the ``server`` extra) load when a command
+runs, and their absence is one clear line.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
+import sys
+import threading
 
 import click
 import msgspec
@@ -78,7 +88,7 @@ def serve(
     """Serve the REST API and an embedded worker; API docs at /schema."""
     stop_quietly_while_starting()
     require_server_extra()
-    from qasdk_server.serve import run_server
+    from qasdk_server.serve import run_server  # the server extra, checked above
 
     def overrides(loaded: Config) -> Config:
         return _service_config(loaded, host, port, concurrency)
@@ -95,6 +105,7 @@ def serve(
             overrides=overrides,
         )
     )
+    _leave()
 
 
 @click.command(short_help="Run queued tasks, on any machine that reaches the database.")
@@ -109,3 +120,18 @@ def worker(state: State, concurrency: int | None) -> None:
 
     config = _service_config(state.config(service=True), None, None, concurrency)
     run_service(run_worker(config))
+    _leave()
+
+
+def _leave() -> None:
+    """Exit now that everything is closed, without waiting for agent threads.
+
+    A thread may still be inside a model call (or qwen-agent's first import)
+    whose task was already handed back; finalizing the interpreter under it
+    would only delay the exit, or crash in a C extension's import.
+    """
+    if any(t.daemon and t.is_alive() for t in threading.enumerate()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
