@@ -201,15 +201,15 @@ def bench_model_turns(project: Path, url: str, turns: int) -> dict[str, float]:
     from qwen_agent.agents import FnCallAgent
 
     logging.getLogger("qwen_agent_logger").setLevel(logging.WARNING)
-    from qasdk_server.executor.pool import Executor
-    from qasdk_server.registry import MethodRegistry
-    from qasdk_server.serve import open_pool
-    from qasdk_server.tasks.runner import TaskRunner
     from qwen_agent.tools.base import BaseTool
 
     from qasdk.config import Config, ModelConfig
     from qasdk.registration.collect import collect
     from qasdk.testing import ScriptedModel, reply
+    from qasdk_server.executor.pool import Executor
+    from qasdk_server.registry import MethodRegistry
+    from qasdk_server.serve import open_pool
+    from qasdk_server.tasks.runner import TaskRunner
 
     def script() -> list[Any]:
         calls = [reply.tool_call("bench_add", {"a": i, "b": 1}) for i in range(turns - 1)]

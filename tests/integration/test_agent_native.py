@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qasdk_server.agent import AgentRun, build_llm, qwen_tools
-from qasdk_server.executor import Executor
 
 from qasdk.config import ModelConfig
 from qasdk.models import ExecutionResult, TraceStep
 from qasdk.registration.collect import collect
 from qasdk.testing import ScriptedModel, reply
+from qasdk_server.agent import AgentRun, build_llm, qwen_tools
+from qasdk_server.executor import Executor
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 TOOLS = Path(__file__).parent / "server_tools"

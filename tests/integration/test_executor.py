@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from qasdk_server.executor.pool import Executor
 
 from qasdk.errors import MethodExecutionError, MethodNotFoundError, ValidationError
 from qasdk.models import UNSET, MethodConfig, MethodParameter
+from qasdk_server.executor.pool import Executor
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 

@@ -9,12 +9,12 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from qasdk_server.registry import MethodRegistry
-from qasdk_server.serve import open_pool
 
 from qasdk.config import Config
 from qasdk.models import MethodConfig
 from qasdk.store.methods import delete_methods, list_methods, upsert_methods
+from qasdk_server.registry import MethodRegistry
+from qasdk_server.serve import open_pool
 from tests.strategies import method_configs
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]

@@ -14,15 +14,15 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from qasdk.config import load_config
+from qasdk.store.methods import get_method
+from qasdk.testing import ScriptedModel, reply
 from qasdk_server.events import TaskEvents
 from qasdk_server.registry import MethodRegistry
 from qasdk_server.reload import Reloader
 from qasdk_server.serve import open_pool
 from qasdk_server.state import ServerState
-
-from qasdk.config import load_config
-from qasdk.store.methods import get_method
-from qasdk.testing import ScriptedModel, reply
 from tests.integration.harness import Server, make_project, qasdk
 from tests.strategies import identifiers
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
+
+from qasdk.config import ModelConfig
+from qasdk.models import MethodConfig
 from qasdk_server.agent.shim import (
     SYSTEM_MESSAGE,
     agent_class,
@@ -13,9 +16,6 @@ from qasdk_server.agent.shim import (
     qwen_tools,
     tool_schema,
 )
-
-from qasdk.config import ModelConfig
-from qasdk.models import MethodConfig
 from tests.strategies import method_configs
 
 model_configs = st.builds(

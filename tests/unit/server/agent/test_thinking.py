@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from qasdk_server.agent.thinking import split_thinking
 
 
