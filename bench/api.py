@@ -206,7 +206,7 @@ def bench_model_turns(project: Path, url: str, turns: int) -> dict[str, float]:
     from qasdk.config import Config, ModelConfig
     from qasdk.registration.collect import collect
     from qasdk.testing import ScriptedModel, reply
-    from qasdk_server.executor.pool import Executor
+    from qasdk_server.executor import Executor
     from qasdk_server.registry import MethodRegistry
     from qasdk_server.serve import open_pool
     from qasdk_server.tasks.runner import TaskRunner
@@ -249,7 +249,7 @@ def bench_model_turns(project: Path, url: str, turns: int) -> dict[str, float]:
 
         bare()  # warm up
         bare_runs = [bare() for _ in range(7)]
-        from qasdk_server.agent.run import build_llm
+        from qasdk_server.agent import build_llm
 
         shared = build_llm(config)  # the same client reuse qasdk does, nothing else
         bare(shared)
