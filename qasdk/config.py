@@ -36,9 +36,12 @@ __all__ = [
     "DEFAULT_LOG_FORMAT",
     "Config",
     "DatabaseConfig",
+    "LimitsConfig",
     "LoggingConfig",
     "ModelConfig",
+    "RetentionConfig",
     "ServerConfig",
+    "ToolLimits",
     "WorkerConfig",
     "find_config_file",
     "load_config",
@@ -113,6 +116,17 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
 
 
+class ToolLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What one tool call may use; ``None`` is no limit (or, for CPU, the call's timeout)."""
+
+    #: Address space of the tool process, in MiB.
+    memory_mb: PositiveInt | None = 2048
+    #: CPU seconds one call may use (default: its timeout).
+    cpu_seconds: Positive | None = None
+    #: Processes the tool process may have at once (not enforced for root).
+    processes: PositiveInt | None = 64
+
+
 class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How workers (embedded in ``qasdk serve``, or ``qasdk worker``) run tasks."""
 
@@ -130,6 +144,54 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     stalled_after: Positive = 10.0
     #: Seconds running tasks get to finish on shutdown before they are handed back.
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    #: What one tool call may use, unless ``tool_limits_by_tool`` says otherwise.
+    tool_limits: ToolLimits = ToolLimits()
+    #: Limits of particular tools, by name (fields left out come from ``tool_limits``).
+    tool_limits_by_tool: dict[str, ToolLimits] = {}
+    #: Environment variables tool processes get although they look like qasdk's secrets
+    #: (by default ``QASDK_*``, ``PG*`` connection settings and any variable holding a
+    #: configured password or key are removed from the tools' environment).
+    tool_env: tuple[str, ...] = ()
+    #: Tool output (stdout/stderr) that reaches the log: bytes per line, bytes per call,
+    #: and lines per second per tool process; the rest is dropped with a note saying how much.
+    tool_output_line: PositiveInt = 4096
+    tool_output_per_call: PositiveInt = 65536
+    tool_output_rate: PositiveInt = 100
+
+
+class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How big, deep and slow what clients, tools and the model send may be.
+
+    Over a request limit the answer is 400 (413 for a body), naming the limit;
+    a result or trace value over its limit is stored truncated, with a marker
+    that says so and what its full size was.
+    """
+
+    #: Bytes of a request body.
+    request_body: PositiveInt = 1_048_576
+    #: Bytes of a request's headers, all together.
+    request_headers: PositiveInt = 65_536
+    #: Seconds a client has to send a request's headers (and then its body).
+    request_timeout: Positive = 10.0
+    #: Nesting depth of any JSON value accepted or stored.
+    json_depth: Annotated[int, msgspec.Meta(ge=2, le=256)] = 64
+    #: Characters of a task description.
+    task_description: PositiveInt = 65_536
+    #: Bytes of a direct task's params, as JSON.
+    params: PositiveInt = 262_144
+    #: Bytes of a task's result (or a tool result in the trace), as JSON.
+    result: PositiveInt = 1_048_576
+    #: Bytes of any other trace value (arguments, model content, thinking), as JSON.
+    trace_value: PositiveInt = 65_536
+    #: Characters of one field of a log record.
+    log_field: PositiveInt = 16_384
+
+
+class RetentionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How long finished tasks and their traces are kept."""
+
+    #: Days after completion; ``null`` keeps everything.
+    days: Positive | None = 30.0
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -140,6 +202,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     logging: LoggingConfig = LoggingConfig()
     server: ServerConfig = ServerConfig()
     worker: WorkerConfig = WorkerConfig()
+    limits: LimitsConfig = LimitsConfig()
+    retention: RetentionConfig = RetentionConfig()
     #: The file this came from, or ``None`` when only defaults and env applied.
     path: str | None = None
 
@@ -157,6 +221,8 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "logging": LoggingConfig,
     "server": ServerConfig,
     "worker": WorkerConfig,
+    "limits": LimitsConfig,
+    "retention": RetentionConfig,
 }
 _INTERPOLATION = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 

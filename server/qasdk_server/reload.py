@@ -37,7 +37,7 @@ __all__ = ["ReloadOutcome", "Reloader"]
 logger = logging.getLogger("qasdk.reload")
 
 #: Settings a running process can take over; the rest need a restart.
-LIVE_SECTIONS = ("model", "logging")
+LIVE_SECTIONS = ("model", "logging", "limits", "retention")
 LIVE_WORKER_SETTINGS = ("tool_timeout", "model_retries", "retry_backoff")
 
 
@@ -63,7 +63,7 @@ class ReloadOutcome(msgspec.Struct, omit_defaults=True):
 
 def _changed_settings(old: Config, new: Config) -> list[str]:
     changed = []
-    for section in ("model", "database", "logging", "server", "worker"):
+    for section in ("model", "database", "logging", "server", "worker", "limits", "retention"):
         before, after = getattr(old, section), getattr(new, section)
         for field in before.__struct_fields__:
             if getattr(before, field) != getattr(after, field):
@@ -256,7 +256,12 @@ class Reloader:
                 worker, **{f: getattr(new.worker, f) for f in LIVE_WORKER_SETTINGS}
             )
         config = msgspec.structs.replace(
-            current, model=new.model, logging=new.logging, worker=worker
+            current,
+            model=new.model,
+            logging=new.logging,
+            limits=new.limits,
+            retention=new.retention,
+            worker=worker,
         )
         state.config = config
         self.config_loaded_at = datetime.now(timezone.utc)
