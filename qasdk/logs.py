@@ -44,29 +44,75 @@ _MARK = "_qasdk_handler"
 _LINE_BREAKS = {c: f"\\u{c:04x}" for c in (0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
 
 
-class RedactingFilter(logging.Filter):
-    """Masks secrets in the message, its arguments, extras and the traceback."""
+#: Items of a list or mapping (and levels of nesting) an extra field keeps.
+_MAX_ITEMS, _MAX_DEPTH = 50, 5
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+
+def cap_text(text: str, limit: int) -> str:
+    """``text`` cut at ``limit`` characters, saying how many were dropped."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters dropped]"
+
+
+def cap_value(value: Any, limit: int, depth: int = 0) -> Any:
+    """An extra field bounded in size: strings cut, long collections and deep nests elided."""
+    if isinstance(value, str):
+        return cap_text(value, limit)
+    if isinstance(value, dict):
+        if depth >= _MAX_DEPTH:
+            return f"{{... {len(value)} keys}}"
+        items = list(value.items())
+        capped = {str(k)[:200]: cap_value(v, limit, depth + 1) for k, v in items[:_MAX_ITEMS]}
+        if len(items) > _MAX_ITEMS:
+            capped["..."] = f"{len(items) - _MAX_ITEMS} more keys dropped"
+        return capped
+    if isinstance(value, (list, tuple)):
+        if depth >= _MAX_DEPTH:
+            return f"[... {len(value)} items]"
+        capped_list = [cap_value(v, limit, depth + 1) for v in value[:_MAX_ITEMS]]
+        if len(value) > _MAX_ITEMS:
+            capped_list.append(f"... {len(value) - _MAX_ITEMS} more items dropped")
+        return capped_list
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """Bounds every record, then masks secrets in its message, extras and traceback.
+
+    Bounding comes first: a record is formatted on whatever thread logs it (often
+    the event loop), and a tool's 50 MB message must cost no more than a short one.
+    """
+
+    def __init__(self, secrets: Iterable[str] = (), *, max_field: int = 16_384) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if s]
+        self.max_field = max_field
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        limit = self.max_field
+        message = cap_text(record.getMessage(), limit)
         record.msg = redact(message, self.secrets)
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             record.__dict__.setdefault("error_type", type(exc).__name__)
-            record.__dict__.setdefault("error_message", str(exc))
+            record.__dict__.setdefault("error_message", cap_text(_safe_str(exc), limit))
         if record.exc_info and not record.exc_text:
             record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self.secrets)
+            record.exc_text = redact(cap_text(record.exc_text, limit * 4), self.secrets)
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD and not key.startswith("_"):
-                record.__dict__[key] = redact_value(value, self.secrets)
+                record.__dict__[key] = redact_value(cap_value(value, limit), self.secrets)
         return True
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__}>"
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -153,6 +199,7 @@ def configure_logging(
     secrets: Iterable[str] = (),
     console_level: int | str | None = None,
     stream: IO[str] | None = None,
+    max_field: int = 16_384,
 ) -> None:
     """Install qasdk's handlers on the root logger (replacing earlier ones).
 
@@ -168,7 +215,7 @@ def configure_logging(
     formatter: logging.Formatter = (
         JsonFormatter() if config.format.strip().lower() == "json" else TextFormatter(config.format)
     )
-    redactor = RedactingFilter(secrets)
+    redactor = RedactingFilter(secrets, max_field=max_field)
 
     console = logging.StreamHandler(stream or sys.stderr)
     console.setLevel(console_level if console_level is not None else level)

@@ -9,6 +9,9 @@ import psycopg
 
 #: Tables tests write to, with the column that orders their rows (newest last).
 TABLES = {"registered_methods": "id", "tasks": "created_at", "procrastinate_jobs": "id"}
+#: Rows of those tables that are the tests' (the queue also holds qasdk's own periodic
+#: housekeeping jobs, deferred by whichever worker runs, whenever it runs).
+WHERE = {"procrastinate_jobs": "task_name = 'qasdk.run_task'"}
 
 
 class Snapshot(msgspec.Struct, frozen=True):
@@ -21,7 +24,7 @@ async def snapshot(conn: psycopg.AsyncConnection[Any]) -> Snapshot:
         cur = await conn.execute(
             f"SELECT count(*) AS n, max({key}) AS top, "
             f"coalesce(md5(string_agg(t::text, ',' ORDER BY {key})), '') AS digest "
-            f"FROM {table} AS t"
+            f"FROM {table} AS t WHERE {WHERE.get(table, 'true')}"
         )
         row = await cur.fetchone()
         assert row is not None
@@ -34,8 +37,9 @@ async def delete_created(conn: psycopg.AsyncConnection[Any], before: Snapshot) -
     """Delete rows added since ``before`` (tests use fresh names, never edit old rows)."""
     for table, key in TABLES.items():
         top = before.rows[table][1]
+        mine = WHERE.get(table, "true")
         if top is None:
-            await conn.execute(f"DELETE FROM {table}")
+            await conn.execute(f"DELETE FROM {table} WHERE {mine}")
         else:
-            await conn.execute(f"DELETE FROM {table} WHERE {key} > %s", (top,))
+            await conn.execute(f"DELETE FROM {table} WHERE {mine} AND {key} > %s", (top,))
     await conn.commit()

@@ -62,7 +62,10 @@ class State(msgspec.Struct):
             self._config = load_config(self.config_path)
             console = None if service and not self.verbose else _console_level(self.verbose)
             configure_logging(
-                self._config.logging, secrets=self._config.secrets(), console_level=console
+                self._config.logging,
+                secrets=self._config.secrets(),
+                console_level=console,
+                max_field=self._config.limits.log_field,
             )
         return self._config
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import psycopg
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import set_json_loads
 
 from qasdk.config import DatabaseConfig
 from qasdk.errors import DatabaseError
@@ -23,6 +25,7 @@ from qasdk.store.embedded import ensure_embedded
 __all__ = [
     "CONNECT_KWARGS",
     "Pool",
+    "configure",
     "connect",
     "connection_error",
     "describe_target",
@@ -92,12 +95,22 @@ def connection_error(exc: Exception, url: str) -> DatabaseError:
     return DatabaseError(f"cannot connect to PostgreSQL at {describe_target(url)}: {reason}")
 
 
+def _decode_json(data: str | bytes) -> Any:
+    return msgspec.json.decode(data)
+
+
+async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Read ``json``/``jsonb`` with msgspec: faster than the standard library, and no
+    recursion limit below the depth qasdk stores (``limits.json_depth``)."""
+    set_json_loads(_decode_json, conn)
+
+
 async def connect(
     url: str, *, timeout: float = 5.0, autocommit: bool = False
 ) -> psycopg.AsyncConnection[DictRow]:
     """Open one connection (rows as dicts, UTC), or raise a clear :class:`DatabaseError`."""
     try:
-        return await psycopg.AsyncConnection.connect(
+        conn = await psycopg.AsyncConnection.connect(
             url,
             autocommit=autocommit,
             row_factory=dict_row,
@@ -106,6 +119,8 @@ async def connect(
         )
     except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
         raise connection_error(exc, url) from None
+    await configure(conn)
+    return conn
 
 
 _OUTAGE_CLASSES = ("08", "53", "57")  # connection exception, resources, operator intervention

@@ -16,8 +16,10 @@ import msgspec
 import psycopg
 from psycopg.rows import DictRow
 
+from qasdk.config import LimitsConfig
 from qasdk.models import Task, TaskError, TraceStep
-from qasdk.store._sql import execute, fetch_one
+from qasdk.store._sql import execute, fetch_all, fetch_one
+from qasdk.store.values import clean_text, json_text
 
 __all__ = [
     "JOB_TASK",
@@ -25,6 +27,7 @@ __all__ = [
     "cancel_abandoned",
     "cancel_task",
     "claim_task",
+    "delete_expired_tasks",
     "finish_task",
     "get_task",
     "insert_step",
@@ -33,6 +36,7 @@ __all__ = [
     "list_tasks",
     "lock_key",
     "release_task",
+    "settle_orphans",
     "try_lock",
     "unlock",
 ]
@@ -44,8 +48,31 @@ QUEUE = "qasdk"
 JOB_TASK = "qasdk.run_task"
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else msgspec.json.encode(value).decode()
+_DEFAULT_LIMITS = LimitsConfig()
+#: Characters of an error's type and message that are stored.
+ERROR_TYPE_MAX, ERROR_MESSAGE_MAX = 200, 8192
+
+
+def _json(value: Any, limits: LimitsConfig, max_bytes: int | None = None) -> str | None:
+    return json_text(value, max_bytes=max_bytes, depth=limits.json_depth)
+
+
+def _text(value: str | None, max_chars: int) -> str | None:
+    if value is None:
+        return None
+    value = clean_text(value)
+    if len(value) > max_chars:
+        dropped = len(value) - max_chars
+        value = f"{value[:max_chars]}... [{dropped} more characters not stored]"
+    return value
+
+
+def storable_error(error: TaskError | None) -> TaskError | None:
+    """An error whose type and message fit their columns and can be stored."""
+    if error is None:
+        return None
+    kind = _text(error.type, ERROR_TYPE_MAX) or "Error"
+    return TaskError(kind, _text(error.message, ERROR_MESSAGE_MAX) or "")
 
 
 def _task(row: dict[str, Any]) -> Task:
@@ -73,7 +100,7 @@ async def insert_task(
                 "kind": kind,
                 "description": description,
                 "method": method,
-                "params": _json(params),
+                "params": _json(params, _DEFAULT_LIMITS),
                 "priority": priority,
                 "timeout": timeout,
                 "queue": QUEUE,
@@ -125,14 +152,19 @@ async def finish_task(
     status: str,
     result: Any = None,
     error: TaskError | None = None,
+    limits: LimitsConfig = _DEFAULT_LIMITS,
 ) -> bool:
-    """Record the outcome; ``False`` if another attempt owns the task now."""
+    """Record the outcome; ``False`` if another attempt owns the task now.
+
+    The result is stored as it can be (see :mod:`qasdk.store.values`): over
+    ``limits.result`` it is a marker with its size and a preview.
+    """
     params = {
         "id": task_id,
         "attempt": attempt,
         "status": status,
-        "result": _json(result),
-        "error": _json(error),
+        "result": _json(result, limits, limits.result),
+        "error": _json(storable_error(error), limits),
     }
     return await (await execute(conn, "finish_task", params)).fetchone() is not None
 
@@ -168,7 +200,10 @@ async def unlock(conn: Conn, task_id: uuid.UUID) -> None:
     await execute(conn, "task_unlock", {"key": lock_key(task_id)})
 
 
-async def insert_step(conn: Conn, task_id: uuid.UUID, step: TraceStep) -> None:
+async def insert_step(
+    conn: Conn, task_id: uuid.UUID, step: TraceStep, limits: LimitsConfig = _DEFAULT_LIMITS
+) -> None:
+    """Store one trace step; values over their limits are stored as markers."""
     await execute(
         conn,
         "insert_step",
@@ -176,14 +211,14 @@ async def insert_step(conn: Conn, task_id: uuid.UUID, step: TraceStep) -> None:
             "task_id": task_id,
             "seq": step.seq,
             "kind": step.kind,
-            "name": step.name,
+            "name": _text(step.name, ERROR_TYPE_MAX),
             "attempt": step.attempt,
-            "arguments": _json(step.arguments),
-            "result": _json(step.result),
-            "error": _json(step.error),
-            "content": step.content,
-            "thinking": step.thinking,
-            "usage": _json(step.usage),
+            "arguments": _json(step.arguments, limits, limits.trace_value),
+            "result": _json(step.result, limits, limits.result),
+            "error": _json(storable_error(step.error), limits),
+            "content": _text(step.content, limits.trace_value),
+            "thinking": _text(step.thinking, limits.trace_value),
+            "usage": _json(step.usage, limits, limits.trace_value),
             "started_at": step.started_at,
             "duration_ms": step.duration_ms,
         },
@@ -193,3 +228,16 @@ async def insert_step(conn: Conn, task_id: uuid.UUID, step: TraceStep) -> None:
 async def list_steps(conn: Conn, task_id: uuid.UUID, after: int = 0) -> list[TraceStep]:
     rows = await (await execute(conn, "list_steps", {"id": task_id, "after": after})).fetchall()
     return [msgspec.convert(row, TraceStep) for row in rows]
+
+
+async def settle_orphans(conn: Conn, *, grace: float) -> list[uuid.UUID]:
+    """End as failed the tasks whose job ended without an outcome; their ids."""
+    rows = await fetch_all(conn, "settle_orphans", {"grace": grace})
+    return [row["id"] for row in rows]
+
+
+async def delete_expired_tasks(conn: Conn, *, days: float, batch: int = 1000) -> tuple[int, int]:
+    """Delete up to ``batch`` tasks finished more than ``days`` ago: (tasks, jobs) deleted."""
+    row = await fetch_one(conn, "delete_expired_tasks", {"seconds": days * 86400, "batch": batch})
+    assert row is not None
+    return int(row["tasks"]), int(row["jobs"])

@@ -79,6 +79,11 @@ class Metrics:
             ["kind", "status"],
             registry=self.registry,
         )
+        self.tasks_deleted = Counter(
+            "qasdk_tasks_deleted",
+            "Finished tasks deleted by retention (retention.days), by this process.",
+            registry=self.registry,
+        )
         self.task_duration = Histogram(
             "qasdk_task_duration_seconds",
             "Time from a task's start to its outcome, in this process.",

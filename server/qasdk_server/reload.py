@@ -267,5 +267,7 @@ class Reloader:
         self.config_loaded_at = datetime.now(timezone.utc)
         if state.worker is not None:
             state.worker.runner.apply_config(config)
-        if any(s.startswith("logging.") for s in changed):
-            configure_logging(config.logging, secrets=config.secrets())
+        if any(s.startswith("logging.") or s == "limits.log_field" for s in changed):
+            configure_logging(
+                config.logging, secrets=config.secrets(), max_field=config.limits.log_field
+            )

@@ -29,7 +29,7 @@ from psycopg.rows import DictRow, dict_row
 
 from qasdk.config import Config
 from qasdk.errors import DatabaseError, StartupError
-from qasdk.store.connection import CONNECT_KWARGS, Pool, connect, resolve_url
+from qasdk.store.connection import CONNECT_KWARGS, Pool, configure, connect, resolve_url
 from qasdk.store.migrate import migrate
 from qasdk_server.events import TaskEvents
 from qasdk_server.registry import MethodRegistry
@@ -73,6 +73,7 @@ async def open_pool(url: str, config: Config, extra: int = 0) -> Pool:
         kwargs={**CONNECT_KWARGS, "autocommit": True, "row_factory": dict_row},
         open=False,
         check=psycopg_pool.AsyncConnectionPool.check_connection,
+        configure=configure,
         timeout=config.database.connect_timeout,
         name="qasdk",
     )

@@ -200,6 +200,40 @@ def test_postgres_restart_under_load(
         assert server.stop() == 0, server.output
 
 
+def test_a_database_outage_runs_no_tool_twice(
+    tmp_path: Path, session_model: ScriptedModel, private_cluster: tuple[Path, str]
+) -> None:
+    # Tools in flight when the database goes away finish while it is away: their outcomes
+    # are kept and stored when it is back, and no tool runs again (issue 9, defect 7).
+    data, url = private_cluster
+    project = make_project(tmp_path / "project", session_model.url)
+    assert qasdk(project, url, "sync", "tools").returncode == 0
+    server = Server(project, url)
+    try:
+        tags = [f"outage{i}" for i in range(4)]
+        ids = [
+            server.submit(method="record", params={"tag": tag, "seconds": 1.5})["task_id"]
+            for tag in tags
+        ]
+        for tag in tags:
+            wait_started(project, tag)
+        stop_embedded(data)
+        deadline = time.monotonic() + 30
+        while len([e for e, t, _, _ in runs(project) if e == "end" and t in tags]) < len(tags):
+            assert time.monotonic() < deadline, "the tools never finished"
+            time.sleep(0.05)
+        time.sleep(2.0)  # the database stays away a while after the tools finished
+        ensure_embedded(data, database="restart")
+        for task_id in ids:
+            task = server.finished(task_id, within=60)
+            assert (task["status"], task["attempts"]) == ("completed", 1), task
+        time.sleep(3.0)  # long enough for a wrongly recovered job to run again
+        ledger = {tag: [e for e, t, _, _ in runs(project) if t == tag] for tag in tags}
+        assert ledger == {tag: ["start", "end"] for tag in tags}, server.output
+    finally:
+        assert server.stop() == 0, server.output
+
+
 def test_a_worker_stopped_with_sigterm_finishes_its_task(
     project: Path, fresh_database: str
 ) -> None:

@@ -133,3 +133,15 @@ def test_noisy_libraries_are_quiet_unless_debug(capture: io.StringIO) -> None:
     assert logging.getLogger("procrastinate").getEffectiveLevel() == logging.WARNING
     configure_logging(LoggingConfig(level="DEBUG"), stream=capture)
     assert logging.getLogger("qasdk").getEffectiveLevel() == logging.DEBUG
+
+
+def test_huge_records_are_bounded_before_they_are_formatted(capture: io.StringIO) -> None:
+    configure_logging(LoggingConfig(format="json"), stream=capture, max_field=1000)
+    huge = "://a:" * 2_000_000  # 10 MB of what once made redaction quadratic
+    logging.getLogger("qasdk.test").error(
+        "tool said %s", huge, extra={"params": {"text": huge, "items": list(range(10_000))}}
+    )
+    line = capture.getvalue()
+    assert len(line) < 20_000
+    assert "more characters dropped" in line
+    assert "9950 more items dropped" in line

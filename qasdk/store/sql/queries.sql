@@ -236,3 +236,39 @@ LISTEN qasdk_task_events;
 -- name: listen_registry
 -- Changes of registered_methods, whoever made them (trigger of migration 0005).
 LISTEN qasdk_registry;
+
+-- name: settle_orphans
+-- Tasks still pending or running whose job has ended (or is gone): nothing will ever
+-- record their outcome, so they end as failed instead of staying stuck. ``grace`` keeps
+-- clear of a task whose job is being handed between states right now.
+UPDATE tasks
+SET status = 'failed', completed_at = now(),
+    error = jsonb_build_object(
+        'type', 'InternalError',
+        'message', 'the task''s job ended without recording an outcome')
+WHERE status IN ('pending', 'running')
+  AND created_at < now() - make_interval(secs => %(grace)s)
+  AND NOT EXISTS (
+      SELECT 1 FROM procrastinate_jobs AS job
+      WHERE job.id = tasks.job_id AND job.status IN ('todo', 'doing'))
+RETURNING id;
+
+-- name: delete_expired_tasks
+-- Finished tasks older than the retention period, a batch at a time; their trace goes
+-- with them (ON DELETE CASCADE), and so do the jobs Procrastinate kept for them.
+WITH expired AS (
+    SELECT id, job_id FROM tasks
+    WHERE status IN ('completed', 'failed', 'cancelled')
+      AND completed_at < now() - make_interval(secs => %(seconds)s)
+    ORDER BY completed_at
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+), deleted AS (
+    DELETE FROM tasks USING expired WHERE tasks.id = expired.id
+    RETURNING tasks.id, expired.job_id
+), jobs AS (
+    DELETE FROM procrastinate_jobs
+    WHERE id IN (SELECT job_id FROM deleted) AND status NOT IN ('todo', 'doing')
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM deleted) AS tasks, (SELECT count(*) FROM jobs) AS jobs;

@@ -23,12 +23,17 @@ from qasdk.store.tasks import JOB_TASK, QUEUE
 from qasdk_server.tasks.runner import (
     DatabaseUnavailable,
     HandBack,
+    OutcomePending,
     StopReason,
     TaskBusy,
     TaskRunner,
 )
 
-__all__ = ["queue_app", "worker_name"]
+__all__ = ["RETENTION_CRON", "queue_app", "worker_name"]
+
+#: How often retention runs: every ten minutes, in batches, so no run is long.
+RETENTION_CRON = "*/10 * * * *"
+RETENTION_TASK = "qasdk.retention"
 
 
 def worker_name() -> str:
@@ -48,6 +53,11 @@ def queue_app(url: str, *, pool_size: int, busy_delay: float = 10.0) -> procrast
     app.task(name=JOB_TASK, queue=QUEUE, pass_context=True, retry=_KeepUntilDone(busy_delay))(
         _run_task
     )
+    # Deferred once per period by whichever worker gets there first (Procrastinate's
+    # periodic tasks), so retention runs once however many workers there are.
+    app.periodic(cron=RETENTION_CRON, periodic_id="retention")(
+        app.task(name=RETENTION_TASK, queue=QUEUE, pass_context=True)(_apply_retention)
+    )
     return app
 
 
@@ -56,7 +66,9 @@ class _KeepUntilDone(procrastinate.BaseRetryStrategy):
 
     Handed back at shutdown: at once. The database went away: in a second.
     Locked by another worker: after that worker could have been declared dead.
-    Anything else is the task's own outcome and is not retried here.
+    Ran, but its outcome waits for the database: after the outcome is surely
+    stored (the job then finds the task finished and ends). Anything else is the
+    task's own outcome and is not retried here.
     """
 
     def __init__(self, busy_delay: float) -> None:
@@ -67,9 +79,17 @@ class _KeepUntilDone(procrastinate.BaseRetryStrategy):
             return RetryDecision(retry_in={"seconds": 0})
         if isinstance(exception, DatabaseUnavailable):
             return RetryDecision(retry_in={"seconds": 1})
+        if isinstance(exception, OutcomePending):
+            return RetryDecision(retry_in={"milliseconds": int(self.busy_delay * 2000)})
         if isinstance(exception, TaskBusy):
             return RetryDecision(retry_in={"milliseconds": int(self.busy_delay * 1000)})
         return None
+
+
+async def _apply_retention(context: JobContext, timestamp: int) -> None:
+    """Delete finished tasks (and their traces) older than ``retention.days``."""
+    runner: TaskRunner = context.additional_context["runner"]
+    await runner.apply_retention()
 
 
 async def _run_task(context: JobContext, task_id: str) -> None:

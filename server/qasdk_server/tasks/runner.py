@@ -43,12 +43,14 @@ from qasdk_server.tasks.trace import TraceRecorder
 __all__ = [
     "DatabaseUnavailable",
     "HandBack",
+    "OutcomePending",
     "StopReason",
     "TaskBusy",
     "TaskRunner",
 ]
 
 logger = logging.getLogger("qasdk.runner")
+_RETENTION_BATCH = 1000
 
 
 class StopReason(enum.Enum):
@@ -68,6 +70,11 @@ class TaskBusy(Exception):
 
 class DatabaseUnavailable(Exception):
     """The database went away mid-task: run it again once it is back."""
+
+
+class OutcomePending(Exception):
+    """The task ran but its outcome could not be stored yet: it is kept and written once the
+    database is back; the job looks again later (and finds the task finished)."""
 
 
 def _now() -> datetime:
@@ -98,6 +105,8 @@ class TaskRunner:
         self._llm: tuple[ModelConfig, Any] | None = None
         self._tools: tuple[int, list[Any]] | None = None
         self.running: dict[uuid.UUID, asyncio.Task[Any]] = {}
+        #: Outcomes waiting for the database to come back, written in the background.
+        self.pending_outcomes: set[asyncio.Task[None]] = set()
 
     def apply_config(self, config: Config) -> None:
         """Use ``config`` from the next task on; running tasks keep what they started with."""
@@ -128,6 +137,25 @@ class TaskRunner:
             self._tools = (version, qwen_tools(methods))
         return cached[1], self._tools[1]
 
+    # -- housekeeping -----------------------------------------------------------
+
+    async def apply_retention(self) -> int:
+        """Delete tasks finished more than ``retention.days`` ago; how many went."""
+        days = self.config.retention.days
+        if days is None:
+            return 0
+        total = 0
+        while True:
+            async with self.pool.connection() as conn:
+                tasks, _ = await store.delete_expired_tasks(conn, days=days, batch=_RETENTION_BATCH)
+            total += tasks
+            self.metrics.tasks_deleted.inc(tasks)
+            if tasks < _RETENTION_BATCH:
+                break
+        if total:
+            logger.info("retention: deleted %d tasks finished over %g days ago", total, days)
+        return total
+
     # -- one task -------------------------------------------------------------
 
     async def run(self, task_id: uuid.UUID, stop_reason: Callable[[], StopReason | None]) -> None:
@@ -138,6 +166,8 @@ class TaskRunner:
         """
         try:
             await self._run(task_id, stop_reason)
+        except OutcomePending:
+            raise
         except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             if is_outage(exc):
                 logger.warning(
@@ -176,7 +206,9 @@ class TaskRunner:
             return
         task, last_seq = claimed
         attempt = task.attempts
-        recorder = TraceRecorder(conn, task_id, last_seq, asyncio.get_running_loop())
+        recorder = TraceRecorder(
+            conn, task_id, last_seq, asyncio.get_running_loop(), limits=self.config.limits
+        )
         log_extra = {"task_id": str(task_id), "attempt": attempt, "kind": task.kind}
         if attempt > 1:
             logger.info(
@@ -205,17 +237,14 @@ class TaskRunner:
                 raise HandBack(str(task_id)) from None
             error = TaskError("Cancelled", "cancelled by request")
             await asyncio.shield(
-                store.finish_task(conn, task_id, attempt, status="cancelled", error=error)
+                self._finish(conn, task_id, attempt, recorder, "cancelled", None, error)
             )
             self.metrics.observe_task(task.kind, "cancelled", time.monotonic() - started)
             logger.info("task %s cancelled", task_id, extra=log_extra)
             return
         finally:
             self.running.pop(task_id, None)
-        await recorder.flush()
-        written = await store.finish_task(
-            conn, task_id, attempt, status=status, result=result, error=error
-        )
+        written = await self._finish(conn, task_id, attempt, recorder, status, result, error)
         elapsed = time.monotonic() - started
         self.metrics.observe_task(task.kind, status, elapsed)
         if not written:
@@ -236,6 +265,97 @@ class TaskRunner:
             )
         else:
             logger.debug("task %s completed in %.3f s", task_id, elapsed, extra=log_extra)
+
+    async def _finish(
+        self,
+        conn: psycopg.AsyncConnection[DictRow],
+        task_id: uuid.UUID,
+        attempt: int,
+        recorder: TraceRecorder,
+        status: str,
+        result: Any,
+        error: TaskError | None,
+    ) -> bool:
+        """Record the outcome, whatever happens: a task never stays ``running`` for good.
+
+        An outcome the database refuses (it should not: values are made storable)
+        ends the task as failed with an ``InternalError``. An outcome the database
+        cannot take now (an outage) is kept and written when it is back, so a tool
+        that ran is not run again (:class:`OutcomePending`).
+        """
+        limits = self.config.limits
+        try:
+            await recorder.flush()
+            return await store.finish_task(
+                conn, task_id, attempt, status=status, result=result, error=error, limits=limits
+            )
+        except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+            if is_outage(exc):
+                self._keep_outcome(task_id, attempt, recorder, status, result, error)
+                raise OutcomePending(str(task_id)) from exc
+            logger.exception("task %s: its outcome could not be stored", task_id)
+            fallback = TaskError("InternalError", f"the task's outcome could not be stored: {exc}")
+            return await store.finish_task(
+                conn, task_id, attempt, status="failed", error=fallback, limits=limits
+            )
+
+    def _keep_outcome(
+        self,
+        task_id: uuid.UUID,
+        attempt: int,
+        recorder: TraceRecorder,
+        status: str,
+        result: Any,
+        error: TaskError | None,
+    ) -> None:
+        logger.warning(
+            "task %s: the database went away before its outcome was stored; "
+            "keeping it until the database is back",
+            task_id,
+        )
+        keeper = asyncio.create_task(
+            self._store_later(task_id, attempt, recorder, status, result, error),
+            name=f"qasdk outcome {task_id}",
+        )
+        self.pending_outcomes.add(keeper)
+        keeper.add_done_callback(self.pending_outcomes.discard)
+
+    async def _store_later(
+        self,
+        task_id: uuid.UUID,
+        attempt: int,
+        recorder: TraceRecorder,
+        status: str,
+        result: Any,
+        error: TaskError | None,
+    ) -> None:
+        """Retry until the outcome is stored, or a newer attempt owns the task."""
+        delay = 0.2
+        while True:
+            try:
+                async with self.pool.connection() as conn:
+                    await recorder.write_again(conn)
+                    written = await store.finish_task(
+                        conn,
+                        task_id,
+                        attempt,
+                        status=status,
+                        result=result,
+                        error=error,
+                        limits=self.config.limits,
+                    )
+            except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+                if not is_outage(exc):
+                    logger.exception("task %s: its kept outcome could not be stored", task_id)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if written:
+                logger.info("task %s: outcome stored after the database came back", task_id)
+            else:
+                logger.warning("task %s: a newer attempt owns it; kept outcome dropped", task_id)
+            return
 
     async def _execute(
         self, task: Task, attempt: int, recorder: TraceRecorder

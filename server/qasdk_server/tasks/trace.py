@@ -12,6 +12,7 @@ import uuid
 import psycopg
 from psycopg.rows import DictRow
 
+from qasdk.config import LimitsConfig
 from qasdk.errors import QasdkError
 from qasdk.models import TraceStep
 from qasdk.store import tasks as store
@@ -34,8 +35,13 @@ class TraceRecorder:
         task_id: uuid.UUID,
         start_seq: int,
         loop: asyncio.AbstractEventLoop,
+        *,
+        limits: LimitsConfig | None = None,
     ) -> None:
         self._conn = conn
+        self._limits = limits or LimitsConfig()
+        #: Steps the database did not take (it went away): written again with the outcome.
+        self._unwritten: list[TraceStep] = []
         self._task_id = task_id
         self._seq = itertools.count(start_seq + 1)
         self._seq_lock = threading.Lock()
@@ -56,11 +62,18 @@ class TraceRecorder:
 
     async def _write(self, step: TraceStep) -> None:
         try:
-            await store.insert_step(self._conn, self._task_id, step)
+            await store.insert_step(self._conn, self._task_id, step, self._limits)
         except (QasdkError, psycopg.Error):
+            self._unwritten.append(step)
             logger.warning(
                 "could not record trace step %d of task %s", step.seq, self._task_id, exc_info=True
             )
+
+    async def write_again(self, conn: psycopg.AsyncConnection[DictRow]) -> None:
+        """Write the steps that failed, on ``conn`` (after the database came back)."""
+        while self._unwritten:
+            await store.insert_step(conn, self._task_id, self._unwritten[0], self._limits)
+            self._unwritten.pop(0)
 
     async def flush(self) -> None:
         """Wait until every queued step is written."""

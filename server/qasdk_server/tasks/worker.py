@@ -22,9 +22,9 @@ from collections.abc import AsyncIterator
 import procrastinate
 
 from qasdk.config import Config
-from qasdk.store.connection import Pool
+from qasdk.store.connection import Pool, ping
 from qasdk.store.queue import recover_stalled_jobs
-from qasdk.store.tasks import QUEUE
+from qasdk.store.tasks import QUEUE, settle_orphans
 from qasdk_server.agent.threads import AgentThreads
 from qasdk_server.executor import Executor
 from qasdk_server.metrics import Metrics
@@ -35,6 +35,9 @@ from qasdk_server.tasks.runner import TaskRunner
 __all__ = ["Worker"]
 
 logger = logging.getLogger("qasdk.worker")
+
+#: Recovery rounds between two sweeps for orphaned tasks (the sweep is rarely needed).
+_SWEEP_EVERY = 15
 
 
 class Worker:
@@ -160,18 +163,47 @@ class Worker:
             self._worker_task.cancel()  # once: Procrastinate turns it into a graceful stop
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self._worker_task)
+        pending = self.runner.pending_outcomes
+        if pending:
+            logger.warning("waiting for %d outcomes to be stored", len(pending))
+            await asyncio.wait(pending, timeout=self.config.shutdown_grace)
 
     async def _recover(self) -> None:
+        """Every heartbeat: queue again the jobs of dead workers; now and then, settle orphans.
+
+        After the database was unreachable, nothing is recovered until it has answered
+        for ``stalled_after`` seconds: every worker lost it too, and the live ones need
+        that long to send heartbeats again and store the outcomes they kept (see
+        ``TaskRunner._finish``). Recovering earlier would run their tasks a second time.
+        """
         interval = self.config.heartbeat_interval
+        reachable_since: float | None = time.monotonic()
+        rounds = 0
         while True:
             await asyncio.sleep(interval)
+            rounds += 1
             try:
                 async with self.runner.pool.connection() as conn:
+                    if reachable_since is None:
+                        await ping(conn)
+                        reachable_since = time.monotonic()
+                        logger.info(
+                            "database reachable again; recovering stalled tasks in %.0f s",
+                            self.config.stalled_after,
+                        )
+                        continue
+                    if time.monotonic() - reachable_since < self.config.stalled_after:
+                        await ping(conn)
+                        continue
                     recovered = await recover_stalled_jobs(conn, stale=self.config.stalled_after)
+                    orphans = []
+                    if rounds % _SWEEP_EVERY == 0:
+                        orphans = await settle_orphans(conn, grace=self.config.stalled_after * 3)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be restarting; try again next round
                 logger.debug("stalled-job recovery failed this round", exc_info=True)
+                reachable_since = None
                 continue
             for job in recovered:
                 if job.abort_requested:
@@ -184,3 +216,5 @@ class Worker:
                         job.task_id,
                         job.job_id,
                     )
+            for task_id in orphans:
+                logger.error("task %s: its job ended without an outcome; ended as failed", task_id)

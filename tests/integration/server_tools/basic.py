@@ -4,6 +4,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from qasdk import tool
 
@@ -102,3 +103,22 @@ def record(tag: str, seconds: float = 0.0) -> str:
         _note("tick", tag)
     _note("end", tag)
     return tag
+
+
+@tool
+def hostile(kind: str, size: int = 1) -> Any:
+    """Return a value the database cannot store as it is.
+
+    Args:
+        kind: ``nul`` (text with U+0000), ``deep`` (lists nested ``size`` levels),
+            ``big`` (a string of ``size`` characters).
+        size: How deep or how big.
+    """
+    if kind == "nul":
+        return {"text": "a\x00b", "a\x00key": 1}
+    if kind == "deep":
+        value: Any = []
+        for _ in range(size):
+            value = [value]
+        return value
+    return "x" * size
