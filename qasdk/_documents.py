@@ -150,6 +150,18 @@ def _walk(
             _walk(item, (*keypath, index), lines, problems, path)
 
 
+def _json_error(text: str, exc: json.JSONDecodeError) -> tuple[int, str]:
+    """Where and what, as a person would say it: a trailing comma is on the comma's line."""
+    closer = text[exc.pos : exc.pos + 1]
+    before = text[: exc.pos].rstrip()
+    if closer in ("}", "]") and before.endswith(","):
+        comma = len(before) - 1
+        line = text.count("\n", 0, comma) + 1
+        column = comma - (text.rfind("\n", 0, comma) + 1) + 1
+        return line, f"trailing comma before {closer!r} (column {column}); JSON allows none"
+    return exc.lineno, f"{exc.msg} (column {exc.colno})"
+
+
 def _parse_json(text: str, path: str) -> Document:
     problems: list[Problem] = []
 
@@ -164,7 +176,8 @@ def _parse_json(text: str, path: str) -> Document:
     try:
         data = json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
-        raise _error(path, exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        line, reason = _json_error(text, exc)
+        raise _error(path, line, f"invalid JSON: {reason}") from None
     lines: dict[KeyPath, int] = {}
     # JSON is (nearly) YAML, and YAML remembers lines; when the two disagree
     # (tabs, odd escapes) we simply report without line numbers.

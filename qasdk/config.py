@@ -204,6 +204,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     worker: WorkerConfig = WorkerConfig()
     limits: LimitsConfig = LimitsConfig()
     retention: RetentionConfig = RetentionConfig()
+    #: Where the tools are: what ``qasdk sync`` and ``qasdk check`` read when given no path.
+    tools: tuple[str, ...] = ()
     #: The file this came from, or ``None`` when only defaults and env applied.
     path: str | None = None
 
@@ -224,6 +226,8 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "limits": LimitsConfig,
     "retention": RetentionConfig,
 }
+#: Top-level settings that are not sections.
+_SETTINGS = ("tools",)
 _INTERPOLATION = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 
 
@@ -285,6 +289,12 @@ def _check_fields(
     """Validate every setting on its own, so one bad value does not hide the next."""
     problems = []
     for section, values in data.items():
+        if section in _SETTINGS:
+            try:
+                msgspec.convert({section: values}, Config, strict=False)
+            except msgspec.ValidationError as exc:
+                problems.append(_problem_from(exc, document, overridden))
+            continue
         if section not in _SECTIONS:
             problems.append(
                 Problem(

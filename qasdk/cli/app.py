@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -25,6 +26,7 @@ from qasdk.cli import output
 from qasdk.config import Config, LoggingConfig, load_config
 from qasdk.errors import DatabaseError, QasdkError, StartupError
 from qasdk.logs import configure_logging
+from qasdk.registration.discover import display_path
 
 __all__ = [
     "EXIT_DATABASE",
@@ -32,6 +34,7 @@ __all__ = [
     "EXIT_INVALID",
     "EXIT_STARTUP",
     "State",
+    "embedded_started",
     "json_option",
     "module_root_option",
     "pass_state",
@@ -134,6 +137,16 @@ def handle_errors(*, read_only: bool = False) -> Callable[[Callable[..., T]], Ca
         return wrapper
 
     return decorate
+
+
+def embedded_started(path: Path) -> None:
+    """Say once that a server was started that will outlive this command, and how to stop it."""
+    shown = display_path(path)
+    click.echo(
+        f"started the embedded PostgreSQL in {shown}; it keeps running for the next commands "
+        "(stop it with: qasdk db stop)",
+        err=True,
+    )
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

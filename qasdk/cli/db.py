@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from qasdk.cli.app import State, handle_errors, pass_state, run
+from qasdk.cli.app import State, embedded_started, handle_errors, pass_state, run
 from qasdk.errors import ConfigurationError
 
 __all__ = ["db"]
@@ -24,8 +24,14 @@ def db_url(state: State) -> None:
     """Print the database URL in use (password masked)."""
     from qasdk.redaction import mask_url
     from qasdk.store import resolve_url
+    from qasdk.store.embedded import embedded_status, embedded_url
 
-    click.echo(mask_url(resolve_url(state.config().database)))
+    database = state.config().database
+    if database.embedded and not embedded_status(database.data_dir)["initialized"]:
+        click.echo(embedded_url(database.data_dir))  # what it will be; nothing is created
+        click.echo("(not created yet: the first qasdk sync creates it)", err=True)
+        return
+    click.echo(mask_url(resolve_url(database, on_start=embedded_started)))
 
 
 @db.command("status")
@@ -76,7 +82,7 @@ def db_migrate(state: State) -> None:
     from qasdk.store import connect, migrate, resolve_url
 
     config = state.config()
-    url = resolve_url(config.database)
+    url = resolve_url(config.database, on_start=embedded_started)
 
     async def go() -> list[Any]:
         conn = await connect(url, timeout=config.database.connect_timeout)

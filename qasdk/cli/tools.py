@@ -3,16 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
 from qasdk.cli import output
-from qasdk.cli.app import State, handle_errors, json_option, module_root_option, pass_state, run
+from qasdk.cli.app import (
+    State,
+    embedded_started,
+    handle_errors,
+    json_option,
+    module_root_option,
+    pass_state,
+    run,
+)
+from qasdk.config import Config
 
 __all__ = ["check", "methods", "sync"]
 
-paths_argument = click.argument("paths", nargs=-1, required=True, type=click.Path())
+paths_argument = click.argument("paths", nargs=-1, type=click.Path())
+DEFAULT_TOOLS = "tools"
+
+
+def _paths(given: Sequence[str], config: Config) -> Sequence[str]:
+    """PATHS as given; else the configuration's ``tools:``; else ``./tools``. Says which."""
+    if given:
+        return given
+    if config.tools:
+        click.echo(f"reading {', '.join(config.tools)} (tools: in {config.path})", err=True)
+        return config.tools
+    if Path(DEFAULT_TOOLS).is_dir():
+        click.echo(f"reading ./{DEFAULT_TOOLS} (no PATH given)", err=True)
+        return [DEFAULT_TOOLS]
+    raise click.UsageError(
+        "give the PATHS to read, set 'tools:' in model_config.yaml, or create ./tools"
+    )
 
 
 @click.command(short_help="Scan, validate and sync tools into the registry.")
@@ -34,15 +60,16 @@ def sync(
     """Scan PATHS for @tool functions and methods files, validate, and sync the registry.
 
     PATHS may be Python files, folders (searched recursively, including their
-    methods.yaml / methods.json) or methods .yaml/.json files.
+    methods.yaml / methods.json) or methods .yaml/.json files. Without PATHS:
+    the `tools:` setting of model_config.yaml, else ./tools.
     """
     from qasdk.redaction import mask_url
     from qasdk.registration.collect import collect
     from qasdk.store import connect, resolve_url, sync_methods
 
     config = state.config()
-    catalog = collect(paths, module_root=module_root)
-    url = resolve_url(config.database)
+    catalog = collect(_paths(paths, config), module_root=module_root)
+    url = resolve_url(config.database, on_start=embedded_started)
 
     async def go() -> Any:
         conn = await connect(url, timeout=config.database.connect_timeout)
@@ -66,11 +93,11 @@ def sync(
 @pass_state
 @handle_errors(read_only=True)
 def check(state: State, paths: Sequence[str], module_root: str | None, json_output: bool) -> None:
-    """Validate PATHS like `sync` does, without a database."""
+    """Validate PATHS like `sync` does, without a database (no PATHS: as `sync`)."""
     from qasdk.registration.collect import collect
 
-    state.config()
-    catalog = collect(paths, module_root=module_root)
+    config = state.config()
+    catalog = collect(_paths(paths, config), module_root=module_root)
     if json_output:
         click.echo(output.check_json(catalog))
         return
@@ -86,10 +113,22 @@ def check(state: State, paths: Sequence[str], module_root: str | None, json_outp
 def methods(state: State, json_output: bool) -> None:
     """List the registered tools."""
     from qasdk.store import connect, list_methods, resolve_url
+    from qasdk.store.embedded import embedded_status
     from qasdk.store.migrate import pending_migrations
 
     config = state.config()
-    url = resolve_url(config.database)
+    database = config.database
+    if database.embedded and not embedded_status(database.data_dir)["initialized"]:
+        # A read-only command creates no database in an empty folder.
+        if json_output:
+            click.echo("[]")
+        else:
+            click.echo(
+                f"No tools registered: no database in {database.data_dir} yet "
+                "(qasdk sync PATH creates it)."
+            )
+        return
+    url = resolve_url(database, on_start=embedded_started)
 
     async def go() -> list[Any]:
         conn = await connect(url, timeout=config.database.connect_timeout)

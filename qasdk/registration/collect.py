@@ -56,19 +56,27 @@ def collect(paths: Sequence[str | Path], *, module_root: str | Path | None = Non
     warnings: list[Problem] = []
 
     scanner = Scanner(root)
+    outside: dict[Path, list[str]] = {}
     for file in found.python:
         shown = display_path(file)
         module = module_name_for(file, root)
         if module is None:
             module = package_module_name(file)
-            warnings.append(
-                Problem(
-                    source=Source(shown),
-                    reason=f"outside the module root {display_path(root)!r}; recorded as "
-                    f"module {module!r}, which must be importable when serving",
-                )
-            )
+            outside.setdefault(file.parent, []).append(module)
         scanner.add_file(file, module=module, display=shown)
+    for folder, modules in outside.items():
+        # One warning per folder, with the fix, however many files it holds.
+        example = f"module {modules[0]!r}" + (
+            f" and {len(modules) - 1} more" if modules[1:] else ""
+        )
+        warnings.append(
+            Problem(
+                source=Source(display_path(folder)),
+                reason=f"outside the module root {display_path(root)!r}: recorded as {example}, "
+                "which qasdk serve must be able to import; run qasdk from the folder above "
+                "it, or pass --module-root",
+            )
+        )
     scanned = scanner.result()
     problems += scanned.problems
     for entry in scanned.entries:

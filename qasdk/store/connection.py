@@ -7,6 +7,8 @@ and the reason and never the password.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -44,8 +46,11 @@ CONNECT_KWARGS: dict[str, Any] = {
 }
 
 
-def resolve_url(config: DatabaseConfig) -> str:
-    """The connection string for ``config``, starting the embedded server if needed."""
+def resolve_url(config: DatabaseConfig, *, on_start: Callable[[Path], None] | None = None) -> str:
+    """The connection string for ``config``, starting the embedded server if needed.
+
+    ``on_start`` hears of an embedded server this started (it outlives the process).
+    """
     if config.url:
         return config.url
     if config.host:
@@ -57,7 +62,7 @@ def resolve_url(config: DatabaseConfig) -> str:
             "password": config.password,
         }
         return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
-    return ensure_embedded(config.data_dir)
+    return ensure_embedded(config.data_dir, on_start=on_start)
 
 
 def describe_target(url: str) -> str:

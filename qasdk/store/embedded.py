@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,14 @@ from psycopg import sql
 from qasdk.errors import DatabaseError
 from qasdk.store._sql import query
 
-__all__ = ["DATABASE_NAME", "embedded_status", "ensure_embedded", "stop_embedded"]
+__all__ = [
+    "DATABASE_NAME",
+    "embedded_status",
+    "embedded_url",
+    "ensure_embedded",
+    "private_folder",
+    "stop_embedded",
+]
 
 DATABASE_NAME = "qasdk"
 logger = logging.getLogger("qasdk.store")
@@ -38,17 +46,46 @@ def _pgserver() -> Any:
     return pgserver
 
 
-def ensure_embedded(data_dir: str | Path, database: str = DATABASE_NAME) -> str:
-    """Start (or reuse) the embedded server in ``data_dir``; return its connection URL."""
+def private_folder(path: Path) -> None:
+    """Create ``path``; a ``.qasdk`` folder gets a ``.gitignore`` so it never lands in a
+    repository (the database, code snapshots and qwen-agent's workspace live there)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in (path, *path.parents):
+        if folder.name == ".qasdk":
+            ignore = folder / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# qasdk's local state: the embedded database and more.\n*\n")
+            return
+
+
+def embedded_url(data_dir: str | Path, database: str = DATABASE_NAME) -> str:
+    """The URL the embedded server in ``data_dir`` has (or will have), without starting it."""
+    path = Path(data_dir).expanduser().resolve()
+    return f"postgresql://postgres:@/{database}?host={path}"
+
+
+def ensure_embedded(
+    data_dir: str | Path,
+    database: str = DATABASE_NAME,
+    *,
+    on_start: Callable[[Path], None] | None = None,
+) -> str:
+    """Start (or reuse) the embedded server in ``data_dir``; return its connection URL.
+
+    ``on_start`` hears of a server this call started (it keeps running afterwards).
+    """
     path = Path(data_dir).expanduser().resolve()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         pgserver = _pgserver()
-        if not embedded_status(path)["running"]:
+        running = embedded_status(path)["running"]
+        if not running:
             # pgserver caches one handle per folder; a stopped server needs a new one.
             pgserver.PostgresServer._instances.pop(path, None)
         server = pgserver.get_server(path, cleanup_mode=None)
         url = str(server.get_uri())
+        if not running and on_start is not None:
+            on_start(path)
     except (OSError, subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
         log = path / "log"
         hint = f"; see {log}" if log.exists() else ""

@@ -51,9 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m qasdk.testing",
         description="A scripted, deterministic OpenAI-compatible model server.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=11434)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument("--port", type=int, default=11434, help="port (Ollama's)")
     parser.add_argument(
         "--script", type=Path, help="YAML/JSON list of replies (default: the auto policy)"
     )

@@ -28,6 +28,7 @@ from qasdk.logs import configure_logging
 from qasdk.models import Problem
 from qasdk.registration.collect import collect
 from qasdk.registration.discover import display_path
+from qasdk.store.embedded import private_folder
 from qasdk.store.methods import sync_methods
 from qasdk_server.executor.code import prune_snapshots, snapshot
 from qasdk_server.state import ServerState
@@ -236,6 +237,7 @@ class Reloader:
         if worker is None:
             return None
         executor = worker.runner.executor
+        private_folder(self.snapshots)
         version = await asyncio.to_thread(
             snapshot, self.module_root, self.watch_paths, self.snapshots
         )

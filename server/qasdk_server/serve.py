@@ -90,7 +90,7 @@ async def open_pool(url: str, config: Config, extra: int = 0) -> Pool:
 
 async def prepare_database(config: Config) -> str:
     """Resolve (or start) the database and bring its schema up to date; return its URL."""
-    url = await asyncio.to_thread(resolve_url, config.database)
+    url = await asyncio.to_thread(resolve_url, config.database, on_start=_embedded_started)
     conn = await connect(url, timeout=config.database.connect_timeout)
     async with conn:
         applied = await migrate(conn)
@@ -117,6 +117,13 @@ class _Stop:
             os._exit(1)
         logger.info("%s received: stopping (again to force)", sig.name)
         self.event.set()
+
+
+def _embedded_started(path: Any) -> None:
+    _announce(
+        f"started the embedded PostgreSQL in {path}; it keeps running after this process "
+        "(stop it with: qasdk db stop)"
+    )
 
 
 def _announce(message: str) -> None:

@@ -244,20 +244,61 @@ async def test_check_needs_no_database(project: Path) -> None:
 
 
 async def test_embedded_database_by_default(project: Path) -> None:
+    # Read-only commands create nothing in a folder without a database.
+    listed = qasdk(project, "methods")
+    assert listed.returncode == 0 and "no database in .qasdk/pgdata yet" in listed.stdout
+    url = qasdk(project, "db", "url")
+    assert url.returncode == 0 and "not created yet" in url.stderr
+    assert not (project / ".qasdk").exists()
     try:
         first = qasdk(project, "sync", "tools")
         assert first.returncode == 0, first.stderr
         assert (project / ".qasdk" / "pgdata" / "PG_VERSION").exists()
+        assert "started the embedded PostgreSQL in .qasdk/pgdata" in first.stderr
+        assert "qasdk db stop" in first.stderr
+        assert (project / ".qasdk" / ".gitignore").read_text().splitlines()[-1] == "*"
         assert f"host={project}/.qasdk/pgdata" in qasdk(project, "db", "url").stdout
         assert "running" in qasdk(project, "db", "status").stdout
-        second = json.loads(qasdk(project, "sync", "tools", "--json").stdout)
+        again = qasdk(project, "sync", "tools", "--json")
+        second = json.loads(again.stdout)
         assert second["rows_written"] == 0  # the same server, reused
+        assert "started" not in again.stderr  # said once, when it started
     finally:
         assert qasdk(project, "db", "stop").stdout.strip() in {"stopped", "not running"}
     assert "stopped" in qasdk(project, "db", "status").stdout
 
 
-async def test_usage_errors() -> None:
-    result = subprocess.run([*QASDK, "sync"], capture_output=True, text=True)
+async def test_usage_errors(tmp_path: Path) -> None:
+    result = subprocess.run([*QASDK, "sync"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
-    assert "Missing argument 'PATHS...'" in result.stderr
+    assert (
+        "give the PATHS to read, set 'tools:' in model_config.yaml, or create ./tools"
+        in result.stderr
+    )
+
+
+async def test_without_paths_check_reads_the_configured_tools_or_tools(project: Path) -> None:
+    found = qasdk(project, "check")
+    assert found.returncode == 0, found.stderr
+    assert found.stderr.strip() == "reading ./tools (no PATH given)"
+    assert found.stdout.startswith("4 tools OK")
+    (project / "model_config.yaml").write_text("tools: [tools/geo.py]\n")
+    configured = qasdk(project, "check")
+    assert configured.returncode == 0, configured.stderr
+    assert configured.stderr.strip() == "reading tools/geo.py (tools: in model_config.yaml)"
+    assert configured.stdout.strip() == "1 tools OK: cli_weather"
+
+
+async def test_a_folder_outside_the_module_root_is_one_warning(project: Path) -> None:
+    elsewhere = project / "elsewhere"
+    (elsewhere / "lib").mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (elsewhere / "lib" / f"{name}.py").write_text(
+            f"from qasdk import tool\n@tool\ndef t_{name}(x: int) -> int:\n"
+            f'    """Do {name}.\n\n    Args:\n        x: X.\n    """\n'
+        )
+    result = qasdk(elsewhere / "lib", "check", ".", "--module-root", str(project / "tools"))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, warnings
+    assert "and 2 more" in warnings[0] and "--module-root" in warnings[0]

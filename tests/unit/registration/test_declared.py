@@ -203,3 +203,14 @@ def test_enum_items_and_schema_shorthands() -> None:
     assert config.return_type == "string"  # aliases are normalised
     assert config.parameters[0].schema == {"type": "string", "enum": ["c", "f"]}
     assert config.parameters[1].schema == {"type": "array", "items": {"type": "integer"}}
+
+
+def test_a_trailing_comma_is_named_on_its_own_line(tmp_path: Path) -> None:
+    file = tmp_path / "methods.json"
+    file.write_text(
+        '{\n  "methods": [\n    {"name": "a",\n     "description": "x",\n    }\n  ]\n}\n'
+    )
+    (problem,) = load_methods_file(file, display="methods.json").problems
+    assert str(problem) == (
+        "methods.json:4: invalid JSON: trailing comma before '}' (column 24); JSON allows none"
+    )
