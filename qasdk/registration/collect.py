@@ -79,6 +79,7 @@ def collect(paths: Sequence[str | Path], *, module_root: str | Path | None = Non
         )
     scanned = scanner.result()
     problems += scanned.problems
+    warnings += scanned.warnings
     for entry in scanned.entries:
         logger.debug("scanned tool %r at %s", entry.config.name, entry.source)
 

@@ -28,6 +28,7 @@ __all__ = [
     "delete_methods",
     "get_method",
     "list_methods",
+    "parameter_json",
     "plan_sync",
     "sync_methods",
     "upsert_methods",
@@ -85,12 +86,30 @@ def plan_sync(
     return plan
 
 
+def parameter_json(param: MethodParameter) -> dict[str, Any]:
+    """A parameter as the table stores it: seed 000's ``MethodParameter`` in full.
+
+    Other services read ``registered_methods``: every field is there, ``required``
+    included, and ``default`` whenever there is one (``null`` is a default).
+    """
+    data: dict[str, Any] = {
+        "name": param.name,
+        "type": param.type,
+        "description": param.description,
+        "required": param.required,
+    }
+    if param.has_default:
+        data["default"] = msgspec.to_builtins(param.default)
+    if param.schema:
+        data["schema"] = param.schema
+    return data
+
+
 def _row(config: MethodConfig) -> dict[str, object]:
-    data = msgspec.to_builtins(config)
     return {
         "name": config.name,
         "description": config.description,
-        "parameters_json": data.get("parameters", []),
+        "parameters_json": [parameter_json(p) for p in config.parameters],
         "return_type": config.return_type,
         "module_path": config.module_path,
         "function_name": config.function_name,

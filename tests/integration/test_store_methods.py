@@ -296,3 +296,36 @@ async def test_migrations_on_a_fresh_database(fresh_database: str) -> None:
             "created_at",
             "updated_at",
         ]
+
+
+async def test_every_stored_parameter_is_self_describing(conn: Any) -> None:
+    # Other services read the table: each parameter has name, type, description, required,
+    # and a default when it has one (issue 8, defect 5).
+    config = unique(
+        MethodConfig(
+            name="selfdescribing",
+            description="d",
+            return_type="string",
+            module_path="m",
+            function_name="f",
+            parameters=(
+                MethodParameter(name="a", type="int", description="A."),
+                MethodParameter(
+                    name="b", type="string", description="B.", required=False, default=None
+                ),
+                MethodParameter(name="c", type="int", description="C.", required=False),
+            ),
+        )
+    )
+    await upsert_methods(conn, [config])
+    row = await (
+        await conn.execute(
+            "SELECT parameters_json FROM registered_methods WHERE name = %s", (config.name,)
+        )
+    ).fetchone()
+    await conn.commit()
+    assert row["parameters_json"] == [
+        {"name": "a", "type": "int", "description": "A.", "required": True},
+        {"name": "b", "type": "string", "description": "B.", "required": False, "default": None},
+        {"name": "c", "type": "int", "description": "C.", "required": False},
+    ]

@@ -7,6 +7,7 @@ and, for the validator, how to fix a part that is missing.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import msgspec
 
 from qasdk.models import MethodConfig, MethodParameter, Problem, Source, ToolEntry
 from qasdk.registration.scan.annotations import SUPPORTED_HINTS, AnnotationReader, Typed
-from qasdk.registration.scan.docstrings import how_to_document, read_docstring
+from qasdk.registration.scan.docstrings import entry_line, how_to_document, read_docstring
 from qasdk.registration.scan.enums import enum_member_value
 from qasdk.registration.scan.expressions import Unsupported, module_literal, to_ast
 from qasdk.registration.scan.names import ClassFinder, Names
@@ -30,9 +31,14 @@ def extract_tool(
     display: str,
     find_class: ClassFinder,
     problems: list[Problem],
+    *,
+    lines: list[str] | None = None,
 ) -> ToolEntry | None:
-    """The entry of a decorated ``function``; its problems are appended to ``problems``."""
-    return _Extraction(module, function, display, find_class, problems).run()
+    """The entry of a decorated ``function``; its problems are appended to ``problems``.
+
+    ``lines`` is the module's source, to point at the docstring line of a problem.
+    """
+    return _Extraction(module, function, display, find_class, problems, lines or []).run()
 
 
 class _Extraction:
@@ -43,8 +49,10 @@ class _Extraction:
         display: str,
         find_class: ClassFinder,
         problems: list[Problem],
+        lines: list[str],
     ) -> None:
         self.module = module
+        self.lines = lines
         self.function = function
         self.display = display
         self.names = Names(module, find_class)
@@ -53,6 +61,7 @@ class _Extraction:
         self.tool = function.name
         self.line = function.lineno
         self.hints: dict[str, str] = {}
+        self.locations: dict[str, Source] = {}
 
     def problem(self, field: str | None, reason: str) -> None:
         self.problems.append(
@@ -81,7 +90,7 @@ class _Extraction:
             timeout=options.get("timeout"),
             tags=tuple(options.get("tags", ())),
         )
-        locations = {"name": Source(self.display, self.line)}
+        locations = {"name": Source(self.display, self.line), **self.locations}
         if function.docstring is not None and function.docstring.lineno:
             locations["description"] = Source(self.display, function.docstring.lineno)
         return ToolEntry(
@@ -114,9 +123,7 @@ class _Extraction:
 
             typed = self._parameter_type(param, label)
             description = documented.get(param.name) or (typed.description if typed else None)
-            self.hints[f"{label}.description"] = (
-                f"not documented: describe {param.name!r} in {how_to_document(style)}"
-            )
+            self.hints[f"{label}.description"] = self._undocumented(param.name, documented, style)
             required = param.default is None
             yield MethodParameter(
                 name=param.name,
@@ -126,6 +133,22 @@ class _Extraction:
                 default=msgspec.UNSET if required else self._default(param, label),
                 schema=dict(typed.schema) if typed else {},
             )
+
+    def _undocumented(self, name: str, documented: dict[str, str], style: str) -> str:
+        """Why ``name`` has no description, with the likely typo when the docstring has one."""
+        signature = {p.name for p in self.function.parameters}
+        strays = [d for d in documented if d not in signature]
+        close = difflib.get_close_matches(name, strays, n=1)
+        if close and self.function.docstring is not None:
+            line = entry_line(self.lines, self.function.docstring, close[0])
+            where = f" on line {line}" if line else ""
+            if line:
+                self.locations[f"parameters.{name}.description"] = Source(self.display, line)
+            return (
+                f"not documented: the docstring describes {close[0]!r}{where}, which is not a "
+                f"parameter (did you mean {name!r}?)"
+            )
+        return f"not documented: describe {name!r} in {how_to_document(style)}"
 
     def _parameter_type(self, param: griffe.Parameter, label: str) -> Typed | None:
         if param.annotation is None:

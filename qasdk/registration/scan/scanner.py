@@ -18,6 +18,7 @@ import msgspec
 from qasdk.models import Problem, Source, ToolEntry
 from qasdk.registration.scan.extract import extract_tool
 from qasdk.registration.scan.options import tool_decorator
+from qasdk.registration.scan.skipped import skipped_tools
 
 __all__ = ["ScanResult", "Scanner", "scan_source"]
 
@@ -29,6 +30,8 @@ class ScanResult(msgspec.Struct, kw_only=True):
 
     entries: list[ToolEntry] = []
     problems: list[Problem] = []
+    #: ``@tool`` uses that cannot be registered (they would otherwise be silently dropped).
+    warnings: list[Problem] = []
     files: int = 0
 
 
@@ -49,8 +52,10 @@ class Scanner:
     def __init__(self, root: Path | None) -> None:
         self.root = root
         self._modules: dict[str, tuple[griffe.Module, str]] = {}
+        self._lines: dict[str, list[str]] = {}
         self._order: list[str] = []
         self._problems: list[Problem] = []
+        self._warnings: list[Problem] = []
         self._files = 0
 
     def add_file(self, path: Path, *, module: str, display: str) -> None:
@@ -70,9 +75,12 @@ class Scanner:
 
     def add_source(self, code: str, *, module: str, path: Path, display: str) -> None:
         self._files += 1
+        for line, why in skipped_tools(code):
+            self._warnings.append(Problem(source=Source(display, line), reason=why))
         parsed = self._visit(code, module, path, display)
         if parsed is not None:
             self._modules[module] = (parsed, display)
+            self._lines[module] = code.splitlines()
             self._order.append(module)
 
     def _visit(self, code: str, module: str, path: Path, display: str) -> griffe.Module | None:
@@ -95,7 +103,9 @@ class Scanner:
         for module in self._order:
             parsed, display = self._modules[module]
             entries.extend(self._tools_in(parsed, display, problems))
-        return ScanResult(entries=entries, problems=problems, files=self._files)
+        return ScanResult(
+            entries=entries, problems=problems, warnings=list(self._warnings), files=self._files
+        )
 
     def _tools_in(
         self, module: griffe.Module, display: str, problems: list[Problem]
@@ -105,7 +115,14 @@ class Scanner:
                 continue
             if isinstance(member, griffe.Function):
                 if tool_decorator(member) is not None:
-                    entry = extract_tool(module, member, display, self.find_class, problems)
+                    entry = extract_tool(
+                        module,
+                        member,
+                        display,
+                        self.find_class,
+                        problems,
+                        lines=self._lines.get(module.path, []),
+                    )
                     if entry is not None:
                         yield entry
             elif isinstance(member, griffe.Class):

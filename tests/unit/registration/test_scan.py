@@ -456,3 +456,91 @@ def test_a_short_sphinx_docstring_is_still_read() -> None:
     ''')
     assert config.parameters[0].description == "The text."
     assert config.description == "Upper-case a text."
+
+
+@pytest.mark.parametrize(
+    "docstring",
+    [
+        '"""Args:\n        text: The text.\n        loud: Whether to shout.\n    """',
+        '"""Args:\n        text: The text.\n        loud: Whether to shout.\n\n    Returns:\n        It.\n    """',
+        '"""Parameters\n    ----------\n    text : str\n        The text.\n    loud : bool\n        Whether to shout.\n    """',
+        '""":param text: The text.\n    :param loud: Whether to shout.\n    """',
+    ],
+    ids=["google", "google-two-sections", "numpy", "sphinx"],
+)
+def test_a_docstring_that_opens_with_its_section_keeps_its_parameters(docstring: str) -> None:
+    source = (
+        "from qasdk import tool\n\n"
+        '@tool(description="Say a text.")\n'
+        f"def say(text: str, loud: bool = False) -> str:\n    {docstring}\n"
+    )
+    config = only(source)
+    assert config.description == "Say a text."
+    assert [(p.name, p.description) for p in config.parameters] == [
+        ("text", "The text."),
+        ("loud", "Whether to shout."),
+    ]
+
+
+def test_a_misspelled_docstring_parameter_is_pointed_at() -> None:
+    code = '''
+from qasdk import tool
+
+@tool
+def pick(item: str, count: int) -> str:
+    """Pick an item.
+
+    Args:
+        itme: The item.
+        count: How many.
+    """
+'''
+    result = scan(code)
+    (problem,) = validate_entries(result.entries)
+    assert str(problem) == (
+        "tools/mod.py:9: tool 'pick': parameters.item.description: not documented: the "
+        "docstring describes 'itme' on line 9, which is not a parameter (did you mean 'item'?)"
+    )
+
+
+def test_tool_uses_that_cannot_be_registered_are_warned_about() -> None:
+    result = scan(
+        '''
+from qasdk import tool
+import qasdk
+
+shout = tool
+
+@shout
+def loud(text: str) -> str:
+    """Say it loud.
+
+    Args:
+        text: What.
+    """
+
+def factory():
+    @qasdk.tool
+    def inner(x: int) -> int:
+        """Inner.
+
+        Args:
+            x: X.
+        """
+    return inner
+'''
+    )
+    assert result.entries == []
+    reasons = [(w.source.line if w.source else None, w.reason) for w in result.warnings]
+    assert reasons == [
+        (
+            7,
+            "@shout on 'loud' is not registered: 'shout' is assigned tool at run time (line 5), "
+            "which qasdk does not run; import it instead (from qasdk import tool as shout)",
+        ),
+        (
+            16,
+            "@tool on 'inner', defined inside 'factory', is not registered: only module-level "
+            "functions can be tools",
+        ),
+    ]
