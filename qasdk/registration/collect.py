@@ -17,6 +17,7 @@ from qasdk.models import MethodConfig, Problem, Source, ToolEntry, ToolOverride
 from qasdk.registration.declared import load_methods_file
 from qasdk.registration.discover import discover, display_path
 from qasdk.registration.merge import merge
+from qasdk.registration.resolve import resolve_declared
 from qasdk.registration.scan import Scanner, module_name_for, package_module_name
 from qasdk.registration.validate import validate_entries
 
@@ -66,9 +67,8 @@ def collect(paths: Sequence[str | Path], *, module_root: str | Path | None = Non
         scanner.add_file(file, module=module, display=shown)
     for folder, modules in outside.items():
         # One warning per folder, with the fix, however many files it holds.
-        example = f"module {modules[0]!r}" + (
-            f" and {len(modules) - 1} more" if modules[1:] else ""
-        )
+        more = f" and {len(modules) - 1} more" if len(modules) > 1 else ""
+        example = f"module {modules[0]!r}{more}"
         warnings.append(
             Problem(
                 source=Source(display_path(folder)),
@@ -99,6 +99,9 @@ def collect(paths: Sequence[str | Path], *, module_root: str | Path | None = Non
 
     entries, merge_problems = merge([*scanned.entries, *declared_entries], overrides)
     problems += merge_problems
+    unresolved, unchecked = resolve_declared(entries, scanner)
+    problems += unresolved
+    warnings += unchecked
     problems += validate_entries(entries)
     if problems:
         raise ValidationError(problems=_ordered(problems))

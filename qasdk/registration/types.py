@@ -201,16 +201,74 @@ def coerce(value: Any, schema: Mapping[str, Any], path: str = "") -> Any:
                 raise CoercionError(f"expected {' or '.join(types)}, got {_describe(value)}", path)
         value = result
 
+    if isinstance(value, str) and isinstance(schema.get("format"), str):
+        _check_format(value, schema["format"], path)
     if "enum" in schema and value not in schema["enum"]:
         options = ", ".join(repr(v) for v in schema["enum"])
         raise CoercionError(f"{value!r} is not one of {options}", path)
     if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
         value = [coerce(v, schema["items"], f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict) and isinstance(schema.get("properties"), Mapping):
+        value = _coerce_fields(value, schema, path)
     if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), Mapping):
         value = {
             k: coerce(v, schema["additionalProperties"], f"{path}.{k}") for k, v in value.items()
         }
     return value
+
+
+#: String formats qasdk generates, and what a value of each must parse as.
+_FORMATS: dict[str, tuple[str, str]] = {
+    "date-time": ("datetime", "an ISO 8601 date and time, such as 2026-01-31T12:00:00Z"),
+    "date": ("date", "an ISO 8601 date, such as 2026-01-31"),
+    "time": ("time", "an ISO 8601 time, such as 12:30:00"),
+    "duration": ("timedelta", "an ISO 8601 duration, such as PT1H30M"),
+    "uuid": ("uuid", "a UUID"),
+    "decimal": ("decimal", "a decimal number written as a string, such as '12.50'"),
+}
+
+
+def _check_format(value: str, name: str, path: str) -> None:
+    known = _FORMATS.get(name)
+    if known is None:
+        return
+    import datetime as dt
+    import decimal
+    import uuid
+
+    import msgspec
+
+    target: Any = {
+        "datetime": dt.datetime,
+        "date": dt.date,
+        "time": dt.time,
+        "timedelta": dt.timedelta,
+        "uuid": uuid.UUID,
+        "decimal": decimal.Decimal,
+    }[known[0]]
+    try:
+        msgspec.convert(value, target)
+    except msgspec.ValidationError:
+        raise CoercionError(f"expected {known[1]}, got {_describe(value)}", path) from None
+
+
+def _coerce_fields(value: dict[str, Any], schema: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """An object's fields, each fitted to its own schema; missing required ones refused."""
+    properties: Mapping[str, Any] = schema["properties"]
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        field = f"{path}.{key}" if path else key
+        if key in properties:
+            result[key] = coerce(item, properties[key], field)
+        elif schema.get("additionalProperties") is False:
+            names = ", ".join(properties)
+            raise CoercionError(f"unexpected field; expected {names}", field)
+        else:
+            result[key] = item
+    for key in schema.get("required", ()):
+        if key not in value:
+            raise CoercionError("missing required field", f"{path}.{key}" if path else key)
+    return result
 
 
 def check_default(default: Any, schema: Mapping[str, Any]) -> str | None:

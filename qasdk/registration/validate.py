@@ -84,7 +84,16 @@ def _plainly_valid(schema: object) -> bool:
             if not isinstance(value, list) or not value:
                 return False
         elif key in ("items", "additionalProperties"):
-            if not _plainly_valid(value):
+            if not (_plainly_valid(value) or (key == "additionalProperties" and value is False)):
+                return False
+        elif key == "properties":
+            if not isinstance(value, dict) or not all(map(_plainly_valid, value.values())):
+                return False
+        elif key == "required":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                return False
+        elif key == "format":
+            if not isinstance(value, str):
                 return False
         elif key == "anyOf":
             if not isinstance(value, list) or not value or not all(map(_plainly_valid, value)):

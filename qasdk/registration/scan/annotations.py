@@ -11,13 +11,16 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+import griffe
 import msgspec
 
+from qasdk.registration.scan.classes import data_class_kind, data_class_schema
 from qasdk.registration.scan.enums import enum_values, is_enum
 from qasdk.registration.scan.expressions import (
     Unsupported,
     dotted,
     subscript_args,
+    to_ast,
     union_members,
 )
 from qasdk.registration.scan.names import Names
@@ -26,8 +29,25 @@ from qasdk.registration.types import base_schema
 __all__ = ["SUPPORTED_HINTS", "AnnotationReader", "Typed"]
 
 SUPPORTED_HINTS = (
-    "use str, int, float, bool, list[...], dict[str, ...], Literal[...], an Enum, X | None, or Any"
+    "use str, int, float, bool, list[...], dict[str, ...], Literal[...], an Enum, datetime, "
+    "date, time, timedelta, UUID, Decimal, Path, a dataclass, TypedDict, msgspec Struct or "
+    "NamedTuple of your own, X | None, or Any"
 )
+#: Types that travel as JSON strings of a format; the tool receives the real type.
+FORMATS = {
+    "datetime.datetime": "date-time",
+    "datetime.date": "date",
+    "datetime.time": "time",
+    "datetime.timedelta": "duration",
+    "uuid.UUID": "uuid",
+    "decimal.Decimal": "decimal",
+    "pathlib.Path": "path",
+    "pathlib.PurePath": "path",
+    "pathlib.PosixPath": "path",
+    "pathlib.PurePosixPath": "path",
+}
+#: How deep data classes may contain data classes (a cycle is reported, not followed).
+_MAX_CLASS_DEPTH = 10
 
 _SIMPLE_TYPES: dict[str, str] = {
     "builtins.str": "string",
@@ -63,6 +83,16 @@ _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
 _LITERAL = frozenset({"typing.Literal", "typing_extensions.Literal"})
 _ANNOTATED = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
+_FIELD_MARKERS = frozenset(
+    {
+        "typing.NotRequired",
+        "typing_extensions.NotRequired",
+        "typing.Required",
+        "typing_extensions.Required",
+        "typing.ReadOnly",
+        "typing_extensions.ReadOnly",
+    }
+)
 _NULL = {"type": "null"}
 
 
@@ -77,8 +107,10 @@ class Typed(msgspec.Struct, frozen=True):
 class AnnotationReader:
     """Reads the hints of one module (names resolve through its imports)."""
 
-    def __init__(self, names: Names) -> None:
+    def __init__(self, names: Names, classes: tuple[str, ...] = ()) -> None:
         self.names = names
+        #: Data classes being read, outermost first (to stop at a cycle).
+        self.classes = classes
 
     def read(self, node: ast.expr) -> Typed:
         if isinstance(node, ast.Constant):
@@ -110,6 +142,8 @@ class AnnotationReader:
             return self._union(args)
         if origin in _LITERAL:
             return literal_type([_literal_value(a) for a in args])
+        if origin in _FIELD_MARKERS:  # TypedDict field markers: the type is inside
+            return self.read(args[0])
         if origin in _ANNOTATED:
             inner = self.read(args[0])
             notes = [a.value for a in args[1:] if isinstance(a, ast.Constant)]
@@ -139,13 +173,31 @@ class AnnotationReader:
         simple = _SIMPLE_TYPES.get(path)
         if simple is not None:
             return Typed(simple, base_schema(simple))
+        if path in FORMATS:
+            return Typed("string", {"type": "string", "format": FORMATS[path]})
         cls = self.names.find_class(path)
         if cls is not None and is_enum(cls, self.names.find_class):
             values = list(enum_values(cls).values())
             if not values:
                 raise Unsupported(f"{name} (an Enum without members)")
             return literal_type(values)
+        kind = data_class_kind(cls) if cls is not None else None
+        if cls is not None and kind is not None:
+            return Typed("dict", self._data_class(cls, kind))
         raise Unsupported(name)
+
+    def _data_class(self, cls: griffe.Class, kind: str) -> dict[str, Any]:
+        if cls.path in self.classes or len(self.classes) >= _MAX_CLASS_DEPTH:
+            chain = " -> ".join([*self.classes, cls.path])
+            raise Unsupported(f"{cls.name} (it contains itself: {chain}); break the cycle")
+        inner = (*self.classes, cls.path)
+
+        def read_field(owner: griffe.Class, annotation: Any) -> tuple[dict[str, Any], str | None]:
+            reader = AnnotationReader(Names(owner.module, self.names.find_class), inner)
+            typed = reader.read(to_ast(annotation))
+            return typed.schema, typed.description
+
+        return data_class_schema(cls, kind, read_field)
 
     def _union(self, nodes: list[ast.expr]) -> Typed:
         members = [self.read(a) for a in nodes]

@@ -9,7 +9,7 @@ from typing import Any, Literal, cast
 import griffe
 import msgspec
 
-__all__ = ["Documented", "entry_line", "how_to_document", "read_docstring"]
+__all__ = ["Documented", "attribute_docs", "entry_line", "how_to_document", "read_docstring"]
 
 Style = Literal["google", "numpy", "sphinx"]
 _STYLES: tuple[Style, ...] = ("google", "numpy", "sphinx")
@@ -49,6 +49,22 @@ def entry_line(lines: list[str], docstring: griffe.Docstring, name: str) -> int 
         if pattern.match(lines[number - 1]):
             return number
     return None
+
+
+def attribute_docs(cls: griffe.Class) -> dict[str, str]:
+    """Field descriptions from a class docstring's ``Attributes`` section (any style)."""
+    docstring = cls.docstring
+    if docstring is None:
+        return {}
+    style, sections = griffe.infer_docstring_style(docstring, per_style_options=_OPTIONS)
+    if sections is None:
+        sections = griffe.parse(docstring, cast(griffe.Parser, style or "google"), warnings=False)
+    found: dict[str, str] = {}
+    for section in sections:
+        if section.kind is griffe.DocstringSectionKind.attributes:
+            for item in section.value:
+                found[item.name] = " ".join(str(item.description).split())
+    return found
 
 
 def how_to_document(style: str) -> str:

@@ -161,14 +161,15 @@ class _Extraction:
             return None
 
     def _return_type(self) -> str:
+        """The vocabulary type of the return hint, by the same rules as parameters'."""
         annotation = self.function.returns
         if annotation is None:
             return "any"
         try:
             return self.types.read(to_ast(annotation)).type
-        except Unsupported:
-            # The return type only informs readers; an exotic one is "any".
-            return "any"
+        except Unsupported as exc:
+            self.hints["return_type"] = f"unsupported return type {exc}; {SUPPORTED_HINTS}"
+            return ""
 
     def _default(self, param: griffe.Parameter, label: str) -> Any:
         try:

@@ -151,6 +151,10 @@ class Scanner:
             class_name = f"{prefix}.{class_name}"
         return None
 
+    def module(self, name: str) -> griffe.Module | None:
+        """Module ``name``, scanned or read statically from under the root (never imported)."""
+        return self._module(name)
+
     def _module(self, name: str) -> griffe.Module | None:
         if name in self._modules:
             return self._modules[name][0]

@@ -261,7 +261,7 @@ def test_type_hints_map_to_vocabulary_and_schema(
     assert param(config, "x").schema == schema
 
 
-@pytest.mark.parametrize("hint", ["bytes", "datetime", "Callable[[], int]", "set[object] | bytes"])
+@pytest.mark.parametrize("hint", ["bytes", "complex", "Callable[[], int]", "set[object] | bytes"])
 def test_unsupported_hint_is_a_clear_error(hint: str) -> None:
     result = scan(f'''
     from datetime import datetime
@@ -544,3 +544,143 @@ def factory():
             "functions can be tools",
         ),
     ]
+
+
+RICH = '''
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import NamedTuple, NotRequired, TypedDict
+from uuid import UUID
+
+import msgspec
+
+from qasdk import tool
+
+
+@dataclass
+class Point:
+    """A point.
+
+    Attributes:
+        x: Across.
+    """
+
+    x: int
+    y: int = 0
+    """Up."""
+    tags: list[str] = field(default_factory=list)
+
+
+class Movie(TypedDict):
+    title: str
+    year: NotRequired[int]
+
+
+class Pair(NamedTuple):
+    a: int
+    b: str = "b"
+
+
+class Box(msgspec.Struct, kw_only=True):
+    scale: float = 1.5
+    corner: Point
+
+
+@tool
+def rich(when: datetime, day: date, at: time, span: timedelta, price: Decimal, path: Path,
+         id: UUID, p: Point, m: Movie, pair: Pair, box: Box) -> datetime:
+    """Rich types.
+
+    Args:
+        when: W.
+        day: D.
+        at: A.
+        span: S.
+        price: P.
+        path: Pa.
+        id: I.
+        p: Pt.
+        m: M.
+        pair: Pr.
+        box: B.
+    """
+'''
+
+POINT = {
+    "type": "object",
+    "properties": {
+        "x": {"type": "integer", "description": "Across."},
+        "y": {"type": "integer", "description": "Up.", "default": 0},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["x"],
+}
+
+
+def test_rich_types_are_read_from_source() -> None:
+    config = only(RICH)
+    formats = {p.name: p.schema.get("format") for p in config.parameters if p.type == "string"}
+    assert formats == {
+        "when": "date-time",
+        "day": "date",
+        "at": "time",
+        "span": "duration",
+        "price": "decimal",
+        "path": "path",
+        "id": "uuid",
+    }
+    assert config.return_type == "string"
+    assert param(config, "p").type == "dict"
+    assert param(config, "p").schema == POINT
+    assert param(config, "m").schema == {
+        "type": "object",
+        "properties": {"title": {"type": "string"}, "year": {"type": "integer"}},
+        "required": ["title"],
+    }
+    assert param(config, "pair").schema["required"] == ["a"]
+    assert param(config, "box").schema == {
+        "type": "object",
+        "properties": {"scale": {"type": "number", "default": 1.5}, "corner": POINT},
+        "required": ["corner"],
+    }
+
+
+def test_a_class_that_contains_itself_is_reported() -> None:
+    result = scan(
+        '''
+    from dataclasses import dataclass
+    from qasdk import tool
+
+    @dataclass
+    class Node:
+        child: "Node | None" = None
+
+    @tool
+    def walk(n: Node) -> int:
+        """Walk.
+
+        Args:
+            n: N.
+        """
+    '''
+    )
+    (problem,) = validate_entries(result.entries)
+    assert problem.field == "parameters.n.type"
+    assert "it contains itself" in problem.reason
+
+
+def test_return_types_follow_the_parameters_rules() -> None:
+    result = scan(
+        '''
+    from qasdk import tool
+
+    @tool
+    def raw() -> bytes:
+        """Raw."""
+    '''
+    )
+    (problem,) = validate_entries(result.entries)
+    assert problem.field == "return_type"
+    assert problem.reason.startswith("unsupported return type bytes; use str")
