@@ -25,6 +25,7 @@ from qasdk.store._sql import query
 
 __all__ = [
     "DATABASE_NAME",
+    "drop_database",
     "embedded_status",
     "embedded_url",
     "ensure_embedded",
@@ -101,6 +102,13 @@ def _create_database(url: str, database: str) -> None:
             # Another process may create it first.
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(create)
+
+
+def drop_database(url: str, database: str) -> None:
+    """Drop ``database`` of the server ``url`` points at (connected as to ``postgres``)."""
+    admin = url.replace(f"/{database}?", "/postgres?", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL(query("drop_database")).format(database=sql.Identifier(database)))
 
 
 def embedded_status(data_dir: str | Path) -> dict[str, Any]:

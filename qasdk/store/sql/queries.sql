@@ -272,3 +272,7 @@ WITH expired AS (
     RETURNING id
 )
 SELECT (SELECT count(*) FROM deleted) AS tasks, (SELECT count(*) FROM jobs) AS jobs;
+
+-- name: drop_database
+-- {database} is composed as an identifier (psycopg.sql); used for scratch databases.
+DROP DATABASE IF EXISTS {database} WITH (FORCE);
