@@ -23,7 +23,7 @@ import qasdk
 import qasdk_server
 
 README = Path(__file__).parents[2] / "README.md"
-PUBLIC = ("qasdk", "qasdk.testing", "qasdk_server")
+PUBLIC = ("qasdk", "qasdk.testing", "qasdk_server", "qasdk_server.testing")
 ROW = re.compile(r"^\| `(qasdk[\w.]*)` \| (.+) \|$")
 
 
