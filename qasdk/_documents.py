@@ -22,12 +22,16 @@ from qasdk.errors import ConfigurationError
 from qasdk.models import Problem, Source
 
 __all__ = [
+    "DOCUMENT_WORDS",
+    "JSON_WORDS",
     "Document",
     "KeyPath",
     "decode_error",
+    "decode_message",
     "did_you_mean",
     "field_name",
     "field_problems",
+    "json_words",
     "load_document",
     "parse_document",
     "suggestion",
@@ -205,8 +209,9 @@ def _parse_json(text: str, path: str) -> Document:
 
 _PATH_IN_ERROR = re.compile(r" - at `\$((?:\.[^.\[`]+|\[\d+\])*)`$")
 _PATH_PART = re.compile(r"\.([^.\[`]+)|\[(\d+)\]")
-_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`")
-_JSON_NAMES = {
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)`", re.DOTALL)
+#: msgspec's type names in the words of a YAML or JSON file's author.
+DOCUMENT_WORDS = {
     "str": "string",
     "int": "integer",
     "float": "number",
@@ -214,23 +219,26 @@ _JSON_NAMES = {
     "array": "list",
     "object": "mapping",
 }
+#: msgspec's type names as JSON Schema (and so the API) names them.
+JSON_WORDS = {**DOCUMENT_WORDS, "array": "array", "object": "object"}
 
 
-def _json_words(message: str) -> str:
-    """msgspec's ``Expected `int`, got `str``` in the words a YAML or JSON author uses."""
+def json_words(message: str, words: Mapping[str, str] = DOCUMENT_WORDS) -> str:
+    """msgspec's ``Expected `int`, got `str``` as ``expected integer, got string``."""
 
     def name(match: re.Match[str]) -> str:
-        words = [_JSON_NAMES.get(w.strip(), w.strip()) for w in match.group(1).split("|")]
-        shown = [w for w in words if w != "null"] or words
+        names = [words.get(w.strip(), w.strip()) for w in match.group(1).split("|")]
+        shown = [w for w in names if w != "null"] or names
         return " or ".join(shown)
 
     message = re.sub(r"`([^`]*)`", name, message)
     return message[:1].lower() + message[1:]
 
 
-def decode_error(exc: msgspec.ValidationError) -> tuple[KeyPath, str, str | None]:
-    """(key path, reason, unknown field name or ``None``) of a msgspec validation error."""
-    message = str(exc)
+def decode_message(
+    message: str, words: Mapping[str, str] = DOCUMENT_WORDS
+) -> tuple[KeyPath, str, str | None]:
+    """(key path, reason, unknown field name or ``None``) of a msgspec validation message."""
     keypath: KeyPath = ()
     match = _PATH_IN_ERROR.search(message)
     if match:
@@ -241,7 +249,14 @@ def decode_error(exc: msgspec.ValidationError) -> tuple[KeyPath, str, str | None
     unknown = _UNKNOWN_FIELD.fullmatch(message)
     if unknown:
         return keypath, "unknown field", unknown.group(1)
-    return keypath, _json_words(message) or "invalid value", None
+    return keypath, json_words(message, words) or "invalid value", None
+
+
+def decode_error(
+    exc: msgspec.ValidationError, words: Mapping[str, str] = DOCUMENT_WORDS
+) -> tuple[KeyPath, str, str | None]:
+    """(key path, reason, unknown field name or ``None``) of a msgspec validation error."""
+    return decode_message(str(exc), words)
 
 
 def field_name(keypath: Sequence[str | int]) -> str:
@@ -253,9 +268,15 @@ def field_name(keypath: Sequence[str | int]) -> str:
 
 
 def suggestion(word: str, options: Sequence[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest option, or nothing."""
+    """`` (did you mean 'x'?)`` for the closest option, or nothing.
+
+    A word far longer than every option resembles none of them: it is not
+    compared (difflib's work grows with the word's length).
+    """
     import difflib
 
+    if not options or len(word) > 2 * max(len(o) for o in options) + 2:
+        return ""
     close = difflib.get_close_matches(word, list(options), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

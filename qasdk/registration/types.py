@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from qasdk._excerpt import SHOWN, excerpt
 from qasdk.errors import ValidationError
 from qasdk.models import Problem
 
@@ -109,11 +110,30 @@ _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
 
+# bool before int: True is an int to Python, a boolean to JSON.
+_JSON_KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    ((list, tuple), "array"),
+    (dict, "object"),
+)
+
+
+def _json_text(value: object) -> str:
+    """``value`` as JSON writes it, shortened."""
+    if isinstance(value, str):
+        value = value[: SHOWN + 1]  # no need to encode more than is shown
+    return excerpt(json.dumps(value, ensure_ascii=False, default=repr))
+
+
 def _describe(value: object) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
+    """``string "x"``, ``null``: a value as JSON names and writes it."""
+    if value is None:
+        return "null"
+    kind = next((name for t, name in _JSON_KINDS if isinstance(value, t)), type(value).__name__)
+    return f"{kind} {_json_text(value)}"
 
 
 def _coerce_one(value: Any, json_type: str, path: str) -> Any:
@@ -204,15 +224,16 @@ def coerce(value: Any, schema: Mapping[str, Any], path: str = "") -> Any:
     if isinstance(value, str) and isinstance(schema.get("format"), str):
         _check_format(value, schema["format"], path)
     if "enum" in schema and value not in schema["enum"]:
-        options = ", ".join(repr(v) for v in schema["enum"])
-        raise CoercionError(f"{value!r} is not one of {options}", path)
+        options = ", ".join(_json_text(v) for v in schema["enum"])
+        raise CoercionError(f"{_json_text(value)} is not one of {options}", path)
     if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
         value = [coerce(v, schema["items"], f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict) and isinstance(schema.get("properties"), Mapping):
         value = _coerce_fields(value, schema, path)
     if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), Mapping):
         value = {
-            k: coerce(v, schema["additionalProperties"], f"{path}.{k}") for k, v in value.items()
+            k: coerce(v, schema["additionalProperties"], f"{path}.{excerpt(k)}")
+            for k, v in value.items()
         }
     return value
 

@@ -1,4 +1,4 @@
-"""The Litestar application: routes, error handling, OpenAPI at ``/schema``."""
+"""The Litestar application: routes, error handling, request limits, OpenAPI at ``/schema``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from importlib.metadata import PackageNotFoundError, version
 from litestar import Litestar
 from litestar.di import Provide
 
+from qasdk_server.body import request_class_for
 from qasdk_server.errors import exception_handlers
+from qasdk_server.query import RejectUnknownQuery
 from qasdk_server.reload import Reloader
 from qasdk_server.routes.config import get_config, reload_config
 from qasdk_server.routes.docs import docs_assets, home, openapi_config
@@ -56,6 +58,10 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
             "reloader": Provide(provide_reloader, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
+        # Read when the app is built: a reload cannot change it (reload.py says so).
+        request_max_body_size=state.config.limits.request_body,
+        request_class=request_class_for(lambda: state.config.limits),
+        before_request=RejectUnknownQuery(),
         openapi_config=openapi_config(_version()),
         logging_config=None,
         debug=False,

@@ -1,11 +1,19 @@
 """Error responses: what went wrong and where, never how the server is built.
 
 400  malformed JSON, a missing or invalid field, an unknown tool, bad params,
-     text the database cannot store (NUL)
+     an unknown query parameter, JSON nested too deep, text the database
+     cannot store (NUL)
 404  no such task or tool
+408  the request took longer than ``limits.request_timeout`` to arrive
 409  the request conflicts with the task's state (cancel a finished task)
+413  the body is larger than ``limits.request_body``
+431  the request line and headers are larger than ``limits.request_headers``
 503  the database is unreachable; the client should retry (Retry-After)
 500  a bug: logged with its stack trace and an error id the body repeats
+
+(408 and 431 are answered by the connection, ``qasdk_server.http``.) Messages
+repeat a client's text as a prefix only (``qasdk._excerpt``), and every body
+is bounded here whatever a message holds.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from qasdk._documents import JSON_WORDS, KeyPath, decode_message, field_name, suggestion
+from qasdk._excerpt import SHOWN, excerpt
 from qasdk.errors import DatabaseError
 from qasdk.models import Problem
 from qasdk.store.connection import is_outage
@@ -54,7 +64,10 @@ class ErrorBody(msgspec.Struct):
 _DESCRIPTIONS = {
     400: "Invalid request: the field and the reason are in `problems`",
     404: "No such task or tool",
+    408: "The request did not arrive within `limits.request_timeout` seconds",
     409: "The request conflicts with the current state",
+    413: "The body is larger than `limits.request_body` bytes",
+    431: "The request line and headers are larger than `limits.request_headers` bytes",
     500: "A server fault; the log has its stack trace under `error_id`",
     503: "The database is unreachable; retry after `Retry-After` seconds",
 }
@@ -66,16 +79,31 @@ _EXAMPLES = {
         [ProblemBody(reason="expected integer, got string", field="params.b", tool="add")],
     ),
     404: ErrorDetail("not_found", "no task with id 3f0c2a5e-8d8e-4f4e-9a55-0b6a2f1c9d21"),
+    408: ErrorDetail(
+        "request_timeout",
+        "the request's headers took longer than 10 s to arrive (limits.request_timeout)",
+    ),
     409: ErrorDetail(
         "conflict", "task 3f0c2a5e-8d8e-4f4e-9a55-0b6a2f1c9d21 already completed; nothing to cancel"
+    ),
+    413: ErrorDetail(
+        "body_too_large", "the request body is larger than 1048576 bytes (limits.request_body)"
+    ),
+    431: ErrorDetail(
+        "headers_too_large",
+        "the request line and headers are larger than 65536 bytes (limits.request_headers)",
     ),
     500: ErrorDetail("internal_error", "internal server error", error_id="5d1c0e9a7b3f"),
     503: ErrorDetail("unavailable", "the database is unavailable; retry shortly"),
 }
 
 
+#: What any request may be answered: a bad query string or body, a limit, a fault, an outage.
+_ALWAYS = (400, 408, 413, 431, 500, 503)
+
+
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
-    """OpenAPI documentation of the error bodies a route answers with (400, 500, 503 always).
+    """OpenAPI documentation of the error bodies a route answers with (and ``_ALWAYS``).
 
     Every route may answer 400 (a malformed query string or body), so ours replaces
     the one Litestar would document with a body this API never sends.
@@ -92,7 +120,7 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
                 )
             ],
         )
-        for code in sorted({*codes, 400, 500, 503})
+        for code in sorted({*codes, *_ALWAYS})
     }
 
 
@@ -115,10 +143,30 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+#: Bounds of any error body, whatever its messages hold (a backstop: messages that
+#: repeat client text repeat an excerpt of it already).
+_MESSAGE, _REASON, _FIELD, _PROBLEMS = 1000, 400, 2 * SHOWN, 20
+
+
+def _bounded(detail: ErrorDetail) -> ErrorDetail:
+    problems = detail.problems
+    if problems is not None:
+        problems = [
+            ProblemBody(
+                reason=excerpt(p.reason, _REASON),
+                field=None if p.field is None else excerpt(p.field, _FIELD),
+                tool=None if p.tool is None else excerpt(p.tool, _FIELD),
+            )
+            for p in problems[:_PROBLEMS]
+        ]
+    message = excerpt(detail.message, _MESSAGE)
+    return ErrorDetail(detail.type, message, problems, detail.error_id)
+
+
 def _response(
     status: int, detail: ErrorDetail, headers: dict[str, str] | None = None
 ) -> Response[ErrorBody]:
-    return Response(ErrorBody(detail), status_code=status, headers=headers)
+    return Response(ErrorBody(_bounded(detail)), status_code=status, headers=headers)
 
 
 def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBody]:
@@ -126,36 +174,78 @@ def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[Error
     return _response(exc.status, detail, exc.headers)
 
 
-_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_ENUM = re.compile(r"Invalid enum value (.*)", re.DOTALL)
 
 
-def _friendly(reason: str) -> str:
-    if reason in ("data: 'data'", "'data'"):
-        return "a JSON body is required"
-    if reason.startswith("JSON is malformed: "):
-        reason = "the body is not valid JSON: " + reason[len("JSON is malformed: ") :]
-    return reason[:1].lower() + reason[1:]
+def _choices(request: Request[Any, Any, Any], key: str) -> list[str]:
+    """The values a handler's parameter ``key`` may take, when it lists them."""
+    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    if parameter is None:
+        return []
+    info = msgspec.inspect.type_info(parameter.annotation)
+    options = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
+    for option in options:
+        if isinstance(option, msgspec.inspect.LiteralType):
+            return [str(v) for v in option.values]
+        if isinstance(option, msgspec.inspect.EnumType):
+            return [str(m.value) for m in option.cls]
+    return []
+
+
+def _struct_fields(request: Request[Any, Any, Any]) -> tuple[str, ...]:
+    """The fields of the handler's body type (``data``), if it is a Struct."""
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    annotation = getattr(data, "annotation", None)
+    fields: tuple[str, ...] = getattr(annotation, "__struct_fields__", ())
+    return fields
+
+
+def _problem(request: Request[Any, Any, Any], key: str, message: str) -> ProblemBody:
+    """One of Litestar's messages (msgspec's, about parameter or body ``key``) in JSON's words."""
+    if message in ("data: 'data'", "'data'"):
+        return ProblemBody(reason="a JSON body is required")
+    body = key == "data" or key.startswith("data.")
+    root: KeyPath = tuple(key.split(".")[1:] if body else [key]) if key else ()
+    subpath, reason, unknown = decode_message(message, JSON_WORDS)
+    keypath = (*root, *subpath)
+    enum = _ENUM.fullmatch(message)
+    if unknown is not None:
+        hint = suggestion(unknown, _struct_fields(request)) if body and not keypath else ""
+        reason = f"unknown field {excerpt(unknown)!r}{hint}"
+        keypath = (*keypath, excerpt(unknown))
+    elif enum is not None:
+        choices = _choices(request, key) if not body else []
+        reason = f"invalid value {excerpt(enum.group(1))}"
+        if choices:
+            reason += f"; expected one of {', '.join(choices)}"
+    if not keypath:
+        return ProblemBody(reason=f"the body: {reason}" if body and unknown is None else reason)
+    return ProblemBody(reason=reason, field=field_name(keypath))
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorBody]:
-    """Litestar's decoding errors (msgspec underneath) → field and reason."""
+    """Litestar's decoding errors (msgspec underneath) → field and reason, in JSON's words."""
     problems: list[ProblemBody] = []
     extra = exc.extra if isinstance(exc.extra, list) else []
     for item in extra:
-        if not isinstance(item, dict):
-            continue
-        match = _AT.match(str(item.get("message", "")))
-        reason = match.group("reason") if match else str(item.get("message"))
-        field = (match.group("path") or "").lstrip(".") if match else None
-        field = field or item.get("key") or None
-        problems.append(ProblemBody(reason=_friendly(reason), field=field))
+        if isinstance(item, dict):
+            key = str(item.get("key") or "")
+            problems.append(_problem(request, key, str(item.get("message", ""))))
     message = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
     if not message:
         message = _friendly(str(exc.detail or "invalid request"))
     return _response(400, ErrorDetail("invalid_request", message, problems or None))
 
 
+def _friendly(reason: str) -> str:
+    return excerpt(reason[:1].lower() + reason[1:], _REASON)
+
+
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    if exc.status_code == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        message = f"the request body is larger than {limit} bytes (limits.request_body)"
+        return _response(413, ErrorDetail("body_too_large", message))
     kind = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}.get(
         exc.status_code, "http_error"
     )
@@ -167,7 +257,6 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Error
 
 #: Routes whose second segment is an id of a known shape, for a 404 that says why.
 _ID_ROUTES = {"tasks": "task"}
-_SHOWN = 80  # characters of a client's text an error message repeats, at most
 
 
 def _no_route(method: str, path: str) -> str:
@@ -177,10 +266,8 @@ def _no_route(method: str, path: str) -> str:
         try:
             uuid.UUID(parts[3])
         except ValueError:
-            shown = parts[3][:_SHOWN] + ("..." if len(parts[3]) > _SHOWN else "")
-            return f"no {_ID_ROUTES[parts[2]]} with id {shown!r}: ids are UUIDs"
-    shown = path[:_SHOWN] + ("..." if len(path) > _SHOWN else "")
-    return f"no route for {method} {shown}"
+            return f"no {_ID_ROUTES[parts[2]]} with id {excerpt(parts[3])!r}: ids are UUIDs"
+    return f"no route for {method} {excerpt(path)}"
 
 
 # SQLSTATEs of text PostgreSQL cannot store: NUL (\u0000) in text or jsonb, or a character

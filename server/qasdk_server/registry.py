@@ -8,13 +8,13 @@ tools synced by ``qasdk sync`` while the server runs are usable at once.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from types import MappingProxyType
 
+from qasdk._documents import suggestion
 from qasdk.models import MethodConfig, MethodMetadata
 from qasdk.store.connection import Pool
 from qasdk.store.methods import list_methods
@@ -55,8 +55,7 @@ class MethodRegistry:
 
     def suggest(self, name: str) -> str:
         """`` (did you mean 'x'?)`` for the closest registered name, or nothing."""
-        close = difflib.get_close_matches(name, list(self._methods), n=1)
-        return f" (did you mean {close[0]!r}?)" if close else ""
+        return suggestion(name, list(self._methods))
 
     async def load(self, *, unless_loaded_since: float | None = None) -> bool:
         """Read every registered tool; return whether anything changed.

@@ -40,6 +40,8 @@ logger = logging.getLogger("qasdk.reload")
 #: Settings a running process can take over; the rest need a restart.
 LIVE_SECTIONS = ("model", "logging", "limits", "retention")
 LIVE_WORKER_SETTINGS = ("tool_timeout", "model_retries", "retry_backoff")
+#: Settings of a live section that are read once, at start (Litestar's body limit).
+AT_START = ("limits.request_body",)
 
 
 class ToolChanges(msgspec.Struct, omit_defaults=True):
@@ -73,6 +75,8 @@ def _changed_settings(old: Config, new: Config) -> list[str]:
 
 
 def _live(setting: str) -> bool:
+    if setting in AT_START:
+        return False
     section, _, field = setting.partition(".")
     return section in LIVE_SECTIONS or (section == "worker" and field in LIVE_WORKER_SETTINGS)
 

@@ -184,6 +184,7 @@ async def run_server(
     import uvicorn
 
     from qasdk_server.app import create_app
+    from qasdk_server.http import protocol_for
     from qasdk_server.reload import Reloader
     from qasdk_server.state import ServerState
 
@@ -200,7 +201,11 @@ async def run_server(
             reloader = Reloader(state, watch=watch, prune=prune, overrides=overrides)
             server = _UvicornServer(
                 uvicorn.Config(
-                    create_app(state, reloader), log_config=None, access_log=False, lifespan="on"
+                    create_app(state, reloader),
+                    http=protocol_for(lambda: state.config.limits),
+                    log_config=None,
+                    access_log=False,
+                    lifespan="on",
                 )
             )
             async with contextlib.AsyncExitStack() as stack:

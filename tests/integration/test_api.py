@@ -56,9 +56,9 @@ async def test_a_submitted_task_can_be_read_back(served: Server, conn: Any, a: i
     assert (done["status"], done["result"]) == ("completed", a + b)
 
 
-MALFORMED: list[tuple[str, str, str | None]] = [
-    ("{not json", "not valid JSON", None),
-    ("[]", "expected `object`", None),
+MALFORMED: list[tuple[str | bytes, str, str | None]] = [
+    ("{not json", "the body is not valid JSON", None),
+    ("[]", "the body: expected object, got array", None),
     ("{}", "give task_description (run by the model) or method", None),
     (
         '{"task_description": "x", "method": "add"}',
@@ -66,35 +66,69 @@ MALFORMED: list[tuple[str, str, str | None]] = [
         None,
     ),
     ('{"task_description": "   "}', "must not be empty", "task_description"),
-    ('{"task_description": 5}', "expected `str | null`, got `int`", "task_description"),
-    ('{"task_description": "x", "priority": 11}', "<= 10", "priority"),
-    ('{"task_description": "x", "priority": "high"}', "expected `int`", "priority"),
-    ('{"task_description": "x", "timeout": 0}', "> 0", "timeout"),
-    ('{"task_descripton": "x"}', "unknown field `task_descripton`", None),
+    (
+        '{"task_description": 5}',
+        "task_description: expected string, got integer",
+        "task_description",
+    ),
+    ('{"task_description": "x", "priority": 11}', "expected integer <= 10", "priority"),
+    ('{"task_description": "x", "priority": "high"}', "expected integer, got string", "priority"),
+    ('{"task_description": "x", "priority": null}', "expected integer, got null", "priority"),
+    ('{"task_description": "x", "timeout": 0}', "expected number > 0", "timeout"),
+    (
+        '{"task_descripton": "x"}',
+        "unknown field 'task_descripton' (did you mean 'task_description'?)",
+        "task_descripton",
+    ),
     ('{"method": "ad"}', "no registered tool named 'ad' (did you mean 'add'?)", "method"),
     ('{"method": "add", "params": {"a": 1}}', "missing required parameter", "params.b"),
     (
         '{"method": "add", "params": {"a": "x", "b": 2}}',
-        "expected integer, got str 'x'",
+        'expected integer, got string "x"',
         "params.a",
     ),
+    ('{"method": "add", "params": {"a": null, "b": 2}}', "expected integer, got null", "params.a"),
     (
         '{"method": "add", "params": {"a": 1, "b": 2, "c": 3}}',
         "unexpected parameter; accepted parameters: a, b",
         "params.c",
     ),
-    ('{"method": "add", "params": [1, 2]}', "expected `object | null`", "params"),
+    ('{"method": "add", "params": [1, 2]}', "params: expected object, got array", "params"),
     ('{"task_description": "x", "params": {}}', "params go with method", "params"),
     ('{"task_description": "a\\u0000b"}', "must not contain NUL", "task_description"),
     ('{"method": "echo", "params": {"text": "a\\u0000"}}', "must not contain NUL", "params.text"),
     ("", "a JSON body is required", None),
+    # What the body is, not what the decoder stumbled on ("input data was truncated").
+    ('{"task_description": "x"', "the body is not valid JSON: it ends early", None),
+    (
+        '{"task_description": "\\ud800"}',
+        "task_description: invalid \\ud800 escape (a lone surrogate, not a character)",
+        "task_description",
+    ),
+    (
+        '{"task_description": "a\\ud800 b"}',
+        "invalid \\ud800 escape",
+        "task_description",
+    ),
+    (
+        '{"method": "echo", "params": {"text": "\\udc00"}}',
+        "params.text: invalid \\udc00 escape",
+        "params.text",
+    ),
+    (
+        b'{"task_description": "caf\xe9"}',
+        "the body is not valid UTF-8 (byte 25, in task_description)",
+        "task_description",
+    ),
+    (b'{"task_description": "\xed\xa0\x80"}', "the body is not valid UTF-8", "task_description"),
+    (b'{"\xff": 1}', "the body is not valid UTF-8 (byte 2)", None),
 ]
 
 
 # Property 35: Invalid request error response
 @pytest.mark.parametrize(("body", "reason", "field"), MALFORMED)
 async def test_malformed_requests_are_400_with_the_reason(
-    served: Server, body: str, reason: str, field: str | None
+    served: Server, body: str | bytes, reason: str, field: str | None
 ) -> None:
     response = served.http.post(
         "/api/tasks", content=body, headers={"content-type": "application/json"}
@@ -195,6 +229,41 @@ async def test_list_filter_and_paginate(served: Server, conn: Any) -> None:
     assert served.http.get("/api/tasks", params={"cursor": "garbage!"}).status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("path", "unknown", "accepted"),
+    [
+        ("/api/tasks?offset=20", "offset", "cursor, limit, status"),
+        ("/api/tasks?page=2&limit=5", "page", "cursor, limit, status"),
+        ("/api/tasks?method=add", "method", "cursor, limit, status"),
+        (f"/api/tasks/{uuid.UUID(int=0)}?wiat=5", "wiat", "wait"),
+        ("/health?verbose=1", "verbose", None),
+        ("/api/methods?name=add", "name", None),
+    ],
+)
+async def test_unknown_query_parameters_are_400(
+    served: Server, path: str, unknown: str, accepted: str | None
+) -> None:
+    """Every route refuses what it would ignore (a filter or page that does nothing)."""
+    response = served.http.get(path)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request"
+    assert f"unknown query parameter '{unknown}'" in error["message"]
+    if accepted:
+        assert f"accepted: {accepted}" in error["message"]
+    else:
+        assert "takes no query parameters" in error["message"]
+    assert error["problems"] == [{"field": unknown, "reason": error["problems"][0]["reason"]}]
+
+
+async def test_several_unknown_query_parameters_are_named_together(served: Server) -> None:
+    response = served.http.get("/api/tasks", params={"offset": 1, "page": 2, "limit": 3})
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]["message"]
+    assert message.startswith("unknown query parameters 'offset', 'page'"), message
+    assert {p["field"] for p in response.json()["error"]["problems"]} == {"offset", "page"}
+
+
 async def test_methods_and_health(served: Server) -> None:
     methods = served.http.get("/api/methods").json()
     names = {m["name"] for m in methods["methods"]}
@@ -236,7 +305,9 @@ async def test_openapi_schema(served: Server) -> None:
     } <= set(paths)
     # The error bodies and status codes the API really answers with are documented.
     cancel = paths["/api/tasks/{task_id}/cancel"]["post"]["responses"]
-    assert {"200", "202", "400", "404", "409", "500", "503"} <= set(cancel)
+    assert {"200", "202", "400", "404", "408", "409", "413", "431", "500", "503"} <= set(cancel)
+    too_large = cancel["413"]["content"]["application/json"]["examples"]
+    assert "limits.request_body" in json.dumps(too_large)
     assert cancel["409"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorBody"
     }

@@ -241,12 +241,18 @@ async def test_serve_watch_picks_up_edits_and_refuses_broken_ones(
         data = yaml.safe_load(settings_file.read_text())
         data["model"]["name"] = "qwen3:8b"
         data["database"] = {"pool_size": 9}
+        data["limits"] = {"json_depth": 8, "request_body": 4096}
         settings_file.write_text(yaml.safe_dump(data))
         response = server.http.post("/api/config/reload")
         assert response.status_code == 200, response.text
         outcome = response.json()
-        assert "model.name" in outcome["settings"]
-        assert outcome["needs_restart"] == ["database.pool_size"]
+        assert {"model.name", "limits.json_depth"} <= set(outcome["settings"])
+        # Litestar reads the body limit once, when the app is built.
+        assert outcome["needs_restart"] == ["database.pool_size", "limits.request_body"]
+        deep = server.http.post(
+            "/api/tasks", json={"task_description": "x", "params": [[[[[[[[1]]]]]]]]}
+        )
+        assert "deeper than 8 levels" in deep.json()["error"]["message"], deep.text
         model.push(reply.text("hi"))
         assert server.run(task_description="hello")["status"] == "completed"
         assert model.requests[-1]["model"] == "qwen3:8b"

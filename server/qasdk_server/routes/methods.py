@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from litestar import get
 
+from qasdk._excerpt import excerpt
 from qasdk.models import MethodMetadata
 from qasdk_server.errors import ApiError, error_responses
 from qasdk_server.state import ServerState
@@ -28,5 +29,5 @@ async def get_method(name: str, server: ServerState) -> MethodMetadata:
     method = await server.registry.find(name)
     if method is None:
         hint = server.registry.suggest(name)
-        raise ApiError(404, "not_found", f"no registered tool named {name!r}{hint}")
+        raise ApiError(404, "not_found", f"no registered tool named {excerpt(name)!r}{hint}")
     return method

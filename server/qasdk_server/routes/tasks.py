@@ -12,6 +12,7 @@ from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
+from qasdk._excerpt import excerpt
 from qasdk.errors import ValidationError
 from qasdk.models import TERMINAL_STATUSES, Problem, Task, TaskStatus, TraceStep
 from qasdk.store import tasks as store
@@ -80,13 +81,16 @@ class Trace(msgspec.Struct):
 
 
 def _unknown_method(server: ServerState, name: str) -> ApiError:
-    hint = server.registry.suggest(name)
+    reason = f"no registered tool named {excerpt(name)!r}{server.registry.suggest(name)}"
     return ApiError(
-        400,
-        "unknown_method",
-        f"method: no registered tool named {name!r}{hint}",
-        [Problem(reason=f"no registered tool named {name!r}{hint}", field="method")],
+        400, "unknown_method", f"method: {reason}", [Problem(reason=reason, field="method")]
     )
+
+
+def _shown_field(field: str) -> str:
+    """``params.<a key the client sent>``, the key shortened to an excerpt."""
+    head, dot, rest = field.partition(".")
+    return head + dot + excerpt(rest)
 
 
 def _nul_field(value: Any, path: str) -> str | None:
@@ -155,11 +159,15 @@ class TaskController(Controller):
             try:
                 params = prepare_params(method, data.params or {})
             except ValidationError as exc:
+                problems = [
+                    msgspec.structs.replace(p, field=p.field and _shown_field(p.field))
+                    for p in exc.problems
+                ]
                 raise ApiError(
                     400,
                     "invalid_params",
-                    "; ".join(f"{p.field}: {p.reason}" for p in exc.problems),
-                    exc.problems,
+                    "; ".join(f"{p.field}: {p.reason}" for p in problems),
+                    problems,
                 ) from None
             kind = "direct"
         async with server.pool.connection() as conn:

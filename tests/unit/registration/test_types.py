@@ -69,13 +69,15 @@ def test_coerce_converts(value: Any, schema: dict[str, Any], expected: Any) -> N
 @pytest.mark.parametrize(
     ("value", "schema", "reason"),
     [
-        ("abc", {"type": "integer"}, "expected integer, got str 'abc'"),
-        (True, {"type": "integer"}, "expected integer, got bool"),
+        ("abc", {"type": "integer"}, 'expected integer, got string "abc"'),
+        (True, {"type": "integer"}, "expected integer, got boolean true"),
         (1.5, {"type": "integer"}, "expected integer"),
         ("maybe", {"type": "boolean"}, "expected boolean"),
         ({"a": 1}, {"type": "string"}, "expected string"),
-        ("c", {"type": "string", "enum": ["a", "b"]}, "'c' is not one of 'a', 'b'"),
-        (None, {"type": "integer"}, "expected integer, got NoneType"),
+        ("c", {"type": "string", "enum": ["a", "b"]}, '"c" is not one of "a", "b"'),
+        (None, {"type": "integer"}, "expected integer, got null$"),
+        ([[1, 2]], {"type": "string"}, r"expected string, got array \[\[1, 2\]\]"),
+        ("x" * 500, {"type": "integer"}, 'expected integer, got string "' + "x" * 79 + r"\.\.\.$"),
         ("nan", {"type": "number"}, "expected number"),
     ],
 )
