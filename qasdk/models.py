@@ -162,17 +162,21 @@ class TaskError(msgspec.Struct, frozen=True):
 
 
 class Task(msgspec.Struct, kw_only=True):
-    """A task as the API shows it."""
+    """A task as the API shows it.
+
+    ``params`` and ``result`` are unset (absent from the JSON) in a list of tasks,
+    unless asked for (``include``).
+    """
 
     task_id: UUID
     status: TaskStatus
     kind: Literal["described", "direct"]
     task_description: str | None = None
     method: str | None = None
-    params: dict[str, Any] | None = None
+    params: dict[str, Any] | UnsetType | None = None
     priority: int = 5
     timeout: float | None = None
-    result: Any = None
+    result: Any | UnsetType = None
     error: TaskError | None = None
     attempts: int = 0
     created_at: datetime

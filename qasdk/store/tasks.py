@@ -121,18 +121,40 @@ async def list_tasks(
     conn: Conn,
     *,
     status: str | None = None,
+    method: str | None = None,
+    kind: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
     limit: int = 50,
     before: tuple[datetime, uuid.UUID] | None = None,
+    with_params: bool = False,
+    with_result: bool = False,
 ) -> list[Task]:
-    """Tasks newest first; ``before`` is the (created_at, id) of the last one seen."""
+    """Tasks newest first; ``before`` is the (created_at, id) of the last one seen.
+
+    ``params`` and ``result`` are left out (unset) unless asked for: a page of
+    tasks stays small whatever the tasks carried.
+    """
     params = {
         "status": status,
+        "method": method,
+        "kind": kind,
+        "created_after": created_after,
+        "created_before": created_before,
         "limit": limit,
         "before_created": before[0] if before else None,
         "before_id": before[1] if before else None,
+        "with_params": with_params,
+        "with_result": with_result,
     }
     rows = await (await execute(conn, "list_tasks", params)).fetchall()
-    return [_task(row) for row in rows]
+    tasks = [_task(row) for row in rows]
+    for task in tasks:
+        if not with_params:
+            task.params = msgspec.UNSET
+        if not with_result:
+            task.result = msgspec.UNSET
+    return tasks
 
 
 async def claim_task(conn: Conn, task_id: uuid.UUID, worker: str) -> tuple[Task, int] | None:

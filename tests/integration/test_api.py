@@ -207,6 +207,54 @@ async def test_a_server_fault_is_a_500_with_a_logged_stack_trace(served: Server,
     assert records[0]["error_type"]
 
 
+async def test_lists_leave_big_fields_out_and_filter_by_what_users_ask(
+    served: Server, conn: Any
+) -> None:
+    before = served.http.get("/api/tasks", params={"limit": 1}).json()["tasks"]
+    since = before[0]["created_at"] if before else "2000-01-01T00:00:00Z"
+    echo = served.run(method="echo", params={"text": "big " * 1000})
+    add = served.run(method="add", params={"a": 1, "b": 2})
+    page = served.http.get("/api/tasks", params={"limit": 2}).json()["tasks"]
+    assert [t["task_id"] for t in page] == [add["task_id"], echo["task_id"]]
+    assert all("params" not in t and "result" not in t for t in page)
+    full = served.http.get("/api/tasks", params={"limit": 2, "include": "params,result"}).json()
+    assert full["tasks"][0]["result"] == 3 and full["tasks"][0]["params"] == {"a": 1, "b": 2}
+    only_add = served.http.get(
+        "/api/tasks", params={"method": "add", "kind": "direct", "created_after": since}
+    ).json()["tasks"]
+    assert [t["task_id"] for t in only_add] == [add["task_id"]]
+    described = served.http.get(
+        "/api/tasks", params={"kind": "described", "created_after": since}
+    ).json()["tasks"]
+    assert described == []
+    late = served.http.get("/api/tasks", params={"created_before": since}).json()["tasks"]
+    assert echo["task_id"] not in [t["task_id"] for t in late]
+    bad = served.http.get("/api/tasks", params={"include": "trace"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["message"] == (
+        "include: unknown field 'trace'; one of params, result"
+    )
+
+
+async def test_what_a_task_may_carry_is_bounded(served: Server, conn: Any) -> None:
+    long = served.http.post("/api/tasks", json={"task_description": "x" * 70_000})
+    assert long.status_code == 400
+    assert long.json()["error"]["message"] == (
+        "task_description: must be at most 65536 characters (limits.task_description), got 70000"
+    )
+    big = served.http.post("/api/tasks", json={"method": "echo", "params": {"text": "y" * 300_000}})
+    assert big.status_code == 400
+    assert "must be at most 262144 bytes as JSON (limits.params)" in big.json()["error"]["message"]
+
+
+async def test_an_unknown_tool_with_nothing_close_lists_what_there_is(served: Server) -> None:
+    response = served.http.post("/api/tasks", json={"method": "zzzzqqq"})
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert message.startswith("method: no registered tool named 'zzzzqqq'; registered: ")
+    assert message.endswith("more (GET /api/methods lists them)")
+
+
 async def test_list_filter_and_paginate(served: Server, conn: Any) -> None:
     ids = [served.submit(method="echo", params={"text": str(i)})["task_id"] for i in range(5)]
     for task_id in ids:
@@ -232,9 +280,16 @@ async def test_list_filter_and_paginate(served: Server, conn: Any) -> None:
 @pytest.mark.parametrize(
     ("path", "unknown", "accepted"),
     [
-        ("/api/tasks?offset=20", "offset", "cursor, limit, status"),
-        ("/api/tasks?page=2&limit=5", "page", "cursor, limit, status"),
-        ("/api/tasks?method=add", "method", "cursor, limit, status"),
+        (
+            "/api/tasks?offset=20",
+            "offset",
+            "created_after, created_before, cursor, include, kind, limit, method, status",
+        ),
+        (
+            "/api/tasks?page=2&limit=5",
+            "page",
+            "created_after, created_before, cursor, include, kind, limit, method, status",
+        ),
         (f"/api/tasks/{uuid.UUID(int=0)}?wiat=5", "wiat", "wait"),
         ("/health?verbose=1", "verbose", None),
         ("/api/methods?name=add", "name", None),

@@ -89,11 +89,19 @@ FROM tasks
 WHERE id = %(id)s;
 
 -- name: list_tasks
--- Newest first, keyset-paginated on (created_at, id).
-SELECT id AS task_id, status, kind, description AS task_description, method, params,
-       priority, timeout, result, error, attempts, created_at, started_at, completed_at
+-- Newest first, keyset-paginated on (created_at, id), filtered by what is given; params and
+-- result (the big columns) only when asked for.
+SELECT id AS task_id, status, kind, description AS task_description, method,
+       CASE WHEN %(with_params)s THEN params END AS params,
+       priority, timeout,
+       CASE WHEN %(with_result)s THEN result END AS result,
+       error, attempts, created_at, started_at, completed_at
 FROM tasks
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(method)s::text IS NULL OR method = %(method)s)
+  AND (%(kind)s::text IS NULL OR kind = %(kind)s)
+  AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+  AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
   AND (%(before_created)s::timestamptz IS NULL
        OR (created_at, id) < (%(before_created)s, %(before_id)s::uuid))
 ORDER BY created_at DESC, id DESC

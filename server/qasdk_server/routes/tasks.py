@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Response, get, post
@@ -13,6 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from qasdk._excerpt import excerpt
+from qasdk.config import LimitsConfig
 from qasdk.errors import ValidationError
 from qasdk.models import TERMINAL_STATUSES, Problem, Task, TaskStatus, TraceStep
 from qasdk.store import tasks as store
@@ -81,10 +82,21 @@ class Trace(msgspec.Struct):
 
 
 def _unknown_method(server: ServerState, name: str) -> ApiError:
-    reason = f"no registered tool named {excerpt(name)!r}{server.registry.suggest(name)}"
+    hint = server.registry.suggest(name) or _available(server)
+    reason = f"no registered tool named {excerpt(name)!r}{hint}"
     return ApiError(
         400, "unknown_method", f"method: {reason}", [Problem(reason=reason, field="method")]
     )
+
+
+def _available(server: ServerState, shown: int = 5) -> str:
+    """What there is, when nothing is close: the first few names and where the rest are."""
+    names = sorted(server.registry.methods)
+    if not names:
+        return "; no tools are registered yet (qasdk sync PATH registers them)"
+    listed = ", ".join(names[:shown])
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"; registered: {listed}{more} (GET /api/methods lists them)"
 
 
 def _shown_field(field: str) -> str:
@@ -110,6 +122,37 @@ def _nul_field(value: Any, path: str) -> str | None:
             if found:
                 return found
     return None
+
+
+_INCLUDABLE = ("params", "result")
+
+
+def _included(include: str | None) -> set[str]:
+    fields = {f.strip() for f in (include or "").split(",") if f.strip()}
+    unknown = sorted(fields - set(_INCLUDABLE))
+    if unknown:
+        raise invalid(
+            f"unknown field {excerpt(unknown[0])!r}; one of {', '.join(_INCLUDABLE)}", "include"
+        )
+    return fields
+
+
+def _check_size(data: SubmitTask, limits: LimitsConfig) -> None:
+    """What a task may carry, so one request cannot fill the database or a worker."""
+    description = data.task_description
+    if description is not None and len(description) > limits.task_description:
+        raise invalid(
+            f"must be at most {limits.task_description} characters "
+            f"(limits.task_description), got {len(description)}",
+            "task_description",
+        )
+    if data.params:
+        size = len(msgspec.json.encode(data.params))
+        if size > limits.params:
+            raise invalid(
+                f"must be at most {limits.params} bytes as JSON (limits.params), got {size}",
+                "params",
+            )
 
 
 def _cursor(task: Task) -> str:
@@ -144,6 +187,7 @@ class TaskController(Controller):
         )
         if nul is not None:
             raise invalid("must not contain NUL (\\u0000): the database cannot store it", nul)
+        _check_size(data, server.config.limits)
         params: dict[str, Any] | None = None
         if data.task_description is not None:
             if not data.task_description.strip():
@@ -206,13 +250,43 @@ class TaskController(Controller):
         self,
         server: ServerState,
         status: TaskStatus | None = None,
+        method: Annotated[str | None, Parameter(description="Direct tasks of this tool.")] = None,
+        kind: Annotated[
+            Literal["described", "direct"] | None,
+            Parameter(description="Tasks in words (described) or tool runs (direct)."),
+        ] = None,
+        created_after: Annotated[
+            datetime | None, Parameter(description="Created at or after (ISO 8601).")
+        ] = None,
+        created_before: Annotated[
+            datetime | None, Parameter(description="Created before (ISO 8601).")
+        ] = None,
+        include: Annotated[
+            str | None,
+            Parameter(description="Big fields to include, comma-separated: params, result."),
+        ] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
         cursor: str | None = None,
     ) -> TaskPage:
-        """Tasks newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        """Tasks newest first; pass ``next_cursor`` back as ``cursor`` for the next page.
+
+        ``params`` and ``result`` are left out unless ``include`` names them.
+        """
         before = _parse_cursor(cursor) if cursor else None
+        fields = _included(include)
         async with server.pool.connection() as conn:
-            tasks = await store.list_tasks(conn, status=status, limit=limit + 1, before=before)
+            tasks = await store.list_tasks(
+                conn,
+                status=status,
+                method=method,
+                kind=kind,
+                created_after=created_after,
+                created_before=created_before,
+                limit=limit + 1,
+                before=before,
+                with_params="params" in fields,
+                with_result="result" in fields,
+            )
         more = len(tasks) > limit
         tasks = tasks[:limit]
         return TaskPage(tasks=tasks, next_cursor=_cursor(tasks[-1]) if more and tasks else None)
