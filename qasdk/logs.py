@@ -115,10 +115,26 @@ def _safe_str(exc: BaseException) -> str:
         return f"<unprintable {type(exc).__name__}>"
 
 
+#: An extra holding a traceback that is not this process's exception (a tool's, from its
+#: process): shown as the record's traceback, once, not again as a field.
+TRACEBACK_FIELD = "tool_traceback"
+
+
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {
-        k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
+        k: v
+        for k, v in record.__dict__.items()
+        if k not in _STANDARD and not k.startswith("_") and k != TRACEBACK_FIELD
     }
+
+
+def _traceback(record: logging.LogRecord, formatter: logging.Formatter) -> str | None:
+    if record.exc_info and not record.exc_text:
+        record.exc_text = formatter.formatException(record.exc_info)
+    if record.exc_text:
+        return record.exc_text
+    other = record.__dict__.get(TRACEBACK_FIELD)
+    return other.rstrip() if isinstance(other, str) and other else None
 
 
 def _error_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -142,10 +158,9 @@ class TextFormatter(logging.Formatter):
         fields = {**_error_fields(record), **_extras(record)}
         if fields:
             line += " " + " ".join(f"{k}={_compact(v)}" for k, v in fields.items())
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            line += "\n" + record.exc_text
+        trace = _traceback(record, self)
+        if trace:
+            line += "\n" + trace
         if record.stack_info:
             line += "\n" + self.formatStack(record.stack_info)
         return line
@@ -176,10 +191,9 @@ class JsonFormatter(logging.Formatter):
         for key in ("error_type", "error_message"):
             if key in record.__dict__:
                 data[key] = record.__dict__[key]
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            data["stack_trace"] = record.exc_text
+        trace = _traceback(record, self)
+        if trace:
+            data["stack_trace"] = trace
         data.update(_extras(record))
         line = json.dumps(data, ensure_ascii=False, default=str)
         # Characters some readers treat as line breaks stay escaped: one record, one line.

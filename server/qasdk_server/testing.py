@@ -135,7 +135,7 @@ class Tools:
             config = await self._runner.registry.find(method)
             if config is None:
                 raise LookupError(f"no tool named {method!r}; synced: {', '.join(self.names)}")
-            params = prepare_params(config, params or {})
+            params = prepare_params(config, params or {}, fill_defaults=False)
         async with self._pool.connection() as conn:
             task: Task = await store.insert_task(
                 conn,

@@ -39,6 +39,7 @@ def make_project(root: Path, model_url: str, *, worker: dict[str, Any] | None = 
             "heartbeat_interval": 0.5,
             "stalled_after": 2.0,
             "shutdown_grace": 5,
+            "tool_env": ["QASDK_TEST_RUNS"],
             **(worker or {}),
         },
         "logging": {"level": "DEBUG", "format": "json", "file": str(root / "qasdk.log")},
@@ -52,6 +53,8 @@ def environment(project: Path, url: str) -> dict[str, str]:
     env.update(
         QASDK_DATABASE_URL=url,
         QASDK_TEST_RUNS=str(project / "runs.log"),
+        # The same secret under a name of the user's: tools must not get it either.
+        APP_DATABASE_URL=url,
         PYTHONUNBUFFERED="1",
     )
     return env

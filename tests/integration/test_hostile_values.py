@@ -64,3 +64,16 @@ async def test_a_result_over_its_limit_is_stored_as_a_marker(served: Server, con
     assert result["preview"].startswith('"xxxx')
     (step,) = served.trace(task["task_id"])
     assert step["result"]["truncated"] is True
+    warned = [r for r in served.log_records() if "more than limits.result" in r.get("message", "")]
+    assert warned, "the worker parsed a result over limits.result instead of cutting it"
+
+
+async def test_tools_do_not_see_qasdk_secrets(served: Server, pg_url: str) -> None:
+    """The database URL (with its password) and QASDK_* settings stay out of tool processes."""
+    task = served.run(method="hostile", params={"kind": "env"})
+    assert task["status"] == "completed", task
+    environ: dict[str, str] = task["result"]
+    assert "PATH" in environ  # the tool's own environment is there
+    assert [n for n in environ if n.startswith("QASDK_")] == ["QASDK_TEST_RUNS"]  # worker.tool_env
+    assert "APP_DATABASE_URL" not in environ  # holds the configured database URL
+    assert not [n for n, v in environ.items() if pg_url in v]

@@ -145,3 +145,29 @@ def test_huge_records_are_bounded_before_they_are_formatted(capture: io.StringIO
     assert len(line) < 20_000
     assert "more characters dropped" in line
     assert "9950 more items dropped" in line
+
+
+TOOL_TRACE = (
+    'Traceback (most recent call last):\n  File "tools/t.py", line 3, in t\nValueError: bad\n'
+)
+
+
+@pytest.mark.parametrize("form", ["json", "text"])
+def test_a_tool_traceback_is_logged_once(capture: io.StringIO, form: str) -> None:
+    """A failing tool's traceback (from its process) appears once per record (issue 18)."""
+    configure_logging(
+        LoggingConfig(format=form if form == "json" else "%(levelname)s %(message)s"),
+        stream=capture,
+    )
+    logging.getLogger("qasdk.executor").error(
+        "tool 't' failed: ValueError: bad", extra={"tool_traceback": TOOL_TRACE}
+    )
+    text = capture.getvalue()
+    assert text.count("line 3, in t") == 1, text
+    if form == "json":
+        (line,) = text.splitlines()
+        record = json.loads(line)
+        assert record["stack_trace"] == TOOL_TRACE.rstrip()
+        assert "tool_traceback" not in record
+    else:
+        assert text.splitlines()[1:] == TOOL_TRACE.rstrip().splitlines()

@@ -13,11 +13,17 @@ from qasdk.errors import ValidationError
 from qasdk.models import MethodConfig, Problem
 from qasdk.registration.types import CoercionError, coerce, parameter_schema
 
-__all__ = ["prepare_params"]
+__all__ = ["prepare_params", "registered_defaults"]
 
 
-def prepare_params(config: MethodConfig, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments to call the tool with: coerced, defaults applied; or every problem."""
+def prepare_params(
+    config: MethodConfig, params: Mapping[str, Any], *, fill_defaults: bool = True
+) -> dict[str, Any]:
+    """The arguments to call the tool with: coerced, defaults applied; or every problem.
+
+    With ``fill_defaults=False`` a parameter the caller left out stays out, so
+    the function's own default object applies when it runs (what a task stores).
+    """
     name = config.name
     problems: list[Problem] = []
     accepted = {p.name for p in config.parameters}
@@ -43,10 +49,20 @@ def prepare_params(config: MethodConfig, params: Mapping[str, Any]) -> dict[str,
             except CoercionError as exc:
                 problems.append(Problem(tool=name, field=exc.path or field, reason=exc.reason))
         elif param.has_default:
-            prepared[param.name] = param.default
+            if fill_defaults:
+                prepared[param.name] = param.default
         elif param.required:
             reason = f"missing required parameter (type {param.type})"
             problems.append(Problem(tool=name, field=field, reason=reason))
     if problems:
         raise ValidationError(problems=problems)
     return prepared
+
+
+def registered_defaults(config: MethodConfig, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Registered defaults of the parameters not in ``given``.
+
+    The tool process uses one only where the function has no default of its
+    own (a tool declared in methods.yaml may give one its code does not).
+    """
+    return {p.name: p.default for p in config.parameters if p.has_default and p.name not in given}

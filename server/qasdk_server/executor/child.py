@@ -21,6 +21,7 @@ import msgspec
 
 if TYPE_CHECKING:
     import asyncio
+    from types import ModuleType
 
 __all__ = ["Call", "Ready", "Reply", "main"]
 
@@ -34,19 +35,27 @@ class Ready(msgspec.Struct, tag=True, array_like=True):
 
 
 class Call(msgspec.Struct, tag=True, array_like=True):
-    """Run ``module:function(**params)`` on behalf of the registered tool ``method``."""
+    """Run ``module:function(**params)`` on behalf of the registered tool ``method``.
+
+    ``params`` are the arguments given; ``defaults`` the registered defaults of
+    the others, used only where the function has no default of its own.
+    """
 
     method: str
     module: str
     function: str
     params: dict[str, Any]
+    defaults: dict[str, Any] = {}
 
 
 class Reply(msgspec.Struct, tag=True, array_like=True):
-    """The outcome of one call; ``result`` is the tool's return value as JSON."""
+    """The outcome of one call; ``result`` is the tool's return value as JSON.
+
+    Raw on both sides: the worker checks its size before it parses it.
+    """
 
     ok: bool
-    result: Any = None
+    result: msgspec.Raw = msgspec.Raw(b"null")
     error_type: str = ""
     error: str = ""
     traceback: str = ""
@@ -81,18 +90,33 @@ def _failure(exc: BaseException, message: str | None = None) -> Reply:
     return Reply(ok=False, error_type=type(exc).__name__, error=message, traceback=text)
 
 
+def _load_convert() -> ModuleType:
+    """``convert.py`` next to this file, under a private name no user module can shadow."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "convert.py")
+    spec = importlib.util.spec_from_file_location("_qasdk_convert", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 class _Runner:
-    """Resolves and calls tool functions, caching lookups and the event loop."""
+    """Resolves and calls tool functions, caching lookups, converters and the event loop."""
 
     def __init__(self) -> None:
-        self._functions: dict[tuple[str, str], Callable[..., Any]] = {}
+        self._convert = _load_convert()
+        self._functions: dict[tuple[str, str], tuple[Callable[..., Any], Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _resolve(self, call: Call) -> Callable[..., Any] | Reply:
-        """The function to call, or a failure naming the module or function."""
-        function = self._functions.get((call.module, call.function))
-        if function is not None:
-            return function
+    def _resolve(self, call: Call) -> tuple[Callable[..., Any], Any] | Reply:
+        """The function to call and its converter, or a failure naming the module or function."""
+        found_before = self._functions.get((call.module, call.function))
+        if found_before is not None:
+            return found_before
         import importlib
 
         try:
@@ -108,8 +132,9 @@ class _Runner:
             return _failure(AttributeError(missing))
         if not callable(found):
             return _failure(TypeError(f"{call.module}.{call.function} is not callable"))
-        self._functions[(call.module, call.function)] = found
-        return found
+        entry = (found, self._convert.Converter(found))
+        self._functions[(call.module, call.function)] = entry
+        return entry
 
     def _await(self, awaitable: Awaitable[Any]) -> Any:
         """Run a coroutine on a loop kept across calls, so loop-bound clients stay usable."""
@@ -121,17 +146,22 @@ class _Runner:
         return self._loop.run_until_complete(asyncio.ensure_future(awaitable, loop=self._loop))
 
     def run(self, call: Call) -> Reply:
-        function = self._resolve(call)
-        if isinstance(function, Reply):
-            return function
+        resolved = self._resolve(call)
+        if isinstance(resolved, Reply):
+            return resolved
+        function, converter = resolved
         try:
-            value = function(**call.params)
+            arguments = converter.arguments(call.params, call.defaults)
+        except self._convert.ArgumentError as exc:
+            return Reply(ok=False, error_type="ValidationError", error=_safe_str(exc))
+        try:
+            value = function(**arguments)
             if isinstance(value, Awaitable):
                 value = self._await(value)
         except BaseException as exc:
             return _failure(exc)
         try:
-            encoded = msgspec.json.encode(value)
+            encoded = self._convert.encode_result(value)
         except Exception as exc:
             return Reply(
                 ok=False,

@@ -27,9 +27,11 @@ import msgspec
 
 from qasdk.errors import MethodExecutionError, MethodNotFoundError, StartupError, ValidationError
 from qasdk.models import ExecutionResult, MethodConfig, Problem
-from qasdk_server.executor.arguments import prepare_params
+from qasdk.store.values import PREVIEW, truncated
+from qasdk_server.executor.arguments import prepare_params, registered_defaults
 from qasdk_server.executor.child import Call, Reply
 from qasdk_server.executor.code import CodeVersion
+from qasdk_server.executor.output import OutputLimits
 from qasdk_server.executor.process import TimedOut, ToolProcess, settle
 
 __all__ = ["Executor"]
@@ -43,7 +45,9 @@ class Executor:
     Use as ``async with Executor(methods) as executor``. ``processes`` children
     start on entry; each runs one call at a time. ``cwd`` (default: the
     current directory) is the children's working directory and first
-    ``sys.path`` entry; ``env`` is added to the inherited environment.
+    ``sys.path`` entry; ``env`` is added to ``base_env`` (default: this
+    process's environment). A result over ``result_limit`` bytes of JSON comes
+    back as a truncation marker; ``output`` caps what of tools' output is logged.
     """
 
     def __init__(
@@ -54,6 +58,9 @@ class Executor:
         default_timeout: float = 30.0,
         cwd: str | Path | None = None,
         env: Mapping[str, str] | None = None,
+        base_env: Mapping[str, str] | None = None,
+        result_limit: int | None = None,
+        output: OutputLimits | None = None,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -62,7 +69,12 @@ class Executor:
         #: Seconds a tool without a timeout of its own may run (changeable while running).
         self.default_timeout = default_timeout
         self._cwd = os.path.abspath(cwd if cwd is not None else os.getcwd())
-        self._env = {**os.environ, **env} if env else None
+        if base_env is None and not env:
+            self._env: dict[str, str] | None = None
+        else:
+            self._env = {**(os.environ if base_env is None else base_env), **(env or {})}
+        self._result_limit = result_limit
+        self._output = output
         self._code: CodeVersion | None = None
         self._generation = 0
         self._idle: deque[ToolProcess] = deque()
@@ -186,10 +198,16 @@ class Executor:
             if config is None:
                 return self._rejected(name, params, MethodNotFoundError(name))
             try:
-                prepared = prepare_params(config, params)
+                prepared = prepare_params(config, params, fill_defaults=False)
             except ValidationError as exc:
                 return self._rejected(name, params, exc)
-            call = Call(name, config.module_path, config.function_name, prepared)
+            call = Call(
+                name,
+                config.module_path,
+                config.function_name,
+                prepared,
+                registered_defaults(config, prepared),
+            )
             try:
                 frame = msgspec.json.encode(call)
             except (TypeError, ValueError, OverflowError) as exc:
@@ -231,7 +249,9 @@ class Executor:
                     logger.debug(
                         "tool %r succeeded in %.3f ms", name, elapsed * 1000, extra={"method": name}
                     )
-                return ExecutionResult(success=True, result=outcome.result, execution_time=elapsed)
+                return ExecutionResult(
+                    success=True, result=self._parse(name, outcome.result), execution_time=elapsed
+                )
             return self._failed(
                 name, prepared, outcome.error_type, outcome.error, outcome.traceback, elapsed
             )
@@ -244,6 +264,25 @@ class Executor:
         )
 
     # -- results and logging ------------------------------------------------
+
+    def _parse(self, name: str, raw: msgspec.Raw) -> Any:
+        """The tool's result; over ``result_limit`` bytes, a marker instead (never parsed).
+
+        A tool that returns 50 MB must not stall this event loop parsing it,
+        nor carry it through the agent and the store.
+        """
+        data = memoryview(raw)
+        if self._result_limit is not None and len(data) > self._result_limit:
+            logger.warning(
+                "tool %r returned %d bytes of JSON, more than limits.result (%d): kept a preview",
+                name,
+                len(data),
+                self._result_limit,
+                extra={"method": name},
+            )
+            preview = bytes(data[:PREVIEW]).decode(errors="replace")
+            return truncated(len(data), self._result_limit, preview)
+        return msgspec.json.decode(data)
 
     def _rejected(
         self, name: str, params: Mapping[str, Any], exc: MethodNotFoundError | ValidationError
@@ -275,12 +314,11 @@ class Executor:
         if len(shown) > 1000:
             shown = shown[:997] + "..."
         logger.error(
-            "tool %r failed with params %s: %s: %s%s",
+            "tool %r failed with params %s: %s: %s",
             name,
             shown,
             error_type,
             error,
-            f"\n{tool_traceback.rstrip()}" if tool_traceback else "",
             extra={
                 "method": name,
                 "params": params,
@@ -372,7 +410,11 @@ class Executor:
         if self._code is not None:
             env = {**(env or os.environ), "QASDK_CODE_ROOT": self._code.path}
         process = await ToolProcess.start(
-            cwd=self._cwd, env=env, generation=generation, on_exit=self._on_exit
+            cwd=self._cwd,
+            env=env,
+            generation=generation,
+            on_exit=self._on_exit,
+            output=self._output,
         )
         self._processes.add(process)
         if not await process.ready:

@@ -19,6 +19,7 @@ import msgspec
 
 from qasdk_server.executor import child as _child
 from qasdk_server.executor.child import HEADER_SIZE, Ready, Reply
+from qasdk_server.executor.output import OutputBudget, OutputLimits
 
 __all__ = ["TIMED_OUT", "Exited", "Outcome", "TimedOut", "ToolProcess", "settle"]
 
@@ -73,8 +74,10 @@ class ToolProcess:
         protocol: _Protocol,
         generation: int,
         on_exit: Callable[[ToolProcess], None],
+        output: OutputLimits | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
+        self.output = OutputBudget(output or OutputLimits())
         self.proc = proc
         self._exited = protocol.exited
         self.pid = proc.pid
@@ -100,6 +103,7 @@ class ToolProcess:
         env: Mapping[str, str] | None,
         generation: int,
         on_exit: Callable[[ToolProcess], None],
+        output: OutputLimits | None = None,
     ) -> ToolProcess:
         """Start a child; await :attr:`ready` before sending it calls.
 
@@ -119,7 +123,7 @@ class ToolProcess:
             start_new_session=True,
         )
         proc = asyncio.subprocess.Process(transport, protocol, loop)
-        return cls(proc, protocol, generation, on_exit)
+        return cls(proc, protocol, generation, on_exit, output)
 
     async def _read_replies(self) -> None:
         stdout = self.proc.stdout
@@ -169,24 +173,38 @@ class ToolProcess:
             for line in lines:
                 self._log_line(line)
         self._log_line(partial)
+        self.note_dropped_output()
 
     def _log_line(self, raw: bytes) -> None:
         line = raw.decode(errors="replace").rstrip()
         if not line:
             return
-        self.stderr_tail.append(line)
+        self.stderr_tail.append(line[: self.output.limits.line])
+        admitted = self.output.admit(line)
+        if admitted is not None:
+            self._log(admitted)
+
+    def note_dropped_output(self) -> None:
+        """Log how much output the caps dropped, if any (after each call, and at exit)."""
+        note = self.output.summary()
+        if note is not None:
+            self._log(note, logging.WARNING)
+
+    def _log(self, line: str, level: int = logging.INFO) -> None:
         extra = {"method": self.method, "pid": self.pid}
         if self.method is None:
-            tool_logger.info("tool process %d: %s", self.pid, line, extra=extra)
+            tool_logger.log(level, "tool process %d: %s", self.pid, line, extra=extra)
         else:
-            tool_logger.info("%s: %s", self.method, line, extra=extra)
+            tool_logger.log(level, "%s: %s", self.method, line, extra=extra)
 
     async def call(self, frame: bytes, method: str, limit: float) -> Outcome:
         """Send one call and wait for its reply, the child's death, or ``limit`` seconds."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         self._pending = future
+        self.note_dropped_output()  # what the previous call (or startup) printed over the caps
         self.method = method
+        self.output.new_call()
         self.busy = True
         assert self.proc.stdin is not None
         self.proc.stdin.write(len(frame).to_bytes(HEADER_SIZE, "big") + frame)
@@ -196,6 +214,8 @@ class ToolProcess:
         finally:
             timer.cancel()
             self._pending = None
+            # Its last lines may still be in the pipe: note the drops once they are read.
+            loop.call_later(0.5, self.note_dropped_output)
 
     def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Signal the child's whole process group (it is a session leader)."""

@@ -201,7 +201,7 @@ class TaskController(Controller):
             if method is None:
                 raise _unknown_method(server, data.method)
             try:
-                params = prepare_params(method, data.params or {})
+                params = prepare_params(method, data.params or {}, fill_defaults=False)
             except ValidationError as exc:
                 problems = [
                     msgspec.structs.replace(p, field=p.field and _shown_field(p.field))

@@ -27,6 +27,8 @@ from qasdk.store.queue import recover_stalled_jobs
 from qasdk.store.tasks import QUEUE, settle_orphans
 from qasdk_server.agent.threads import AgentThreads
 from qasdk_server.executor import Executor
+from qasdk_server.executor.environment import config_secrets, tool_environment
+from qasdk_server.executor.output import OutputLimits
 from qasdk_server.metrics import Metrics
 from qasdk_server.registry import MethodRegistry
 from qasdk_server.tasks.queue import queue_app, worker_name
@@ -76,6 +78,15 @@ class Worker:
             cwd=os.getcwd(),
             # Tool files edited and synced within the same second must not load stale bytecode.
             env={"PYTHONDONTWRITEBYTECODE": "1"},
+            base_env=tool_environment(
+                os.environ, secrets=config_secrets(config), allow=config.worker.tool_env
+            ),
+            result_limit=config.limits.result,
+            output=OutputLimits(
+                line=config.worker.tool_output_line,
+                per_call=config.worker.tool_output_per_call,
+                rate=config.worker.tool_output_rate,
+            ),
         )
         await executor.start()
         registry.on_change(executor.replace_methods)

@@ -111,9 +111,11 @@ def hostile(kind: str, size: int = 1) -> Any:
 
     Args:
         kind: ``nul`` (text with U+0000), ``deep`` (lists nested ``size`` levels),
-            ``big`` (a string of ``size`` characters).
+            ``big`` (a string of ``size`` characters), ``env`` (the tool's environment).
         size: How deep or how big.
     """
+    if kind == "env":
+        return dict(os.environ)
     if kind == "nul":
         return {"text": "a\x00b", "a\x00key": 1}
     if kind == "deep":
