@@ -113,6 +113,8 @@ class ExecutionResult(msgspec.Struct, kw_only=True):
     error: str | None = None
     error_type: str | None = None
     execution_time: float = 0.0
+    #: The version of the tool code that ran (``None``: the code as it is on disk).
+    code_version: str | None = None
 
 
 class ToolEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -199,3 +201,5 @@ class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):
     usage: dict[str, int] | None = None
     started_at: datetime
     duration_ms: float | None = None
+    #: Of a tool step: the version of the tool code that ran it (changes on hot reload).
+    code_version: str | None = None

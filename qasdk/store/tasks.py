@@ -243,6 +243,7 @@ async def insert_step(
             "usage": _json(step.usage, limits, limits.trace_value),
             "started_at": step.started_at,
             "duration_ms": step.duration_ms,
+            "code_version": _text(step.code_version, ERROR_TYPE_MAX),
         },
     )
 

@@ -202,7 +202,9 @@ async def test_serve_watch_picks_up_edits_and_refuses_broken_ones(
             and time.monotonic() < deadline
         ):
             time.sleep(0.05)
-        assert server.run(method="triple_it", params={"x": 1})["status"] == "completed"
+        first = server.run(method="triple_it", params={"x": 1})
+        assert first["status"] == "completed"
+        (before,) = server.trace(first["task_id"])
 
         # A broken edit: rejected with the file and line, everything keeps working.
         (project / "tools" / "extra.py").write_text("def broken(:\n")
@@ -233,7 +235,12 @@ async def test_serve_watch_picks_up_edits_and_refuses_broken_ones(
             time.sleep(0.05)
         last = server.http.get("/api/config").json()["last_reload"]
         assert last["outcome"] == "applied" and last["tools"] == {}  # no registration changed
-        assert server.run(method="triple_it", params={"x": 3})["result"] == "new"
+        after = server.run(method="triple_it", params={"x": 3})
+        assert after["result"] == "new"
+        # The trace says which version of the code ran each call.
+        (step,) = server.trace(after["task_id"])
+        assert before["code_version"] and step["code_version"]
+        assert step["code_version"] != before["code_version"]
 
         # The configuration: a new model name reaches the model with the next task.
         (project / "tools" / "extra.py").unlink()

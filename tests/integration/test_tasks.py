@@ -211,6 +211,34 @@ async def test_cancel_a_running_task_interrupts_its_tool(
     assert [e for e, t, _, _ in runs(served_project) if t == name] == ["start"]  # never finished
     again = served.http.post(f"/api/tasks/{task_id}/cancel")
     assert again.status_code == 409
+    # The interrupted call is in the trace, as a cancelled step.
+    (step,) = served.trace(task_id)
+    assert (step["kind"], step["name"]) == ("tool", "record")
+    assert step["error"] == {
+        "type": "Cancelled",
+        "message": "the task was cancelled while the tool ran",
+    }
+
+
+async def test_a_tool_call_the_model_asked_for_is_a_cancelled_step_when_cancelled(
+    served: Server, served_project: Path, model: ScriptedModel, conn: Any
+) -> None:
+    name = tag()
+    model.push(reply.tool_call("record", {"tag": name, "seconds": 30}), reply.text("done"))
+    task_id = served.submit(task_description="record for a while")["task_id"]
+    deadline = time.monotonic() + 10
+    while not any(t == name for _, t, _, _ in runs(served_project)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    response = served.http.post(f"/api/tasks/{task_id}/cancel")
+    assert response.json()["status"] == "cancelled"
+    deadline = time.monotonic() + 10
+    while len(served.trace(task_id)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    steps = served.trace(task_id)
+    assert [(s["kind"], s.get("error")) for s in steps] == [
+        ("model", None),
+        ("tool", {"type": "Cancelled", "message": "the task was cancelled while the tool ran"}),
+    ]
 
 
 async def test_a_cancelled_pending_task_never_starts(

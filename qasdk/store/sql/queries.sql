@@ -166,14 +166,14 @@ SELECT pg_advisory_unlock(%(key)s) AS unlocked;
 
 -- name: insert_step
 INSERT INTO task_steps (task_id, seq, kind, name, attempt, arguments, result, error, content,
-                        thinking, usage, started_at, duration_ms)
+                        thinking, usage, started_at, duration_ms, code_version)
 VALUES (%(task_id)s, %(seq)s, %(kind)s, %(name)s, %(attempt)s, %(arguments)s::jsonb,
         %(result)s::jsonb, %(error)s::jsonb, %(content)s, %(thinking)s, %(usage)s::jsonb,
-        %(started_at)s, %(duration_ms)s);
+        %(started_at)s, %(duration_ms)s, %(code_version)s);
 
 -- name: list_steps
 SELECT seq, kind, name, attempt, arguments, result, error, content, thinking, usage,
-       started_at, duration_ms
+       started_at, duration_ms, code_version
 FROM task_steps
 WHERE task_id = %(id)s AND seq > %(after)s
 ORDER BY seq;

@@ -27,7 +27,17 @@ from qasdk_server.agent import model_errors
 from qasdk_server.agent.shim import SYSTEM_MESSAGE, agent_class
 from qasdk_server.agent.thinking import split_thinking
 
-__all__ = ["AgentContext", "AgentFailure", "AgentOutcome", "AgentRun", "Cancelled"]
+__all__ = [
+    "CANCELLED_CALL",
+    "AgentContext",
+    "AgentFailure",
+    "AgentOutcome",
+    "AgentRun",
+    "Cancelled",
+]
+
+#: The error of a tool step whose task was cancelled while the tool ran.
+CANCELLED_CALL = TaskError("Cancelled", "the task was cancelled while the tool ran")
 
 logger = logging.getLogger("qasdk.agent")
 
@@ -244,6 +254,32 @@ class AgentRun:
             )
         )
 
+    def _record_tool_step(
+        self,
+        name: str,
+        arguments: Any,
+        started: datetime,
+        clock: float,
+        *,
+        result: Any = None,
+        error: TaskError | None = None,
+        code_version: str | None = None,
+    ) -> None:
+        self.context.record(
+            TraceStep(
+                seq=self.context.next_seq(),
+                kind="tool",
+                name=name,
+                attempt=self.context.attempt,
+                arguments=arguments,
+                result=result,
+                error=error,
+                started_at=started,
+                duration_ms=(time.perf_counter() - clock) * 1000,
+                code_version=code_version,
+            )
+        )
+
     def tool_call(self, name: str, raw_args: Any) -> str:
         """Run a tool the model asked for; the model sees the result or the error."""
         self._check()
@@ -266,6 +302,7 @@ class AgentRun:
             try:
                 outcome = future.result()
             except concurrent.futures.CancelledError:
+                self._record_tool_step(name, arguments, started, clock, error=CANCELLED_CALL)
                 raise Cancelled() from None
             finally:
                 self._pending_tool = None
@@ -273,18 +310,11 @@ class AgentRun:
                 result = outcome.result
             else:
                 error = TaskError(outcome.error_type or "Error", outcome.error or "")
-        self.context.record(
-            TraceStep(
-                seq=self.context.next_seq(),
-                kind="tool",
-                name=name,
-                attempt=self.context.attempt,
-                arguments=arguments,
-                result=result,
-                error=error,
-                started_at=started,
-                duration_ms=(time.perf_counter() - clock) * 1000,
-            )
+            code_version = outcome.code_version
+        else:
+            code_version = None
+        self._record_tool_step(
+            name, arguments, started, clock, result=result, error=error, code_version=code_version
         )
         self._check()
         if error is not None:

@@ -231,6 +231,19 @@ class Executor:
             message = f"tool {name!r} timed out after {timeout} s before it could start"
             return self._failed(name, prepared, "TimeoutError", message, None, 0.0)
 
+        result = await self._call(process, name, prepared, frame, limit)
+        result.code_version = process.code_version
+        return result
+
+    async def _call(
+        self,
+        process: ToolProcess,
+        name: str,
+        prepared: dict[str, Any],
+        frame: bytes,
+        limit: float,
+    ) -> ExecutionResult:
+        """Send the call to ``process`` and turn what comes back into a result."""
         start = time.perf_counter()
         try:
             outcome = await process.call(frame, name, limit)
@@ -406,9 +419,9 @@ class Executor:
             return
 
     async def _spawn(self, generation: int) -> ToolProcess:
-        env = self._env
-        if self._code is not None:
-            env = {**(env or os.environ), "QASDK_CODE_ROOT": self._code.path}
+        env, version = self._env, self._code
+        if version is not None:
+            env = {**(env or os.environ), "QASDK_CODE_ROOT": version.path}
         process = await ToolProcess.start(
             cwd=self._cwd,
             env=env,
@@ -416,6 +429,7 @@ class Executor:
             on_exit=self._on_exit,
             output=self._output,
         )
+        process.code_version = version.id if version is not None else None
         self._processes.add(process)
         if not await process.ready:
             await process.stop()

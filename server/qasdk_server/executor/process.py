@@ -83,6 +83,7 @@ class ToolProcess:
         self.pid = proc.pid
         self.generation = generation
         self.method: str | None = None  # last method dispatched, for stderr lines
+        self.code_version: str | None = None  # the code snapshot it imports tools from
         self.busy = False  # a call was sent and its reply has not arrived
         self.dead = False  # its reply pipe closed: never hand it out again
         self.retiring = False  # stopped on purpose: do not replace it

@@ -35,6 +35,7 @@ from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceSt
 from qasdk.store import tasks as store
 from qasdk.store.connection import Pool, is_outage
 from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
+from qasdk_server.agent.run import CANCELLED_CALL
 from qasdk_server.executor import Executor
 from qasdk_server.metrics import Metrics, tool_outcome
 from qasdk_server.registry import MethodRegistry
@@ -385,23 +386,35 @@ class TaskRunner:
         assert task.method is not None
         await self._ensure_method(task.method)
         started, clock = _now(), time.perf_counter()
-        outcome = await self.call_tool(task.method, task.params or {}, deadline)
+
+        def step(**outcome: Any) -> TraceStep:
+            return TraceStep(
+                seq=recorder.next_seq(),
+                kind="tool",
+                name=task.method,
+                attempt=attempt,
+                arguments=task.params or {},
+                started_at=started,
+                duration_ms=(time.perf_counter() - clock) * 1000,
+                **outcome,
+            )
+
+        try:
+            outcome = await self.call_tool(task.method, task.params or {}, deadline)
+        except asyncio.CancelledError:
+            # Cancelled (by request, timeout or shutdown) while the tool ran: the trace says so.
+            await asyncio.shield(recorder.add(step(error=CANCELLED_CALL)))
+            raise
         error = (
             None
             if outcome.success
             else TaskError(outcome.error_type or "Error", outcome.error or "")
         )
         await recorder.add(
-            TraceStep(
-                seq=recorder.next_seq(),
-                kind="tool",
-                name=task.method,
-                attempt=attempt,
-                arguments=task.params or {},
+            step(
                 result=outcome.result if outcome.success else None,
                 error=error,
-                started_at=started,
-                duration_ms=(time.perf_counter() - clock) * 1000,
+                code_version=outcome.code_version,
             )
         )
         if error is not None:
