@@ -23,6 +23,7 @@ from litestar import Request
 from litestar.exceptions import SerializationException
 
 from qasdk._documents import KeyPath, field_name
+from qasdk._excerpt import excerpt
 from qasdk.config import LimitsConfig
 from qasdk.models import Problem
 from qasdk_server.errors import ApiError
@@ -53,6 +54,7 @@ class JsonRequest(Request[Any, Any, Any]):
         return LimitsConfig()
 
     async def json(self) -> Any:
+        _require_json(self.headers.get("content-type"))
         body = await self.body()
         limit = self.current_limits().json_depth
         if body.count(b"[") + body.count(b"{") > limit and json_depth(body) > limit:
@@ -70,6 +72,27 @@ def request_class_for(limits: Callable[[], LimitsConfig]) -> type[JsonRequest]:
         current_limits = staticmethod(limits)
 
     return Request
+
+
+def _require_json(content_type: str | None) -> None:
+    """A body is JSON only when it says so: ``application/json`` (or ``...+json``).
+
+    Also what keeps other sites out: an HTML form, or a page's "simple" cross-site
+    request, cannot send this content type without the browser asking the server
+    first (a CORS preflight), which this server never approves.
+    """
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return
+    got = f"got {excerpt(media)!r}" if media else "got no Content-Type"
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        "send the body as JSON with the header 'Content-Type: application/json' "
+        f"(curl --json '{{...}}', or -H 'Content-Type: application/json'); {got}",
+    )
 
 
 def _invalid(message: str, field: str | None = None) -> ApiError:

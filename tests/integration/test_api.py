@@ -140,6 +140,32 @@ async def test_malformed_requests_are_400_with_the_reason(
         assert any(p.get("field") == field for p in error["problems"]), error
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"],
+)
+async def test_a_body_that_is_not_sent_as_json_is_415_saying_what_to_send(
+    served: Server, content_type: str | None, conn: Any
+) -> None:
+    """What ``curl -d`` and HTML forms send (issue 18), and what keeps cross-site forms out."""
+    headers = {"content-type": content_type} if content_type else {}
+    body = b'{"method": "add", "params": {"a": 1, "b": 2}}'
+    response = served.http.post("/api/tasks", content=body, headers=headers)
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert error["type"] == "unsupported_media_type"
+    assert "Content-Type: application/json" in error["message"]
+    assert "curl --json" in error["message"]
+    assert (repr(content_type.split(";")[0]) if content_type else "no Content-Type") in error[
+        "message"
+    ]
+    # With its charset parameter it is JSON all the same.
+    ok = served.http.post(
+        "/api/tasks", content=body, headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert ok.status_code == 201, ok.text
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),
     lambda inner: (
