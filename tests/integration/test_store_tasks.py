@@ -36,7 +36,8 @@ async def test_a_task_whose_job_ended_without_an_outcome_is_settled(conn: Any) -
     assert task is not None and task.status == "failed"
     assert task.error is not None and task.error.type == "InternalError"
     still = await store.get_task(conn, healthy)
-    assert still is not None and still.status == "pending"
+    # A worker of the session's server may have taken it meanwhile; it was not settled.
+    assert still is not None and still.error is None
     await conn.commit()
 
 
