@@ -42,6 +42,7 @@ __all__ = [
     "RetentionConfig",
     "ServerConfig",
     "ToolLimits",
+    "ToolLimitsOverride",
     "WorkerConfig",
     "find_config_file",
     "load_config",
@@ -119,12 +120,25 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 class ToolLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What one tool call may use; ``None`` is no limit (or, for CPU, the call's timeout)."""
 
-    #: Address space of the tool process, in MiB.
+    #: Address space of the tool process, in MiB (``RLIMIT_AS``).
     memory_mb: PositiveInt | None = 2048
-    #: CPU seconds one call may use (default: its timeout).
+    #: CPU seconds one call may use (default: its timeout, rounded up, plus 1 s).
     cpu_seconds: Positive | None = None
-    #: Processes the tool process may have at once (not enforced for root).
+    #: Processes (and threads) a call may start beyond those its user already runs
+    #: (``RLIMIT_NPROC``, which the kernel counts per user; not enforced for root).
     processes: PositiveInt | None = 64
+
+
+class ToolLimitsOverride(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The limits of one tool: a field left out is taken from ``worker.tool_limits``.
+
+    ``UNSET`` (left out) and ``None`` (no limit) are different: ``memory_mb: null``
+    lifts the memory limit for this tool alone.
+    """
+
+    memory_mb: PositiveInt | msgspec.UnsetType | None = msgspec.UNSET
+    cpu_seconds: Positive | msgspec.UnsetType | None = msgspec.UNSET
+    processes: PositiveInt | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -147,7 +161,7 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     #: What one tool call may use, unless ``tool_limits_by_tool`` says otherwise.
     tool_limits: ToolLimits = ToolLimits()
     #: Limits of particular tools, by name (fields left out come from ``tool_limits``).
-    tool_limits_by_tool: dict[str, ToolLimits] = {}
+    tool_limits_by_tool: dict[str, ToolLimitsOverride] = {}
     #: Environment variables tool processes get although they look like qasdk's secrets
     #: (by default ``QASDK_*``, ``PG*`` connection settings and any variable holding a
     #: configured password or key are removed from the tools' environment).
@@ -315,10 +329,29 @@ def _check_fields(
             problems.append(problem)
             continue
         for key, value in values.items():
+            if (section, key) == ("worker", "tool_limits_by_tool") and isinstance(value, dict):
+                problems += _check_tool_limits(value, document, overridden)
+                continue
             try:
                 msgspec.convert({section: {key: value}}, Config, strict=False)
             except msgspec.ValidationError as exc:
                 problems.append(_problem_from(exc, document, overridden))
+    return problems
+
+
+def _check_tool_limits(
+    by_tool: dict[Any, Any], document: Document | None, overridden: dict[KeyPath, str]
+) -> list[Problem]:
+    """Each tool's limits on their own: msgspec names no mapping key in its errors."""
+    problems = []
+    for tool, limits in by_tool.items():
+        prefix = ("worker", "tool_limits_by_tool", str(tool))
+        try:
+            msgspec.convert(limits, ToolLimitsOverride, strict=False)
+        except msgspec.ValidationError as exc:
+            problems.append(
+                _problem_from(exc, document, overridden, prefix=prefix, into=ToolLimitsOverride)
+            )
     return problems
 
 
@@ -390,12 +423,23 @@ def _apply_environment(
 
 
 def _problem_from(
-    exc: msgspec.ValidationError, document: Document | None, overridden: dict[KeyPath, str]
+    exc: msgspec.ValidationError,
+    document: Document | None,
+    overridden: dict[KeyPath, str],
+    *,
+    prefix: KeyPath = (),
+    into: type[msgspec.Struct] | None = None,
 ) -> Problem:
-    """Turn msgspec's ``... - at `$.model.timeout``` into a located problem."""
+    """Turn msgspec's ``... - at `$.model.timeout``` into a located problem.
+
+    ``prefix`` is where the value that ``exc`` is about sits, when it was
+    checked on its own as an ``into``.
+    """
     keypath, reason, unknown = decode_error(exc)
+    if prefix:
+        keypath = (*prefix, *keypath)
     if unknown is not None:
-        section = _SECTIONS.get(str(keypath[0])) if len(keypath) == 1 else Config
+        section = into if into is not None else _struct_at(keypath)
         options = section.__struct_fields__ if section else ()
         reason = f"unknown setting {unknown!r}{did_you_mean(unknown, tuple(options))}"
         keypath = (*keypath, unknown)
@@ -410,6 +454,17 @@ def _problem_from(
     else:
         source = None
     return Problem(source=source, field=field_name(keypath) or None, reason=reason)
+
+
+def _struct_at(keypath: KeyPath) -> type[msgspec.Struct] | None:
+    """The settings struct at ``keypath`` (``worker.tool_limits``: :class:`ToolLimits`)."""
+    struct: type[msgspec.Struct] = Config
+    for part in keypath:
+        hint = typing.get_type_hints(struct).get(str(part))
+        if not (isinstance(hint, type) and issubclass(hint, msgspec.Struct)):
+            return None
+        struct = hint
+    return struct
 
 
 def _literal_choices(section: str, key: str) -> tuple[str, ...]:

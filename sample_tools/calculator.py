@@ -21,16 +21,50 @@ _OPERATORS = {
 }
 
 
-def _evaluate(node: ast.AST) -> float:
+#: Bounds that keep one expression from taking the tool process's CPU or memory.
+MAX_LENGTH = 1000
+MAX_DEPTH = 200
+MAX_BITS = 4096
+
+
+def _bounded(value: float) -> float:
+    if isinstance(value, complex):
+        raise ValueError("the expression has no real value")
+    if isinstance(value, int) and value.bit_length() > MAX_BITS:
+        raise ValueError(f"a number in the expression has more than {MAX_BITS} bits")
+    return value
+
+
+def _power(base: float, exponent: float) -> float:
+    # Refuse before computing: 9 ** 9 ** 9 alone would run for minutes.
+    if (
+        isinstance(base, int)
+        and isinstance(exponent, int)
+        and exponent > 0
+        and (abs(base).bit_length() - 1) * exponent >= MAX_BITS
+    ):
+        raise ValueError(f"a power in the expression would have more than {MAX_BITS} bits")
+    result: float = operator.pow(base, exponent)
+    return result
+
+
+def _evaluate(node: ast.AST, depth: int = 0) -> float:
+    if depth > MAX_DEPTH:
+        raise ValueError(
+            f"the expression is nested more than {MAX_DEPTH} levels deep (each operator is a level)"
+        )
     if isinstance(node, ast.Expression):
-        return _evaluate(node.body)
+        return _evaluate(node.body, depth + 1)
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return node.value
+        return _bounded(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
+        left, right = _evaluate(node.left, depth + 1), _evaluate(node.right, depth + 1)
+        if isinstance(node.op, ast.Pow):
+            return _bounded(_power(left, right))
+        return _bounded(_OPERATORS[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.operand))
-    raise ValueError(f"unsupported expression: {ast.unparse(node)}")
+        return _OPERATORS[type(node.op)](_evaluate(node.operand, depth + 1))
+    raise ValueError(f"unsupported expression: {ast.unparse(node)[:80]}")
 
 
 @qasdk.tool
@@ -40,14 +74,23 @@ def calculate(expression: str) -> float:
     Parameters
     ----------
     expression : str
-        The expression, using numbers, parentheses and + - * / // % **.
+        The expression, using numbers, parentheses and + - * / // % **; at most
+        1000 characters, 200 operators deep, no number over 4096 bits.
 
     Returns
     -------
     float
         The value of the expression.
     """
-    return float(_evaluate(ast.parse(expression, mode="eval")))
+    if len(expression) > MAX_LENGTH:
+        raise ValueError(
+            f"the expression is {len(expression)} characters long; at most {MAX_LENGTH} are allowed"
+        )
+    value = _evaluate(ast.parse(expression, mode="eval"))
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError("the result is too large for a floating-point number") from None
 
 
 @qasdk.tool(description="Round a number to a number of decimal places.")

@@ -39,7 +39,13 @@ logger = logging.getLogger("qasdk.reload")
 
 #: Settings a running process can take over; the rest need a restart.
 LIVE_SECTIONS = ("model", "logging", "limits", "retention")
-LIVE_WORKER_SETTINGS = ("tool_timeout", "model_retries", "retry_backoff")
+LIVE_WORKER_SETTINGS = (
+    "tool_timeout",
+    "model_retries",
+    "retry_backoff",
+    "tool_limits",
+    "tool_limits_by_tool",
+)
 #: Settings of a live section that are read once, at start (Litestar's body limit).
 AT_START = ("limits.request_body",)
 

@@ -235,6 +235,8 @@ async def _start(
         registry.configs(),
         processes=min(2, worker.concurrency),
         default_timeout=worker.tool_timeout,
+        limits=worker.tool_limits,
+        limits_by_tool=worker.tool_limits_by_tool,
         cwd=root,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
     )

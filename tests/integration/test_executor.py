@@ -11,6 +11,7 @@ import builtins
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qasdk.config import ToolLimits, ToolLimitsOverride
 from qasdk.errors import MethodExecutionError, MethodNotFoundError, ValidationError
 from qasdk.models import UNSET, MethodConfig, MethodParameter
 from qasdk_server.executor.pool import Executor
@@ -135,6 +137,56 @@ def whoami():
 def napping_pid(seconds):
     time.sleep(seconds)
     return os.getpid()
+
+
+def _write_pid(pidfile):
+    with open(pidfile + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(pidfile + ".tmp", pidfile)
+
+
+def daemon(pidfile, hang=False):
+    # A daemon's double fork: the grandchild is in a session of its own, then orphaned.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                _write_pid(pidfile)
+                os.execvp("sleep", ["sleep", "600"])
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    while not os.path.exists(pidfile):
+        time.sleep(0.01)
+    if hang:
+        time.sleep(1000)
+    return os.getpid()
+
+
+def daemon_hang(pidfile):
+    daemon(pidfile, hang=True)
+
+
+def background(pidfile):
+    subprocess.run(f"sleep 600 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}", shell=True)
+    return os.getpid()
+
+
+def allocate(mib):
+    return len(bytearray(mib * 1024 * 1024))
+
+
+def fork_many(count):
+    children = []
+    try:
+        for _ in range(count):
+            children.append(subprocess.Popen(["sleep", "600"]))
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    return len(children)
 """
 
 VERSIONED = """
@@ -202,6 +254,12 @@ METHODS = {
         _method("rich"),
         _method("whoami"),
         _method("napping_pid", _param("seconds", "float")),
+        _method("daemon", _param("pidfile", "string")),
+        _method("daemon_hang", _param("pidfile", "string"), timeout=3.0),
+        _method("background", _param("pidfile", "string")),
+        _method("allocate", _param("mib", "int")),
+        _method("burn", function="spin", timeout=300.0),
+        _method("fork_many", _param("count", "int")),
         _method("missing_module", module="exectools.nope", function="f"),
         _method("syntax_error", module="exectools.broken", function="f"),
         _method("missing_function", function="nope"),
@@ -262,6 +320,15 @@ def _gone(pid: int) -> bool:
             return stat.read().rpartition(")")[2].split()[0] == "Z"
     except (ProcessLookupError, FileNotFoundError):
         return True
+
+
+def _children(pid: int) -> list[int]:
+    """The children of ``pid``, zombies included."""
+    found = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError):
+            found += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+    return found
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -618,3 +685,90 @@ async def test_a_thousand_calls_in_a_row_reuse_warm_processes(executor: Executor
         assert result.success
         pids.add(result.result)
     assert len(pids) <= 2  # the pool's two processes served every call
+
+
+# -- containment: nothing a call starts outlives it; limits ------------------------------
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+
+
+@linux_only
+@pytest.mark.parametrize("tool", ["daemon", "background"])
+async def test_what_a_successful_call_started_is_killed_and_reaped(
+    executor: Executor, tmp_path: Path, tool: str
+) -> None:
+    pidfile = tmp_path / f"{tool}.pid"
+    result = await executor.execute(tool, {"pidfile": str(pidfile)})
+    assert result.success, result
+    tool_process = result.result
+    await _until(lambda: _gone(int(pidfile.read_text())), timeout=30)
+    # Reaped too: no zombie is left under the warm tool process, which stays.
+    await _until(lambda: not _children(tool_process), timeout=30)
+    again = await executor.execute("whoami", {})
+    assert again.success
+
+
+@linux_only
+async def test_a_timed_out_call_leaves_no_daemon_behind(executor: Executor, tmp_path: Path) -> None:
+    pidfile = tmp_path / "daemon.pid"
+    result = await executor.execute("daemon_hang", {"pidfile": str(pidfile)})
+    assert result.error_type == "TimeoutError", result
+    assert pidfile.exists()  # the daemon was running when the timeout struck
+    await _until(lambda: _gone(int(pidfile.read_text())), timeout=30)
+    assert (await executor.execute("echo", {"a": 1, "s": "x"})).success
+
+
+@linux_only
+async def test_closing_the_executor_kills_what_running_calls_started(
+    tools_dir: Path, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "daemon.pid"
+    async with Executor(METHODS, processes=1, cwd=tools_dir) as executor:
+        running = asyncio.ensure_future(
+            executor.execute("daemon_hang", {"pidfile": str(pidfile)}, timeout=120)
+        )
+        await _until(pidfile.exists, timeout=30)
+    assert (await running).error_type == "ToolProcessExited"
+    await _until(lambda: _gone(int(pidfile.read_text())), timeout=30)
+
+
+@linux_only
+async def test_memory_limit_names_the_setting_and_the_pool_goes_on(tools_dir: Path) -> None:
+    limits = ToolLimits(memory_mb=256)
+    async with Executor(METHODS, processes=1, cwd=tools_dir, limits=limits) as executor:
+        result = await executor.execute("allocate", {"mib": 4096})
+        assert (result.success, result.error_type) == (False, "ToolLimitExceeded")
+        assert result.error == (
+            "tool 'allocate' exceeded its memory limit (worker.tool_limits.memory_mb = 256)"
+        )
+        assert (await executor.execute("allocate", {"mib": 16})).result == 16 * 1024 * 1024
+        assert (await executor.execute("echo", {"a": 1, "s": "x"})).success
+
+
+@linux_only
+async def test_cpu_limit_kills_the_call_names_the_setting_and_is_replaced(
+    tools_dir: Path,
+) -> None:
+    by_tool = {"burn": ToolLimitsOverride(cpu_seconds=1)}
+    async with Executor(
+        METHODS, processes=1, cwd=tools_dir, limits=ToolLimits(), limits_by_tool=by_tool
+    ) as executor:
+        before = (await executor.execute("whoami", {})).result["pid"]
+        result = await executor.execute("burn", {})
+        assert (result.success, result.error_type) == (False, "ToolLimitExceeded")
+        assert result.error == (
+            "tool 'burn' used more than 1 s of CPU (worker.tool_limits_by_tool.burn.cpu_seconds = 1)"
+        )
+        after = await executor.execute("whoami", {})
+        assert after.success
+        assert after.result["pid"] != before  # the killed process was replaced
+
+
+@linux_only
+@pytest.mark.skipif(os.geteuid() == 0, reason="the kernel does not apply RLIMIT_NPROC to root")
+async def test_process_limit_makes_fork_fail_in_the_tool(tools_dir: Path) -> None:
+    limits = ToolLimits(processes=5)
+    async with Executor(METHODS, processes=1, cwd=tools_dir, limits=limits) as executor:
+        result = await executor.execute("fork_many", {"count": 50})
+        assert (result.success, result.error_type) == (False, "BlockingIOError"), result
+        assert (await executor.execute("fork_many", {"count": 2})).result == 2

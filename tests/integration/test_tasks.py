@@ -142,6 +142,12 @@ async def test_auto_policy_round_trip(served: Server, model: ScriptedModel, conn
         ("crash", {"code": 7}, "ToolProcessExited", "exited with code 7"),
         ("unserializable", {}, "TypeError", "not JSON-serializable"),
         ("hang", {"seconds": 30}, "TimeoutError", "tool 'hang' timed out after 1.0 s"),
+        (
+            "allocate",
+            {"mib": 4096},
+            "ToolLimitExceeded",
+            "tool 'allocate' exceeded its memory limit (worker.tool_limits.memory_mb = 2048)",
+        ),
     ],
 )
 async def test_failing_tools(

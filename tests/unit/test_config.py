@@ -6,12 +6,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qasdk.config import Config, load_config
+from qasdk.config import Config, ToolLimits, ToolLimitsOverride, WorkerConfig, load_config
 from qasdk.errors import ConfigurationError
 
 SEED = """
@@ -234,3 +235,51 @@ def test_missing_variable_and_bad_environment_are_reported_together() -> None:
 
 def test_escaped_dollar() -> None:
     assert load("database:\n  password: a$$b\n").database.password == "a$b"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({}, ToolLimitsOverride()),
+        ({"memory_mb": None}, ToolLimitsOverride(memory_mb=None)),
+        ({"cpu_seconds": 3}, ToolLimitsOverride(cpu_seconds=3)),
+    ],
+)
+def test_the_config_tells_left_out_from_null(given: dict[str, Any], expected: Any) -> None:
+    worker = msgspec.convert({"tool_limits_by_tool": {"t": given}}, WorkerConfig)
+    assert worker.tool_limits_by_tool["t"] == expected
+    assert msgspec.to_builtins(worker.tool_limits_by_tool["t"]) == given
+
+
+def test_tool_limits_in_model_config_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "model_config.yaml"
+    path.write_text(
+        "worker:\n"
+        "  tool_limits: {memory_mb: 1024, cpu_seconds: 10}\n"
+        "  tool_limits_by_tool:\n"
+        "    render: {memory_mb: 4096}\n"
+    )
+    worker = load_config(path, environ={}).worker
+    assert worker.tool_limits == ToolLimits(memory_mb=1024, cpu_seconds=10)
+    assert worker.tool_limits_by_tool == {"render": ToolLimitsOverride(memory_mb=4096)}
+
+
+def test_problems_inside_tool_limits_name_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "model_config.yaml"
+    path.write_text(
+        "worker:\n"
+        "  tool_limits: {memroy_mb: 1}\n"
+        "  tool_limits_by_tool:\n"
+        "    render: {memory: 4096}\n"
+        "    other: {cpu_seconds: -1}\n"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(path, environ={})
+    lines = [str(p) for p in caught.value.problems]
+    assert lines == [
+        f"{path}:2: worker.tool_limits.memroy_mb: "
+        "unknown setting 'memroy_mb' (did you mean 'memory_mb'?)",
+        f"{path}:4: worker.tool_limits_by_tool.render.memory: "
+        "unknown setting 'memory' (did you mean 'memory_mb'?)",
+        f"{path}:5: worker.tool_limits_by_tool.other.cpu_seconds: expected number > 0.0",
+    ]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import asyncio
     from types import ModuleType
 
-__all__ = ["Call", "Ready", "Reply", "main"]
+__all__ = ["Call", "Limits", "Ready", "Reply", "main"]
 
 HEADER_SIZE = 4
 
@@ -32,6 +32,14 @@ class Ready(msgspec.Struct, tag=True, array_like=True):
     """The child is set up and waiting for calls."""
 
     pid: int
+
+
+class Limits(msgspec.Struct, frozen=True, array_like=True):
+    """What a call may use (``None``: unlimited); see ``confine.py``."""
+
+    memory_mb: int | None = None
+    cpu_seconds: float | None = None
+    processes: int | None = None
 
 
 class Call(msgspec.Struct, tag=True, array_like=True):
@@ -46,6 +54,7 @@ class Call(msgspec.Struct, tag=True, array_like=True):
     function: str
     params: dict[str, Any]
     defaults: dict[str, Any] = {}
+    limits: Limits | None = None
 
 
 class Reply(msgspec.Struct, tag=True, array_like=True):
@@ -249,11 +258,80 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def _become_subreaper() -> None:
+    """Linux: adopt the orphans of our subprocesses, instead of init.
+
+    A process a tool starts that double-forks or calls setsid() leaves our process
+    group, but stays our descendant: the worker finds it below us and kills it
+    after the call (``tree.py``).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+
+
+class _Reaper:
+    """Reaps adopted children between calls, when the worker has killed them.
+
+    Only between calls: during one, the tool's own ``subprocess`` objects must
+    collect their children's exit status themselves.
+    """
+
+    def __init__(self) -> None:
+        import signal
+
+        self._signal = signal
+        self._previous: Any = None
+        self._on = False
+
+    def _reap(self, *_: object) -> None:
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except (ChildProcessError, InterruptedError):
+                return
+            if pid == 0:
+                return
+
+    def idle(self) -> None:
+        if not self._on and hasattr(self._signal, "SIGCHLD"):
+            self._previous = self._signal.signal(self._signal.SIGCHLD, self._reap)
+            self._on = True
+        self._reap()
+
+    def busy(self) -> None:
+        if self._on:
+            self._reap()
+            self._signal.signal(self._signal.SIGCHLD, self._previous)
+            self._on = False
+
+
+def _load_confine() -> Any:
+    """``confine.py`` next to this file, without importing qasdk (or shadowing a tool's module)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "confine.py")
+    spec = importlib.util.spec_from_file_location("_qasdk_confine", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.Confinement()
+
+
 def main() -> None:
     """Serve calls until the parent closes our input."""
     import faulthandler
 
     _die_with_parent()
+    _become_subreaper()
+    confinement = _load_confine()
+    reaper = _Reaper()
     reader, writer = _isolate_protocol()
     _fix_sys_path()
     faulthandler.enable()  # a segfaulting tool leaves a Python traceback in the log
@@ -262,8 +340,13 @@ def main() -> None:
     runner = _Runner()
     try:
         _write_frame(writer, encoder.encode(Ready(pid=os.getpid())))
+        reaper.idle()
         while (frame := _read_frame(reader)) is not None:
-            reply = runner.run(decoder.decode(frame))
+            call = decoder.decode(frame)
+            reaper.busy()
+            confinement.apply(call.limits)
+            reply = runner.run(call)
+            reaper.idle()
             _flush_std_streams()
             _write_frame(writer, encoder.encode(reply))
     except BrokenPipeError:

@@ -25,18 +25,23 @@ from typing import Any
 
 import msgspec
 
+from qasdk.config import ToolLimits, ToolLimitsOverride
 from qasdk.errors import MethodExecutionError, MethodNotFoundError, StartupError, ValidationError
 from qasdk.models import ExecutionResult, MethodConfig, Problem
 from qasdk.store.values import PREVIEW, truncated
 from qasdk_server.executor.arguments import prepare_params, registered_defaults
 from qasdk_server.executor.child import Call, Reply
 from qasdk_server.executor.code import CodeVersion
+from qasdk_server.executor.limits import CallLimits, resolve_limits
 from qasdk_server.executor.output import OutputLimits
 from qasdk_server.executor.process import TimedOut, ToolProcess, settle
 
-__all__ = ["Executor"]
+__all__ = ["LIMIT_EXCEEDED", "Executor"]
 
 logger = logging.getLogger("qasdk.executor")
+
+#: The error type of a call that ran into one of its limits (memory, CPU).
+LIMIT_EXCEEDED = "ToolLimitExceeded"
 
 
 class Executor:
@@ -48,6 +53,9 @@ class Executor:
     ``sys.path`` entry; ``env`` is added to ``base_env`` (default: this
     process's environment). A result over ``result_limit`` bytes of JSON comes
     back as a truncation marker; ``output`` caps what of tools' output is logged.
+    ``limits`` (``worker.tool_limits``) and ``limits_by_tool`` bound what each
+    call may use (default: nothing is limited); whatever a call starts is
+    killed when it ends.
     """
 
     def __init__(
@@ -61,6 +69,8 @@ class Executor:
         base_env: Mapping[str, str] | None = None,
         result_limit: int | None = None,
         output: OutputLimits | None = None,
+        limits: ToolLimits | None = None,
+        limits_by_tool: Mapping[str, ToolLimitsOverride] | None = None,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -68,6 +78,9 @@ class Executor:
         self._size = processes
         #: Seconds a tool without a timeout of its own may run (changeable while running).
         self.default_timeout = default_timeout
+        #: What a call may use, and the tools that differ (changeable while running).
+        self.limits = limits
+        self.limits_by_tool: Mapping[str, ToolLimitsOverride] = dict(limits_by_tool or {})
         self._cwd = os.path.abspath(cwd if cwd is not None else os.getcwd())
         if base_env is None and not env:
             self._env: dict[str, str] | None = None
@@ -201,12 +214,19 @@ class Executor:
                 prepared = prepare_params(config, params, fill_defaults=False)
             except ValidationError as exc:
                 return self._rejected(name, params, exc)
+            limits = resolve_limits(
+                name,
+                float(config.timeout or self.default_timeout),
+                self.limits,
+                self.limits_by_tool,
+            )
             call = Call(
                 name,
                 config.module_path,
                 config.function_name,
                 prepared,
                 registered_defaults(config, prepared),
+                limits.wire,
             )
             try:
                 frame = msgspec.json.encode(call)
@@ -231,7 +251,7 @@ class Executor:
             message = f"tool {name!r} timed out after {timeout} s before it could start"
             return self._failed(name, prepared, "TimeoutError", message, None, 0.0)
 
-        result = await self._call(process, name, prepared, frame, limit)
+        result = await self._call(process, name, prepared, frame, limit, limits)
         result.code_version = process.code_version
         return result
 
@@ -242,6 +262,7 @@ class Executor:
         prepared: dict[str, Any],
         frame: bytes,
         limit: float,
+        limits: CallLimits,
     ) -> ExecutionResult:
         """Send the call to ``process`` and turn what comes back into a result."""
         start = time.perf_counter()
@@ -256,6 +277,7 @@ class Executor:
         elapsed = time.perf_counter() - start
 
         if isinstance(outcome, Reply):
+            process.sweep()  # nothing the call started outlives it
             self._release(process)
             if outcome.ok:
                 if logger.isEnabledFor(logging.DEBUG):
@@ -265,16 +287,17 @@ class Executor:
                 return ExecutionResult(
                     success=True, result=self._parse(name, outcome.result), execution_time=elapsed
                 )
-            return self._failed(
-                name, prepared, outcome.error_type, outcome.error, outcome.traceback, elapsed
-            )
+            error_type, error = _limit_hit(limits, outcome.error_type, outcome.error)
+            return self._failed(name, prepared, error_type, error, outcome.traceback, elapsed)
         if isinstance(outcome, TimedOut):
             process.kill()
             message = f"tool {name!r} timed out after {round(limit, 3)} s"
             return self._failed(name, prepared, "TimeoutError", message, None, elapsed)
-        return self._failed(
-            name, prepared, "ToolProcessExited", _exit_message(name, outcome.code), None, elapsed
-        )
+        if outcome.code == -signal.SIGXCPU and limits.cpu_seconds is not None:
+            error_type, error = LIMIT_EXCEEDED, limits.cpu_message()
+        else:
+            error_type, error = "ToolProcessExited", _exit_message(name, outcome.code)
+        return self._failed(name, prepared, error_type, error, None, elapsed)
 
     # -- results and logging ------------------------------------------------
 
@@ -437,6 +460,13 @@ class Executor:
             code = process.proc.returncode
             raise StartupError(f"a tool process exited with code {code} while starting:\n{output}")
         return process
+
+
+def _limit_hit(limits: CallLimits, error_type: str, error: str) -> tuple[str, str]:
+    """A tool's failure, or the limit it ran into (a ``MemoryError`` under ``RLIMIT_AS``)."""
+    if error_type == "MemoryError" and limits.memory_mb is not None:
+        return LIMIT_EXCEEDED, limits.memory_message()
+    return error_type, error
 
 
 def _closed() -> MethodExecutionError:

@@ -6,6 +6,7 @@ Split from :mod:`qasdk_server.executor.pool` so the pool logic there reads on it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 import msgspec
 
 from qasdk_server.executor import child as _child
+from qasdk_server.executor import tree
 from qasdk_server.executor.child import HEADER_SIZE, Ready, Reply
 from qasdk_server.executor.output import OutputBudget, OutputLimits
 
@@ -155,6 +157,7 @@ class ToolProcess:
                 await self._exited
             code = self.proc.returncode
             assert code is not None
+            self._kill_group_left()
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
             if self._pending is not None:
@@ -219,8 +222,14 @@ class ToolProcess:
             loop.call_later(0.5, self.note_dropped_output)
 
     def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Signal the child's whole process group (it is a session leader)."""
+        """Signal the child's whole process group (it is a session leader).
+
+        SIGKILL also kills every descendant that left the group (``tree.py``).
+        """
         if self.proc.returncode is not None:
+            return
+        if sig == signal.SIGKILL:
+            tree.kill_tree(self.pid)
             return
         try:
             os.killpg(self.pid, sig)
@@ -228,6 +237,17 @@ class ToolProcess:
             pass
         except PermissionError:
             self.proc.send_signal(sig)
+
+    def sweep(self) -> None:
+        """Kill what the last call started and left running; the child itself stays."""
+        if self.proc.returncode is None and not self.dead:
+            tree.kill_descendants(self.pid)
+
+    def _kill_group_left(self) -> None:
+        """After the child exited: kill what is left of its process group."""
+        # No member left: the group, and so its id, is gone (ESRCH).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
 
     def stop(self) -> asyncio.Task[None]:
         """Stop the child (idempotent): EOF, SIGTERM if it is busy, SIGKILL after 2 s."""
@@ -237,6 +257,7 @@ class ToolProcess:
         return self._stop_task
 
     async def _stop(self) -> None:
+        self.sweep()  # what a running call started dies now; the tool itself gets SIGTERM
         if self.proc.stdin is not None:
             self.proc.stdin.close()  # an idle child exits on EOF
         if self.busy:

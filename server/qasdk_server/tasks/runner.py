@@ -113,6 +113,8 @@ class TaskRunner:
         """Use ``config`` from the next task on; running tasks keep what they started with."""
         self.config = config
         self.executor.default_timeout = config.worker.tool_timeout
+        self.executor.limits = config.worker.tool_limits
+        self.executor.limits_by_tool = config.worker.tool_limits_by_tool
 
     # -- shared, lazily built model resources -------------------------------
 

@@ -75,6 +75,8 @@ class Worker:
             registry.configs(),
             processes=concurrency,
             default_timeout=config.worker.tool_timeout,
+            limits=config.worker.tool_limits,
+            limits_by_tool=config.worker.tool_limits_by_tool,
             cwd=os.getcwd(),
             # Tool files edited and synced within the same second must not load stale bytecode.
             env={"PYTHONDONTWRITEBYTECODE": "1"},

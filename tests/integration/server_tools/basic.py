@@ -78,6 +78,16 @@ def crash(code: int = 3) -> None:
 
 
 @tool
+def allocate(mib: int) -> int:
+    """Allocate memory (beyond ``worker.tool_limits.memory_mb``, the call fails).
+
+    Args:
+        mib: How many MiB.
+    """
+    return len(bytearray(mib * 1024 * 1024))
+
+
+@tool
 def unserializable() -> dict:
     """Return something JSON cannot hold."""
     return {"value": object()}
