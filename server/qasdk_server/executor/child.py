@@ -68,6 +68,23 @@ class Reply(msgspec.Struct, tag=True, array_like=True):
     error_type: str = ""
     error: str = ""
     traceback: str = ""
+    #: Bytes of a result over the worker's limit, which ``result`` then only previews.
+    cut: int = 0
+
+
+#: Bytes of a cut result's JSON kept as its preview (as ``qasdk.store.values.PREVIEW``).
+_PREVIEW = 500
+
+
+def _cut_result(encoded: bytes, limit: int) -> Reply:
+    """A result over ``limit`` never crosses the pipe: a marker with a preview does."""
+    marker = {
+        "truncated": True,
+        "bytes": len(encoded),
+        "limit": limit,
+        "preview": encoded[:_PREVIEW].decode(errors="replace"),
+    }
+    return Reply(ok=True, result=msgspec.Raw(msgspec.json.encode(marker)), cut=len(encoded))
 
 
 def _safe_str(exc: BaseException) -> str:
@@ -120,6 +137,8 @@ class _Runner:
         self._convert = _load_convert()
         self._functions: dict[tuple[str, str], tuple[Callable[..., Any], Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Bytes of result JSON the worker takes (``QASDK_RESULT_LIMIT``; 0: no limit).
+        self.result_limit = int(os.environ.pop("QASDK_RESULT_LIMIT", "0") or 0)
 
     def _resolve(self, call: Call) -> tuple[Callable[..., Any], Any] | Reply:
         """The function to call and its converter, or a failure naming the module or function."""
@@ -177,6 +196,8 @@ class _Runner:
                 error_type="TypeError",
                 error=f"result of type {type(value).__qualname__} is not JSON-serializable: {exc}",
             )
+        if self.result_limit and len(encoded) > self.result_limit:
+            return _cut_result(encoded, self.result_limit)
         return Reply(ok=True, result=msgspec.Raw(encoded))
 
 

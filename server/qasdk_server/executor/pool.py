@@ -285,7 +285,9 @@ class Executor:
                         "tool %r succeeded in %.3f ms", name, elapsed * 1000, extra={"method": name}
                     )
                 return ExecutionResult(
-                    success=True, result=self._parse(name, outcome.result), execution_time=elapsed
+                    success=True,
+                    result=self._parse(name, outcome.result, outcome.cut),
+                    execution_time=elapsed,
                 )
             error_type, error = _limit_hit(limits, outcome.error_type, outcome.error)
             return self._failed(name, prepared, error_type, error, outcome.traceback, elapsed)
@@ -301,23 +303,27 @@ class Executor:
 
     # -- results and logging ------------------------------------------------
 
-    def _parse(self, name: str, raw: msgspec.Raw) -> Any:
+    def _parse(self, name: str, raw: msgspec.Raw, cut: int = 0) -> Any:
         """The tool's result; over ``result_limit`` bytes, a marker instead (never parsed).
 
-        A tool that returns 50 MB must not stall this event loop parsing it,
-        nor carry it through the agent and the store.
+        A tool that returns 50 MB must not stall this event loop parsing it, nor
+        carry it through the agent and the store: the tool process sends only
+        a marker (``cut``: the size it had), and a result over the limit that
+        comes anyway is not parsed here.
         """
         data = memoryview(raw)
-        if self._result_limit is not None and len(data) > self._result_limit:
+        limit = self._result_limit
+        over = limit is not None and len(data) > limit
+        if cut or over:
             logger.warning(
-                "tool %r returned %d bytes of JSON, more than limits.result (%d): kept a preview",
+                "tool %r returned %d bytes of JSON, more than limits.result (%s): kept a preview",
                 name,
-                len(data),
-                self._result_limit,
+                cut or len(data),
+                limit,
                 extra={"method": name},
             )
-            preview = bytes(data[:PREVIEW]).decode(errors="replace")
-            return truncated(len(data), self._result_limit, preview)
+        if over and limit is not None:
+            return truncated(len(data), limit, bytes(data[:PREVIEW]).decode(errors="replace"))
         return msgspec.json.decode(data)
 
     def _rejected(
@@ -445,6 +451,8 @@ class Executor:
         env, version = self._env, self._code
         if version is not None:
             env = {**(env or os.environ), "QASDK_CODE_ROOT": version.path}
+        if self._result_limit is not None:
+            env = {**(env or os.environ), "QASDK_RESULT_LIMIT": str(self._result_limit)}
         process = await ToolProcess.start(
             cwd=self._cwd,
             env=env,
