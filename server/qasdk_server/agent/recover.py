@@ -9,7 +9,8 @@ back as plain content. :func:`recover_calls` reads the shapes seen in practice:
 * a JSON list of such objects;
 * either of those as the only content of one fenced block (```` ```json ```` or
   ```` ``` ````);
-* one or more ``<tool_call>…</tool_call>`` blocks (the last may be unclosed).
+* one or more ``<tool_call>…</tool_call>`` blocks (the last may be unclosed),
+  each holding one of the above, alone or in one fenced block.
 
 The whole text (thinking already removed) must be the call: prose around it,
 an unknown tool name or any malformed item leaves the text as the answer.
@@ -54,6 +55,8 @@ def recover_calls(text: str | None, tools: Collection[str]) -> list[RecoveredCal
         return _tagged(body, tools)
     fenced = _unfence(body)
     if fenced is not None:
+        if fenced.startswith(_OPEN):
+            return _tagged(fenced, tools)
         body = fenced
     return _calls(_load(body), tools)
 

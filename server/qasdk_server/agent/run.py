@@ -221,7 +221,7 @@ class AgentRun:
                     "(model.max_turns)",
                 )
             )
-        attempt = 0
+        attempt, streamed = 0, True
         while True:
             started, clock = _now(), time.perf_counter()
             output: list[Any] = []
@@ -235,20 +235,25 @@ class AgentRun:
             except IndexError as exc:
                 elapsed = (time.perf_counter() - clock) * 1000
                 self.context.observe_model("error", elapsed / 1000)
-                message = f"qwen-agent could not read the model's streamed reply ({exc!r})"
+                reading = "streamed reply" if streamed else "reply (asked without streaming)"
+                message = f"qwen-agent could not read the model's {reading} ({exc!r})"
                 self._record_model_step(
                     started, elapsed, error=TaskError("ModelProtocolError", message)
                 )
                 if unstreamed is None:
+                    why = (
+                        "the native tools API cannot be asked without streaming"
+                        if streamed
+                        else "the streamed reply failed the same way"
+                    )
                     raise AgentFailure(
                         TaskError(
                             "ModelProtocolError",
-                            f"{message}; the native tools API cannot be asked without "
-                            f"streaming ({mask_url(self.model.model_server)})",
+                            f"{message}; {why} ({mask_url(self.model.model_server)})",
                         )
                     ) from exc
                 logger.warning("%s; asking again without streaming", message)
-                call, unstreamed = unstreamed, None
+                call, unstreamed, streamed = unstreamed, None, False
                 continue
             except Exception as exc:
                 elapsed = (time.perf_counter() - clock) * 1000

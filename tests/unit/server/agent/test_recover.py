@@ -32,6 +32,7 @@ PARIS = RecoveredCall("get_weather", '{"city": "Paris"}')
         '<tool_call>{"name": "get_weather", "parameters": {"city": "Paris"}}',  # cut short
         '<tool_call>\n```json\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n```\n'
         "</tool_call>",
+        '```\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n```',
     ],
 )
 def test_each_shape_small_models_write_is_a_call(text: str) -> None:
