@@ -230,7 +230,7 @@ def bench_model_turns(project: Path, url: str, turns: int) -> dict[str, float]:
 
     results: dict[str, float] = {}
     with ScriptedModel() as model:
-        config = ModelConfig(api_base=model.url, max_turns=turns + 1)
+        config = ModelConfig(api_base=model.url, max_turns=turns + 1, max_tool_calls=turns + 1)
         llm_cfg = {
             "model": config.name,
             "model_server": model.base_url,

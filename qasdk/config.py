@@ -69,6 +69,14 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     #: ``nous``: tools in the system prompt (qwen-agent's default);
     #: ``native``: the OpenAI ``tools`` API.
     function_calling: Literal["nous", "native"] = "nous"
+    #: Take a turn whose whole text is a tool call written without tags (bare or fenced
+    #: JSON, a list of calls, ``<tool_call>`` as plain text) for that call.
+    recover_tool_calls: bool = True
+    #: Upper bound on tool calls per task, beside ``max_turns``.
+    max_tool_calls: PositiveInt = 16
+    #: The same call asked for again after a nudge ends the loop: ``answer`` completes
+    #: the task with the last tool result, ``fail`` fails it with ``ToolCallLoop``.
+    on_tool_loop: Literal["answer", "fail"] = "answer"
 
     @property
     def model_server(self) -> str:

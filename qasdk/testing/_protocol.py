@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from qasdk.testing.reply import ErrorReply, Reply, TextReply
+from qasdk.testing.reply import ErrorReply, Reply, TextReply, ToolCallsReply
 
 __all__ = [
     "CREATED",
@@ -35,6 +35,7 @@ __all__ = [
     "sse_stream",
     "usage",
     "uses_native_tools",
+    "written_calls",
 ]
 
 #: The error message when neither the script nor a rule has a reply.
@@ -55,6 +56,8 @@ class Generation(msgspec.Struct, frozen=True, kw_only=True):
     #: ``(id, name, arguments_json)`` for native tool calls.
     tool_calls: tuple[tuple[str, str, str], ...] = ()
     finish_reason: str = "stop"
+    #: A streamed reply starts with a chunk of empty content.
+    empty_chunk: bool = False
 
 
 def uses_native_tools(body: Mapping[str, Any]) -> bool:
@@ -69,6 +72,29 @@ def nous_tool_call(name: str, arguments: Mapping[str, Any]) -> str:
     return f"<tool_call>\n{payload}\n</tool_call>"
 
 
+def written_calls(reply: ToolCallsReply) -> str:
+    """The calls of ``reply`` as text, in its ``written_as`` layout (not ``calls``)."""
+    items = [
+        {
+            "name": call.name,
+            reply.arguments_key: (
+                json.dumps(call.arguments, ensure_ascii=False)
+                if reply.string_arguments
+                else call.arguments
+            ),
+        }
+        for call in reply.calls
+    ]
+    if reply.written_as == "tags":
+        return "\n".join(
+            f"<tool_call>\n{json.dumps(item, ensure_ascii=False)}\n</tool_call>" for item in items
+        )
+    data: object = items[0] if len(items) == 1 else items
+    if reply.written_as == "fenced":
+        return f"```json\n{json.dumps(data, ensure_ascii=False, indent=2)}\n```"
+    return json.dumps(data, ensure_ascii=False)
+
+
 def generate(reply: Reply, *, native: bool) -> Generation:
     """Lay out a text or tool-calls reply for a request in nous or native mode."""
     if isinstance(reply, ErrorReply):
@@ -76,6 +102,11 @@ def generate(reply: Reply, *, native: bool) -> Generation:
     if isinstance(reply, TextReply):
         body: str | None = reply.content
         calls: tuple[tuple[str, str, str], ...] = ()
+        finish = "stop"
+    elif reply.written_as != "calls":
+        written = written_calls(reply)
+        body = f"{reply.text}\n{written}" if reply.text else written
+        calls = ()
         finish = "stop"
     elif native:
         body = reply.text or None
@@ -100,7 +131,13 @@ def generate(reply: Reply, *, native: bool) -> Generation:
             reasoning = reply.thinking
         else:
             body = f"<think>\n{reply.thinking}\n</think>\n\n{body or ''}"
-    return Generation(content=body, reasoning=reasoning, tool_calls=calls, finish_reason=finish)
+    return Generation(
+        content=body,
+        reasoning=reasoning,
+        tool_calls=calls,
+        finish_reason=finish,
+        empty_chunk=reply.empty_chunk,
+    )
 
 
 def content_text(content: object) -> str:
@@ -218,6 +255,8 @@ def sse_stream(
         "system_fingerprint": _FINGERPRINT,
     }
     deltas = list(_deltas(generation)) or [{"content": ""}]
+    if generation.empty_chunk:
+        deltas.insert(0, {"content": ""})
     deltas[0] = {"role": "assistant", **deltas[0]}
     events = [
         {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}

@@ -22,6 +22,7 @@ __all__ = [
     "ThinkingStyle",
     "ToolCall",
     "ToolCallsReply",
+    "WrittenAs",
     "error",
     "from_data",
     "hang",
@@ -33,6 +34,14 @@ __all__ = [
 #: ``tags``: ``<think>…</think>`` in the content, as Ollama returns qwen3 output by
 #: default; ``field``: a separate ``reasoning_content``, as vLLM/DashScope do.
 ThinkingStyle: TypeAlias = Literal["tags", "field"]
+
+#: How a tool call reaches the client. ``calls``: the way the request asked for
+#: (``<tool_call>`` text in nous mode, OpenAI ``tool_calls`` in native mode); the rest
+#: are text content in both modes, as small models write them: ``json`` a bare JSON
+#: object (a list for several calls), ``fenced`` the same in a ```` ```json ```` block,
+#: ``tags`` ``<tool_call>`` blocks as plain characters.
+WrittenAs: TypeAlias = Literal["calls", "json", "fenced", "tags"]
+ArgumentsKey: TypeAlias = Literal["arguments", "parameters"]
 
 _T = TypeVar("_T")
 _Delay = Annotated[float, msgspec.Meta(ge=0)]
@@ -54,6 +63,8 @@ class TextReply(msgspec.Struct, frozen=True, kw_only=True, tag="text", tag_field
     thinking: str | None = None
     thinking_style: ThinkingStyle = "tags"
     delay: _Delay = 0.0
+    #: Streamed replies start with a chunk whose content is empty.
+    empty_chunk: bool = False
 
 
 class ToolCallsReply(msgspec.Struct, frozen=True, kw_only=True, tag="tool_calls", tag_field="type"):
@@ -64,6 +75,12 @@ class ToolCallsReply(msgspec.Struct, frozen=True, kw_only=True, tag="tool_calls"
     thinking: str | None = None
     thinking_style: ThinkingStyle = "tags"
     delay: _Delay = 0.0
+    written_as: WrittenAs = "calls"
+    #: The key of the arguments in a call written as text.
+    arguments_key: ArgumentsKey = "arguments"
+    #: Arguments in a call written as text are a JSON string, not an object.
+    string_arguments: bool = False
+    empty_chunk: bool = False
 
 
 class ErrorReply(msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_field="type"):
@@ -91,6 +108,7 @@ def text(
     thinking: str | None = None,
     thinking_style: ThinkingStyle = "tags",
     delay: float = 0.0,
+    empty_chunk: bool = False,
 ) -> TextReply:
     """A final answer.
 
@@ -100,6 +118,8 @@ def text(
         thinking_style: ``tags`` puts ``<think>\\n…\\n</think>\\n\\n`` before the
             content; ``field`` sends it as ``reasoning_content``.
         delay: Seconds to wait before answering.
+        empty_chunk: Start a streamed reply with a chunk of empty content, as some
+            servers do (qwen-agent's ``qwen`` prompt fails on it).
     """
     return _convert(
         {
@@ -108,6 +128,7 @@ def text(
             "thinking": thinking,
             "thinking_style": thinking_style,
             "delay": delay,
+            "empty_chunk": empty_chunk,
         },
         TextReply,
     )
@@ -121,6 +142,10 @@ def tool_call(
     thinking_style: ThinkingStyle = "tags",
     text: str = "",
     delay: float = 0.0,
+    written_as: WrittenAs = "calls",
+    arguments_key: ArgumentsKey = "arguments",
+    string_arguments: bool = False,
+    empty_chunk: bool = False,
 ) -> ToolCallsReply:
     """A single tool call (see :func:`tool_calls`)."""
     return tool_calls(
@@ -129,6 +154,10 @@ def tool_call(
         thinking_style=thinking_style,
         text=text,
         delay=delay,
+        written_as=written_as,
+        arguments_key=arguments_key,
+        string_arguments=string_arguments,
+        empty_chunk=empty_chunk,
     )
 
 
@@ -139,6 +168,10 @@ def tool_calls(
     thinking_style: ThinkingStyle = "tags",
     text: str = "",
     delay: float = 0.0,
+    written_as: WrittenAs = "calls",
+    arguments_key: ArgumentsKey = "arguments",
+    string_arguments: bool = False,
+    empty_chunk: bool = False,
 ) -> ToolCallsReply:
     """Parallel tool calls, in order.
 
@@ -148,6 +181,11 @@ def tool_calls(
         thinking_style: ``tags`` or ``field`` (see :func:`text`).
         text: Visible text before the calls.
         delay: Seconds to wait before answering.
+        written_as: ``calls`` (the client's format) or text the way small models
+            write calls: ``json``, ``fenced`` or ``tags`` (see :data:`WrittenAs`).
+        arguments_key: ``arguments`` or ``parameters``, for calls written as text.
+        string_arguments: Write the arguments as a JSON string (calls written as text).
+        empty_chunk: Start a streamed reply with a chunk of empty content.
 
     Raises:
         ValueError: No calls, an empty name, or arguments that are not a JSON object.
@@ -177,6 +215,10 @@ def tool_calls(
             "thinking": thinking,
             "thinking_style": thinking_style,
             "delay": delay,
+            "written_as": written_as,
+            "arguments_key": arguments_key,
+            "string_arguments": string_arguments,
+            "empty_chunk": empty_chunk,
         },
         ToolCallsReply,
     )
@@ -240,23 +282,27 @@ def from_data(data: object) -> Reply:
     if kind == "hang":
         return hang(**_checked(fields, {"seconds", "content"}, kind))
     if kind == "tool_call":
-        allowed = {"name", "arguments", "thinking", "thinking_style", "text", "delay"}
+        allowed = {"name", "arguments", "thinking", "thinking_style", "text", "delay", *_AS_TEXT}
         return tool_call(**_checked(fields, allowed, kind))
     if kind == "tool_calls":
         raw_calls = fields.pop("calls", None)
         if not isinstance(raw_calls, Sequence) or isinstance(raw_calls, str):
             raise ValueError("a tool_calls reply needs a list of {name, arguments} as 'calls'")
         calls = [_convert(call, ToolCall) for call in raw_calls]
-        allowed = {"thinking", "thinking_style", "text", "delay"}
+        allowed = {"thinking", "thinking_style", "text", "delay", *_AS_TEXT}
         return tool_calls(calls, **_checked(fields, allowed, kind))
     if kind == "text":
-        return text(**_checked(fields, {"content", "thinking", "thinking_style", "delay"}, kind))
+        allowed = {"content", "thinking", "thinking_style", "delay", "empty_chunk"}
+        return text(**_checked(fields, allowed, kind))
     if kind == "error":
         allowed = {"status", "message", "retry_after", "should_retry", "delay"}
         return error(**_checked(fields, allowed, kind))
     raise ValueError(
         f"unknown reply type {kind!r}; expected text, tool_call, tool_calls, error or hang"
     )
+
+
+_AS_TEXT = ("written_as", "arguments_key", "string_arguments", "empty_chunk")
 
 
 def _checked(fields: dict[str, Any], allowed: set[str], kind: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 import uuid
@@ -116,7 +117,8 @@ async def test_a_client_error_from_the_model_is_not_retried(
 
 
 async def test_the_tool_loop_is_bounded(served: Server, model: ScriptedModel, conn: Any) -> None:
-    model.rule = lambda body: reply.tool_call("echo", {"text": "again"})
+    calls = itertools.count()  # new arguments each time: not a repeated call
+    model.rule = lambda body: reply.tool_call("echo", {"text": f"again {next(calls)}"})
     task = served.run(task_description="loop forever")
     assert task["status"] == "failed"
     assert task["error"]["type"] == "TooManyTurns"

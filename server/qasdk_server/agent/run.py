@@ -2,8 +2,14 @@
 
 The real qwen-agent ``FnCallAgent`` runs the loop (see :mod:`.shim`); each
 model turn is timed, recorded, bounded by ``model.max_turns`` and retried with
-exponential backoff on transient faults; each tool call goes through the
-task's :class:`AgentContext` to the executor, on the event loop.
+exponential backoff on transient faults; a stream qwen-agent cannot read
+(``IndexError`` on an empty chunk) is asked again once without streaming. A
+turn whose text is a tool call written without tags becomes that call
+(:mod:`.recover`, ``model.recover_tool_calls``). Each tool call goes through
+the task's :class:`AgentContext` to the executor, on the event loop; calls are
+bounded by ``model.max_tool_calls``, and the same call asked for again after
+its result was returned gets a nudge once, then ends the loop
+(``model.on_tool_loop``).
 
 qwen-agent is synchronous, so a task's agent runs in a worker thread; the
 context's methods are safe to call from it.
@@ -23,12 +29,14 @@ from typing import Any, Protocol
 from qasdk.config import ModelConfig
 from qasdk.models import ExecutionResult, MethodConfig, TaskError, TraceStep
 from qasdk.redaction import mask_url
-from qasdk_server.agent import model_errors
+from qasdk_server.agent import model_errors, shim
+from qasdk_server.agent.recover import recover_calls
 from qasdk_server.agent.shim import SYSTEM_MESSAGE, agent_class
 from qasdk_server.agent.thinking import split_thinking
 
 __all__ = [
     "CANCELLED_CALL",
+    "NUDGE",
     "AgentContext",
     "AgentFailure",
     "AgentOutcome",
@@ -38,6 +46,12 @@ __all__ = [
 
 #: The error of a tool step whose task was cancelled while the tool ran.
 CANCELLED_CALL = TaskError("Cancelled", "the task was cancelled while the tool ran")
+
+#: What the model is told, after the result again, when it repeats a call.
+NUDGE = (
+    "You already called this tool with these arguments and the result is above. "
+    "Do not call it again: answer the user now."
+)
 
 logger = logging.getLogger("qasdk.agent")
 
@@ -79,6 +93,15 @@ class AgentFailure(Exception):
         self.error = error
 
 
+class _LoopStopped(Exception):
+    """The model asked for the same call a third time; ``answer`` is its last result."""
+
+    def __init__(self, name: str, answer: str | None) -> None:
+        super().__init__(name)
+        self.name = name
+        self.answer = answer
+
+
 class AgentOutcome:
     """The final answer (thinking removed) and the thinking that preceded it."""
 
@@ -113,6 +136,11 @@ class AgentRun:
         self.retries = retries
         self.backoff = backoff
         self.turns = 0
+        self.tool_calls = 0
+        #: (name, canonical arguments) → (turn it first ran in, its result, text the model
+        #: got, whether it failed)
+        self._returned: dict[tuple[str, str], tuple[int, Any, str, bool]] = {}
+        self._repeats: dict[tuple[str, str], int] = {}
         self.cancelled = threading.Event()
         self._pending_tool: concurrent.futures.Future[ExecutionResult] | None = None
 
@@ -132,9 +160,12 @@ class AgentRun:
         agent = agent_class()(function_list=self.tools, llm=self.llm, system_message=SYSTEM_MESSAGE)
         agent.hooks = self
         responses: list[Any] = []
-        for latest in agent.run([{"role": "user", "content": description}]):
-            responses = latest
-            self._check()
+        try:
+            for latest in agent.run([{"role": "user", "content": description}]):
+                responses = latest
+                self._check()
+        except _LoopStopped as stop:
+            return self._stopped(stop)
         final = [
             m
             for m in responses
@@ -155,12 +186,31 @@ class AgentRun:
             thinking = "\n\n".join([*reasoning, *([thinking] if thinking else [])])
         return AgentOutcome(answer, thinking)
 
+    def _stopped(self, stop: _LoopStopped) -> AgentOutcome:
+        if stop.answer is None or self.model.on_tool_loop == "fail":
+            raise AgentFailure(
+                TaskError(
+                    "ToolCallLoop",
+                    f"the model kept asking for {stop.name!r} with the same arguments "
+                    "after its result was returned (model.on_tool_loop)",
+                )
+            )
+        return AgentOutcome(stop.answer, None)
+
     def _check(self) -> None:
         if self.cancelled.is_set():
             raise Cancelled()
 
-    def model_turn(self, call: Callable[[], Iterator[list[Any]]]) -> Iterator[list[Any]]:
-        """One model turn: bounded, timed, recorded, retried when the fault is transient."""
+    def model_turn(
+        self,
+        call: Callable[[], Iterator[list[Any]]],
+        unstreamed: Callable[[], Iterator[list[Any]]] | None = None,
+    ) -> Iterator[list[Any]]:
+        """One model turn: bounded, timed, recorded, retried when the fault is transient.
+
+        ``unstreamed`` is the same call without streaming, tried once when
+        qwen-agent fails to read the stream (``IndexError`` on an empty chunk).
+        """
         self._check()
         self.turns += 1
         if self.turns > self.model.max_turns:
@@ -171,15 +221,40 @@ class AgentRun:
                     "(model.max_turns)",
                 )
             )
-        for attempt in range(self.retries + 1):
+        attempt, streamed = 0, True
+        while True:
             started, clock = _now(), time.perf_counter()
             output: list[Any] = []
+            shim.start_turn()
             try:
                 for output in call():
                     self._check()
                     yield output
             except (Cancelled, AgentFailure):
                 raise
+            except IndexError as exc:
+                elapsed = (time.perf_counter() - clock) * 1000
+                self.context.observe_model("error", elapsed / 1000)
+                reading = "streamed reply" if streamed else "reply (asked without streaming)"
+                message = f"qwen-agent could not read the model's {reading} ({exc!r})"
+                self._record_model_step(
+                    started, elapsed, error=TaskError("ModelProtocolError", message)
+                )
+                if unstreamed is None:
+                    why = (
+                        "the native tools API cannot be asked without streaming"
+                        if streamed
+                        else "the streamed reply failed the same way"
+                    )
+                    raise AgentFailure(
+                        TaskError(
+                            "ModelProtocolError",
+                            f"{message}; {why} ({mask_url(self.model.model_server)})",
+                        )
+                    ) from exc
+                logger.warning("%s; asking again without streaming", message)
+                call, unstreamed, streamed = unstreamed, None, False
+                continue
             except Exception as exc:
                 elapsed = (time.perf_counter() - clock) * 1000
                 message = model_errors.describe(exc)
@@ -212,14 +287,60 @@ class AgentRun:
                 )
                 if self.cancelled.wait(delay):
                     raise Cancelled() from None
+                attempt += 1
                 continue
-            self._record_turn(output, started, clock)
+            recovered = self._recover(output)
+            if recovered is not None:
+                output, source, thought = recovered
+                yield output
+                self._record_turn(
+                    output, started, clock, recovered_from=source, recovered_thinking=thought
+                )
+            else:
+                self._record_turn(output, started, clock)
             return
 
-    def _record_turn(self, output: list[Any], started: datetime, clock: float) -> None:
+    def _recover(self, output: list[Any]) -> tuple[list[Any], str, str | None] | None:
+        """The turn with the calls its text holds, and that text; ``None`` if it holds none."""
+        if not self.model.recover_tool_calls:
+            return None
+        seen = shim.raw_text()
+        if seen is not None:
+            raw, parsed = seen
+        else:
+            raw = "".join(m.get("content") for m in output if isinstance(m.get("content"), str))
+            parsed = any(m.get("function_call") for m in output)
+        if parsed:
+            return None
+        text, thought = split_thinking(raw)
+        calls = recover_calls(text, self.methods)
+        if not calls:
+            return None
+        kept = [m for m in output if m.get("reasoning_content") and not m.get("content")]
+        made = [
+            shim.function_call_message(call.name, call.arguments, f"recovered_{self.turns}_{i}")
+            for i, call in enumerate(calls, start=1)
+        ]
+        logger.info(
+            "recovered %d tool call(s) the model wrote as text: %s",
+            len(calls),
+            ", ".join(call.name for call in calls),
+        )
+        return [*kept, *made], text, thought
+
+    def _record_turn(
+        self,
+        output: list[Any],
+        started: datetime,
+        clock: float,
+        *,
+        recovered_from: str | None = None,
+        recovered_thinking: str | None = None,
+    ) -> None:
         elapsed = (time.perf_counter() - clock) * 1000
         self.context.observe_model("success", elapsed / 1000)
-        texts, thinking, calls = [], [], []
+        texts, calls = [], []
+        thinking = [recovered_thinking] if recovered_thinking else []
         for message in output:
             content = message.get("content")
             if isinstance(content, str) and content:
@@ -233,12 +354,15 @@ class AgentRun:
             call = message.get("function_call")
             if call:
                 calls.append({"name": call.get("name"), "arguments": call.get("arguments")})
+        result: dict[str, Any] | None = {"tool_calls": calls} if calls else None
+        if result is not None and recovered_from is not None:
+            result["recovered_from"] = recovered_from
         self._record_model_step(
             started,
             elapsed,
-            content="\n".join(texts) or None,
+            content="\n".join(texts) or recovered_from,
             thinking="\n\n".join(thinking) or None,
-            result={"tool_calls": calls} if calls else None,
+            result=result,
         )
 
     def _record_model_step(self, started: datetime, elapsed_ms: float, **details: Any) -> None:
@@ -264,6 +388,7 @@ class AgentRun:
         result: Any = None,
         error: TaskError | None = None,
         code_version: str | None = None,
+        content: str | None = None,
     ) -> None:
         self.context.record(
             TraceStep(
@@ -277,12 +402,22 @@ class AgentRun:
                 started_at=started,
                 duration_ms=(time.perf_counter() - clock) * 1000,
                 code_version=code_version,
+                content=content,
             )
         )
 
     def tool_call(self, name: str, raw_args: Any) -> str:
         """Run a tool the model asked for; the model sees the result or the error."""
         self._check()
+        self.tool_calls += 1
+        if self.tool_calls > self.model.max_tool_calls:
+            raise AgentFailure(
+                TaskError(
+                    "TooManyToolCalls",
+                    f"the model asked for more than {self.model.max_tool_calls} tool calls "
+                    "(model.max_tool_calls)",
+                )
+            )
         started, clock = _now(), time.perf_counter()
         arguments: Any = raw_args
         error: TaskError | None = None
@@ -296,6 +431,9 @@ class AgentRun:
                     raise ValueError("arguments must be a JSON object")
             except ValueError as exc:
                 error = TaskError("InvalidArguments", f"arguments are not a JSON object: {exc}")
+        key = (name, json.dumps(arguments, sort_keys=True, default=str))
+        if error is None and key in self._returned and self._returned[key][0] < self.turns:
+            return self._repeated(key, arguments, started, clock)
         if error is None:
             future = self.context.call_tool(name, arguments)
             self._pending_tool = future
@@ -318,5 +456,37 @@ class AgentRun:
         )
         self._check()
         if error is not None:
-            return f"Error: {error.type}: {error.message}"
-        return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+            text = f"Error: {error.type}: {error.message}"
+        else:
+            text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+        self._returned.setdefault(key, (self.turns, result, text, error is not None))
+        return text
+
+    def _repeated(
+        self, key: tuple[str, str], arguments: Any, started: datetime, clock: float
+    ) -> str:
+        """The same call after its result was returned: a nudge once, then the loop ends."""
+        name = key[0]
+        _, result, text, failed = self._returned[key]
+        repeats = self._repeats[key] = self._repeats.get(key, 0) + 1
+        if repeats == 1:
+            nudge = f"{text}\n\n{NUDGE}"
+            self._record_tool_step(name, arguments, started, clock, result=result, content=nudge)
+            return nudge
+        answer = None if failed else text
+        stopped = (
+            "the loop was stopped: the task answers with the last result"
+            if answer is not None and self.model.on_tool_loop == "answer"
+            else "the loop was stopped: the task fails (model.on_tool_loop)"
+        )
+        self._record_tool_step(
+            name,
+            arguments,
+            started,
+            clock,
+            error=TaskError(
+                "ToolCallLoop",
+                f"asked again with the same arguments after a nudge; {stopped}",
+            ),
+        )
+        raise _LoopStopped(name, answer)

@@ -2,9 +2,13 @@
 
 This is the only module that knows qwen-agent's internals (pinned to 0.0.34):
 ``FnCallAgent._call_llm`` and ``_call_tool`` are routed to the task's
-:class:`~qasdk_server.agent.run.AgentRun`, and ``TextChatAtOAI`` gets one
-reusable OpenAI client without hidden retries. qwen-agent is imported on first
-use, with its side effects (a workspace folder, a stderr handler) kept in check.
+:class:`~qasdk_server.agent.run.AgentRun` (the model turn with a non-streaming
+variant of the same call, for a stream qwen-agent cannot read), and
+``TextChatAtOAI`` gets one reusable OpenAI client without hidden retries and
+keeps the model's raw text of the turn (:func:`raw_text`), before qwen-agent's
+nous parser drops a ``<tool_call>`` block it cannot read. qwen-agent is
+imported on first use, with its side effects (a workspace folder, a stderr
+handler) kept in check.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,8 +30,11 @@ __all__ = [
     "AgentHooks",
     "agent_class",
     "build_llm",
+    "function_call_message",
     "llm_config",
     "qwen_tools",
+    "raw_text",
+    "start_turn",
     "tool_schema",
 ]
 
@@ -39,7 +47,11 @@ SYSTEM_MESSAGE = (
 class AgentHooks(Protocol):
     """What the adapted agent calls instead of its own model and tool calls."""
 
-    def model_turn(self, call: Callable[[], Iterator[list[Any]]]) -> Iterator[list[Any]]: ...
+    def model_turn(
+        self,
+        call: Callable[[], Iterator[list[Any]]],
+        unstreamed: Callable[[], Iterator[list[Any]]] | None = None,
+    ) -> Iterator[list[Any]]: ...
 
     def tool_call(self, name: str, raw_args: Any) -> str: ...
 
@@ -51,6 +63,7 @@ def qwen_agent() -> Any:
     )
     import qwen_agent.agents
     import qwen_agent.llm.oai
+    import qwen_agent.llm.schema
     import qwen_agent.tools.base
 
     # qwen-agent adds its own stderr handler at INFO; its records go through qasdk's
@@ -110,7 +123,13 @@ def agent_class() -> type:
 
         def _call_llm(self, *args: Any, **kwargs: Any) -> Iterator[list[Any]]:
             parent = super()._call_llm
-            return self.hooks.model_turn(lambda: parent(*args, **kwargs))
+            unstreamed = None
+            if not getattr(self.llm, "use_raw_api", False):  # the raw API streams only
+
+                def unstreamed() -> Iterator[list[Any]]:
+                    yield parent(*args, **{**kwargs, "stream": False})
+
+            return self.hooks.model_turn(lambda: parent(*args, **kwargs), unstreamed)
 
         def _call_tool(self, tool_name: str, tool_args: Any = "{}", **kwargs: Any) -> str:
             return self.hooks.tool_call(tool_name, tool_args)
@@ -162,7 +181,61 @@ def build_llm(model: ModelConfig) -> Any:
             kwargs["timeout"] = kwargs.pop("request_timeout")
         return client.chat.completions.create(*args, **kwargs)
 
+    postprocess = llm._postprocess_messages
+
+    def keep_raw_text(messages: list[Any], *args: Any, **kwargs: Any) -> Any:
+        parsed = postprocess(messages, *args, **kwargs)
+        text = "".join(_text(m.get("content")) for m in messages)
+        _turn.raw = (text, any(m.get("function_call") for m in parsed))
+        return parsed
+
     llm._chat_complete_create = create
+    llm._postprocess_messages = keep_raw_text
     llm.client = client
     llm.timeout = model.timeout
     return llm
+
+
+#: The model's text of the current turn, per agent thread (the LLM object is shared).
+_turn = threading.local()
+
+
+def start_turn() -> None:
+    """Forget the raw text of the previous turn (call before a model turn)."""
+    _turn.raw = None
+
+
+def raw_text() -> tuple[str, bool] | None:
+    """The model's text of this thread's latest turn as it arrived, before qwen-agent parsed
+    it, and whether qwen-agent found a call in it.
+
+    The parsed output the agent last saw may be older than this: qwen-agent
+    passes on only non-empty outputs, so a call it dropped at the end of the
+    stream leaves a half-parsed one from an earlier chunk. ``None`` when
+    qwen-agent did not post-process the turn (the native API).
+    """
+    raw: tuple[str, bool] | None = getattr(_turn, "raw", None)
+    return raw
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(item.get("text") or "") if isinstance(item, dict) else str(item.text or "")
+            for item in content
+            if isinstance(item, dict) or hasattr(item, "text")
+        )
+    return ""
+
+
+def function_call_message(name: str, arguments: str, function_id: str) -> Any:
+    """An assistant message asking for one tool call, as qwen-agent's parsers make them."""
+    schema = qwen_agent().llm.schema
+    return schema.Message(
+        role="assistant",
+        content="",
+        function_call=schema.FunctionCall(name=name, arguments=arguments),
+        extra={"function_id": function_id},
+    )
