@@ -129,6 +129,9 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     #: Origins (``https://app.example.com``) whose pages may call the API: CORS, and
     #: writes from them. Default none: other sites' pages can neither read nor write.
     cors_origins: tuple[str, ...] = ()
+    #: ``auto``: API keys are needed once one exists (``qasdk keys create``), and a
+    #: non-loopback address needs one; ``keys``: always needed; ``none``: never (say so).
+    auth: Literal["auto", "keys", "none"] = "auto"
 
 
 class ToolLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

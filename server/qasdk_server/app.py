@@ -6,9 +6,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 
+from qasdk_server.auth import Authenticator, current_principal, guard
 from qasdk_server.body import request_class_for
 from qasdk_server.errors import exception_handlers
 from qasdk_server.query import RejectUnknownQuery
@@ -63,8 +65,11 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
         dependencies={
             "server": Provide(provide_server, sync_to_thread=False),
             "reloader": Provide(provide_reloader, sync_to_thread=False),
+            "principal": Provide(current_principal, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
+        guards=[guard],
+        state=State({"authenticator": Authenticator(state.pool, server.auth)}),
         # Read when the app is built: a reload cannot change it (reload.py says so).
         request_max_body_size=state.config.limits.request_body,
         request_class=request_class_for(lambda: state.config.limits),

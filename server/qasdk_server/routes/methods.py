@@ -18,13 +18,23 @@ class MethodList(msgspec.Struct):
     count: int
 
 
-@get("/api/methods", summary="List registered tools", responses=error_responses())
+@get(
+    "/api/methods",
+    summary="List registered tools",
+    responses=error_responses(),
+    opt={"scope": "read"},
+)
 async def list_methods(server: ServerState) -> MethodList:
     methods = sorted(server.registry.methods.values(), key=lambda m: m.name)
     return MethodList(methods=methods, count=len(methods))
 
 
-@get("/api/methods/{name:str}", summary="Read a registered tool", responses=error_responses(404))
+@get(
+    "/api/methods/{name:str}",
+    summary="Read a registered tool",
+    responses=error_responses(404),
+    opt={"scope": "read"},
+)
 async def get_method(name: str, server: ServerState) -> MethodMetadata:
     method = await server.registry.find(name)
     if method is None:
