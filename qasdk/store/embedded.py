@@ -146,5 +146,7 @@ def stop_embedded(
     pgserver = _pgserver()
     user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
     kwargs: dict[str, Any] = {"user": user} if user else {}
-    pgserver.pg_ctl(["-w", "-m", mode, "stop"], pgdata=Path(status["data_dir"]), **kwargs)
+    # Up to 5 minutes (pg_ctl's default, 60 s, is short for a checkpoint on a loaded machine).
+    args = ["-w", "-t", "300", "-m", mode, "stop"]
+    pgserver.pg_ctl(args, pgdata=Path(status["data_dir"]), **kwargs)
     return True

@@ -264,7 +264,8 @@ async def test_embedded_database_by_default(project: Path) -> None:
         assert second["rows_written"] == 0  # the same server, reused
         assert "started" not in again.stderr  # said once, when it started
     finally:
-        assert qasdk(project, "db", "stop").stdout.strip() in {"stopped", "not running"}
+        stop = qasdk(project, "db", "stop")
+        assert stop.stdout.strip() in {"stopped", "not running"}, (stop.returncode, stop.stderr)
     assert "stopped" in qasdk(project, "db", "status").stdout
 
 

@@ -227,7 +227,9 @@ def test_a_database_outage_runs_no_tool_twice(
         while len([e for e, t, _, _ in runs(project) if e == "end" and t in tags]) < len(tags):
             assert time.monotonic() < deadline, "the tools never finished"
             time.sleep(0.05)
-        time.sleep(2.0)  # the database stays away a while after the tools finished
+        # The database stays away longer than the queue's retry delays (2 x stalled_after, 4 s
+        # here): a job handed back during the outage would be due the moment it returns.
+        time.sleep(6.0)
         ensure_embedded(data, database="restart")
         for task_id in ids:
             task = server.finished(task_id, within=60)

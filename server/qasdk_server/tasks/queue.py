@@ -23,7 +23,6 @@ from qasdk.store.tasks import JOB_TASK, QUEUE
 from qasdk_server.tasks.runner import (
     DatabaseUnavailable,
     HandBack,
-    OutcomePending,
     StopReason,
     TaskBusy,
     TaskRunner,
@@ -66,9 +65,9 @@ class _KeepUntilDone(procrastinate.BaseRetryStrategy):
 
     Handed back at shutdown: at once. The database went away: in a second.
     Locked by another worker: after that worker could have been declared dead.
-    Ran, but its outcome waits for the database: after the outcome is surely
-    stored (the job then finds the task finished and ends). Anything else is the
-    task's own outcome and is not retried here.
+    (A task that ran but whose outcome waits for the database is not handed back:
+    its job waits for the outcome to be stored, see ``OutcomePending``.) Anything
+    else is the task's own outcome and is not retried here.
     """
 
     def __init__(self, busy_delay: float) -> None:
@@ -79,8 +78,6 @@ class _KeepUntilDone(procrastinate.BaseRetryStrategy):
             return RetryDecision(retry_in={"seconds": 0})
         if isinstance(exception, DatabaseUnavailable):
             return RetryDecision(retry_in={"seconds": 1})
-        if isinstance(exception, OutcomePending):
-            return RetryDecision(retry_in={"milliseconds": int(self.busy_delay * 2000)})
         if isinstance(exception, TaskBusy):
             return RetryDecision(retry_in={"milliseconds": int(self.busy_delay * 1000)})
         return None

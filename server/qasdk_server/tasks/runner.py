@@ -75,7 +75,21 @@ class DatabaseUnavailable(Exception):
 
 class OutcomePending(Exception):
     """The task ran but its outcome could not be stored yet: it is kept and written once the
-    database is back; the job looks again later (and finds the task finished)."""
+    database is back. The job waits for that (``stored``) and so stays this worker's: were it
+    handed back to the queue, another worker could take it first and run the tool again."""
+
+    def __init__(self, task_id: str, stored: asyncio.Task[None]) -> None:
+        super().__init__(task_id)
+        self.stored = stored
+
+
+_DROPPED = "task %s: a newer attempt owns it; kept outcome dropped"
+
+
+def _duplicate(exc: BaseException) -> bool:
+    """A unique violation (raised as it is, or as the cause of qasdk's database error)."""
+    unique = psycopg.errors.UniqueViolation
+    return isinstance(exc, unique) or isinstance(exc.__cause__, unique)
 
 
 def _now() -> datetime:
@@ -169,8 +183,8 @@ class TaskRunner:
         """
         try:
             await self._run(task_id, stop_reason)
-        except OutcomePending:
-            raise
+        except OutcomePending as pending:
+            await asyncio.shield(pending.stored)
         except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             if is_outage(exc):
                 logger.warning(
@@ -294,8 +308,8 @@ class TaskRunner:
             )
         except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             if is_outage(exc):
-                self._keep_outcome(task_id, attempt, recorder, status, result, error)
-                raise OutcomePending(str(task_id)) from exc
+                keeper = self._keep_outcome(task_id, attempt, recorder, status, result, error)
+                raise OutcomePending(str(task_id), keeper) from exc
             logger.exception("task %s: its outcome could not be stored", task_id)
             fallback = TaskError("InternalError", f"the task's outcome could not be stored: {exc}")
             return await store.finish_task(
@@ -310,7 +324,7 @@ class TaskRunner:
         status: str,
         result: Any,
         error: TaskError | None,
-    ) -> None:
+    ) -> asyncio.Task[None]:
         logger.warning(
             "task %s: the database went away before its outcome was stored; "
             "keeping it until the database is back",
@@ -322,6 +336,7 @@ class TaskRunner:
         )
         self.pending_outcomes.add(keeper)
         keeper.add_done_callback(self.pending_outcomes.discard)
+        return keeper
 
     async def _store_later(
         self,
@@ -348,6 +363,11 @@ class TaskRunner:
                         limits=self.config.limits,
                     )
             except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
+                if _duplicate(exc):  # a newer attempt wrote its trace first: it owns the task
+                    logger.warning(
+                        "task %s: a newer attempt owns it; kept outcome dropped", task_id
+                    )
+                    return
                 if not is_outage(exc):
                     logger.exception("task %s: its kept outcome could not be stored", task_id)
                     return
@@ -357,7 +377,7 @@ class TaskRunner:
             if written:
                 logger.info("task %s: outcome stored after the database came back", task_id)
             else:
-                logger.warning("task %s: a newer attempt owns it; kept outcome dropped", task_id)
+                logger.warning(_DROPPED, task_id)
             return
 
     async def _execute(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qasdk_server.tasks.queue import RETENTION_CRON, RETENTION_TASK, _KeepUntilDone, queue_app
-from qasdk_server.tasks.runner import DatabaseUnavailable, HandBack, OutcomePending, TaskBusy
+from qasdk_server.tasks.runner import DatabaseUnavailable, HandBack, TaskBusy
 
 
 def test_retention_is_a_periodic_job_on_qasdks_queue() -> None:
@@ -17,6 +17,6 @@ def test_retention_is_a_periodic_job_on_qasdks_queue() -> None:
 def test_a_job_stays_until_its_task_has_an_outcome() -> None:
     strategy = _KeepUntilDone(busy_delay=10)
 
-    for exc in (HandBack("t"), DatabaseUnavailable("t"), TaskBusy("t"), OutcomePending("t")):
+    for exc in (HandBack("t"), DatabaseUnavailable("t"), TaskBusy("t")):
         assert strategy.get_retry_decision(exception=exc, job=None) is not None
     assert strategy.get_retry_decision(exception=ValueError("the task's own"), job=None) is None
