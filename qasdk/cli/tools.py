@@ -65,16 +65,22 @@ def sync(
     """
     from qasdk.redaction import mask_url
     from qasdk.registration.collect import collect
+    from qasdk.security.signing import load_signing_key
     from qasdk.store import connect, resolve_url, sync_methods
 
     config = state.config()
-    catalog = collect(_paths(paths, config), module_root=module_root)
+    catalog = collect(
+        _paths(paths, config),
+        module_root=module_root,
+        allowed_packages=config.registry.allowed_packages,
+    )
+    key = None if dry_run else load_signing_key(config)
     url = resolve_url(config.database, on_start=embedded_started)
 
     async def go() -> Any:
         conn = await connect(url, timeout=config.database.connect_timeout)
         async with conn:
-            return await sync_methods(conn, catalog.configs, prune=prune, dry_run=dry_run)
+            return await sync_methods(conn, catalog.configs, prune=prune, dry_run=dry_run, key=key)
 
     report = run(go())
     masked = mask_url(url)
@@ -97,7 +103,11 @@ def check(state: State, paths: Sequence[str], module_root: str | None, json_outp
     from qasdk.registration.collect import collect
 
     config = state.config()
-    catalog = collect(_paths(paths, config), module_root=module_root)
+    catalog = collect(
+        _paths(paths, config),
+        module_root=module_root,
+        allowed_packages=config.registry.allowed_packages,
+    )
     if json_output:
         click.echo(output.check_json(catalog))
         return
