@@ -252,6 +252,10 @@ LISTEN qasdk_task_events;
 -- Changes of registered_methods, whoever made them (trigger of migration 0005).
 LISTEN qasdk_registry;
 
+-- name: announce_registry
+-- The registry's key changed (qasdk db rotate-signing-key): servers and workers reload it.
+SELECT pg_notify('qasdk_registry', '');
+
 -- name: settle_orphans
 -- Tasks still pending or running whose job has ended (or is gone): nothing will ever
 -- record their outcome, so they end as failed instead of staying stuck. ``grace`` keeps

@@ -44,7 +44,7 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     config = in_folder(tmp_path)
     load_signing_key(config)
     key_file_path(config).chmod(0o644)
-    with pytest.raises(ConfigurationError, match="readable by others.*chmod 600"):
+    with pytest.raises(ConfigurationError, match=r"readable by others.*chmod 600"):
         load_signing_key(config)
 
 
@@ -52,7 +52,7 @@ def test_a_configured_key_wins_and_must_be_long_enough(tmp_path: Path) -> None:
     key = load_signing_key(in_folder(tmp_path, signing_key="k" * 40))
     assert key.source == "registry.signing_key" and key.file is None
     assert not key_file_path(in_folder(tmp_path)).exists()
-    with pytest.raises(ConfigurationError, match="registry.signing_key: must be at least 32"):
+    with pytest.raises(ConfigurationError, match=r"registry\.signing_key: must be at least 32"):
         load_signing_key(in_folder(tmp_path, signing_key="short"))
 
 
