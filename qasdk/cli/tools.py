@@ -124,6 +124,7 @@ def methods(state: State, json_output: bool) -> None:
     """List the registered tools."""
     from qasdk.store import connect, list_methods, resolve_url
     from qasdk.store.embedded import embedded_status
+    from qasdk.store.methods import list_signed_methods
     from qasdk.store.migrate import pending_migrations
 
     config = state.config()
@@ -146,7 +147,34 @@ def methods(state: State, json_output: bool) -> None:
             pending = await pending_migrations(conn)
             if pending and pending[0].version == 1:
                 return []
-            return await list_methods(conn)
+            if any(m.version == 9 for m in pending):  # no signatures yet: all unsigned
+                return [(m, None) for m in await list_methods(conn)]
+            return await list_signed_methods(conn)
 
-    found = run(go())
+    signed = run(go())
+    found = [method for method, _ in signed]
     click.echo(output.methods_json(found) if json_output else output.describe_methods(found))
+    _report_refused(config, signed)
+
+
+def _report_refused(config: Config, signed: list[Any]) -> None:
+    """Say on stderr which rows servers here would not load, and why."""
+    from qasdk.errors import ConfigurationError
+    from qasdk.security.guard import RowGuard
+    from qasdk.security.roots import roots_for
+    from qasdk.security.signing import load_signing_key
+
+    if not signed:
+        return
+    try:
+        key = load_signing_key(config, create=False)
+    except ConfigurationError as exc:
+        click.echo(f"warning: signatures not checked: {exc}", err=True)
+        return
+    guard = RowGuard(key, roots_for(Path.cwd(), config.registry.allowed_packages))
+    for method, signature in signed:
+        reason = guard.refusal(method, signature)
+        if reason is not None:
+            click.echo(
+                f"warning: tool {method.name!r} is not loaded by servers: {reason}", err=True
+            )

@@ -92,7 +92,7 @@ def key_file_path(config: Config) -> Path:
 def load_signing_key(config: Config, *, create: bool = True) -> SigningKey:
     """The configured key; else the key file's, created (0600) when ``create`` and missing."""
     configured = config.registry.signing_key
-    if configured is not None:
+    if configured and configured.strip():  # ``${QASDK_SIGNING_KEY:-}`` unset: the file
         if len(configured.strip()) < KEY_MIN:
             raise ConfigurationError(
                 problems=[

@@ -95,6 +95,9 @@ async def test_a_row_pointed_at_os_system_is_refused_by_a_running_server(
     assert "signature does not match (row changed outside qasdk sync" in refused["reason"]
     assert "'os' is not under the module root" in refused["reason"]
     assert "signature does not match" in refusals(server)["echo"]
+    listed = qasdk(project, fresh_database, "methods")
+    assert listed.returncode == 0, listed.stderr
+    assert "warning: tool 'echo' is not loaded by servers: its row's signature" in listed.stderr
     # The other tools are unaffected.
     assert server.run(method="add", params={"a": 1, "b": 2})["result"] == 3
     # qasdk sync writes the row again, signed: it is loaded again.

@@ -82,3 +82,8 @@ def test_a_rotated_key_file_is_taken_over(tmp_path: Path) -> None:
     assert key.refreshed() is key
     write_key_file(key_file_path(config), "n" * 64)
     assert key.refreshed().secret == "n" * 64
+
+
+def test_an_empty_configured_key_means_the_key_file(tmp_path: Path) -> None:
+    key = load_signing_key(in_folder(tmp_path, signing_key=""))
+    assert key.file == str(tmp_path / ".qasdk" / "signing.key")
