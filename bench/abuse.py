@@ -177,7 +177,7 @@ def slowloris(port: int, connections: int = 50, seconds: float = 20) -> str:
     socks = []
     for _ in range(connections):
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         socks.append(sock)
     deadline = time.monotonic() + seconds
     closed = 0
@@ -202,7 +202,7 @@ def probes(port: int) -> dict[str, Callable[[], str]]:
         "deep-body": lambda: post(port, b'{"method": "echo", "params": {"x": ' + deep + b"}}"),
         "huge-header": lambda: raw(
             port,
-            b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * 50_000_000 + b"\r\n\r\n",
+            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"h" * 50_000_000 + b"\r\n\r\n",
         ),
         "slowloris": lambda: slowloris(port),
         "unknown-method": lambda: post(port, json.dumps({"method": huge_name}).encode()),

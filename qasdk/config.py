@@ -124,6 +124,15 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    #: ``Host`` names the API answers to (``*.example.com`` for subdomains, ``*`` for any).
+    #: Default: on a loopback address, ``localhost``, ``127.0.0.1`` and ``::1``; else any.
+    allowed_hosts: tuple[str, ...] | None = None
+    #: Origins (``https://app.example.com``) whose pages may call the API: CORS, and
+    #: writes from them. Default none: other sites' pages can neither read nor write.
+    cors_origins: tuple[str, ...] = ()
+    #: ``auto``: API keys are needed once one exists (``qasdk keys create``), and a
+    #: non-loopback address needs one; ``keys``: always needed; ``none``: never (say so).
+    auth: Literal["auto", "keys", "none"] = "auto"
 
 
 class ToolLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

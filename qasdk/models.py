@@ -184,6 +184,8 @@ class Task(msgspec.Struct, kw_only=True):
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    #: The id of the API key that submitted it (``None``: submitted with no keys in force).
+    owner: UUID | None = None
 
 
 class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -17,6 +17,7 @@ import click
 
 from qasdk.cli.app import EXIT_INTERNAL, State, config_option, verbose_option
 from qasdk.cli.db import db
+from qasdk.cli.keys import keys
 from qasdk.cli.tools import check, methods, sync
 
 __all__ = ["cli", "main"]
@@ -72,7 +73,7 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(State)
 
 
-for command in (sync, check, methods, db):
+for command in (sync, check, methods, db, keys):
     cli.add_command(command)
 
 

@@ -15,7 +15,7 @@ import subprocess
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -131,13 +131,20 @@ def embedded_status(data_dir: str | Path) -> dict[str, Any]:
     return status
 
 
-def stop_embedded(data_dir: str | Path) -> bool:
-    """Stop the embedded server in ``data_dir``; ``False`` if it was not running."""
+def stop_embedded(
+    data_dir: str | Path, *, mode: Literal["smart", "fast", "immediate"] = "fast"
+) -> bool:
+    """Stop the embedded server in ``data_dir``; ``False`` if it was not running.
+
+    ``mode`` is ``pg_ctl stop``'s: ``fast`` ends sessions and shuts down cleanly,
+    ``immediate`` is a crash stop (no checkpoint: the next start recovers from WAL),
+    ``smart`` waits for every session to end.
+    """
     status = embedded_status(data_dir)
     if not status["running"]:
         return False
     pgserver = _pgserver()
     user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
     kwargs: dict[str, Any] = {"user": user} if user else {}
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=Path(status["data_dir"]), **kwargs)
+    pgserver.pg_ctl(["-w", "-m", mode, "stop"], pgdata=Path(status["data_dir"]), **kwargs)
     return True

@@ -89,8 +89,9 @@ async def insert_task(
     priority: int = 5,
     timeout: float | None = None,
     task_id: uuid.UUID | None = None,
+    owner: uuid.UUID | None = None,
 ) -> Task:
-    """Store a new pending task and queue its job, atomically."""
+    """Store a new pending task and queue its job, atomically; ``owner``: the API key's id."""
     row = await (
         await execute(
             conn,
@@ -103,6 +104,7 @@ async def insert_task(
                 "params": _json(params, _DEFAULT_LIMITS),
                 "priority": priority,
                 "timeout": timeout,
+                "owner": owner,
                 "queue": QUEUE,
                 "job_task": JOB_TASK,
             },
@@ -129,11 +131,12 @@ async def list_tasks(
     before: tuple[datetime, uuid.UUID] | None = None,
     with_params: bool = False,
     with_result: bool = False,
+    owner: uuid.UUID | None = None,
 ) -> list[Task]:
     """Tasks newest first; ``before`` is the (created_at, id) of the last one seen.
 
     ``params`` and ``result`` are left out (unset) unless asked for: a page of
-    tasks stays small whatever the tasks carried.
+    tasks stays small whatever the tasks carried. ``owner``: only that key's tasks.
     """
     params = {
         "status": status,
@@ -146,6 +149,7 @@ async def list_tasks(
         "before_id": before[1] if before else None,
         "with_params": with_params,
         "with_result": with_result,
+        "owner": owner,
     }
     rows = await (await execute(conn, "list_tasks", params)).fetchall()
     tasks = [_task(row) for row in rows]

@@ -5,8 +5,12 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 
+from qasdk_server.auth import Authenticator, current_principal, guard
 from qasdk_server.body import request_class_for
 from qasdk_server.errors import exception_handlers
 from qasdk_server.query import RejectUnknownQuery
@@ -18,6 +22,7 @@ from qasdk_server.routes.health import health
 from qasdk_server.routes.methods import get_method, list_methods
 from qasdk_server.routes.metrics import metrics
 from qasdk_server.routes.tasks import TaskController
+from qasdk_server.sites import SiteGuard, default_hosts
 from qasdk_server.state import ServerState
 
 __all__ = ["create_app"]
@@ -40,6 +45,10 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
     def provide_reloader() -> Reloader:
         return reloader
 
+    server = state.config.server
+    hosts = server.allowed_hosts
+    if hosts is None:
+        hosts = default_hosts(server.host)
     return Litestar(
         route_handlers=[
             TaskController,
@@ -56,12 +65,19 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
         dependencies={
             "server": Provide(provide_server, sync_to_thread=False),
             "reloader": Provide(provide_reloader, sync_to_thread=False),
+            "principal": Provide(current_principal, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
+        guards=[guard],
+        state=State({"authenticator": Authenticator(state.pool, server.auth)}),
         # Read when the app is built: a reload cannot change it (reload.py says so).
         request_max_body_size=state.config.limits.request_body,
         request_class=request_class_for(lambda: state.config.limits),
         before_request=RejectUnknownQuery(),
+        middleware=[DefineMiddleware(SiteGuard, hosts=hosts, origins=server.cors_origins)],
+        cors_config=CORSConfig(allow_origins=list(server.cors_origins))
+        if server.cors_origins
+        else None,
         openapi_config=openapi_config(_version()),
         logging_config=None,
         debug=False,

@@ -3,10 +3,13 @@
 400  malformed JSON, a missing or invalid field, an unknown tool, bad params,
      an unknown query parameter, JSON nested too deep, text the database
      cannot store (NUL)
-404  no such task or tool
+401  no valid API key (keys are in force), with ``WWW-Authenticate``
+403  the key lacks the route's scope; or a write from another site
+404  no such task or tool (or another key's task)
 408  the request took longer than ``limits.request_timeout`` to arrive
 409  the request conflicts with the task's state (cancel a finished task)
 413  the body is larger than ``limits.request_body``
+415  a body not sent as ``application/json``
 431  the request line and headers are larger than ``limits.request_headers``
 503  the database is unreachable; the client should retry (Retry-After)
 500  a bug: logged with its stack trace and an error id the body repeats

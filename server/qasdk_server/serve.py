@@ -21,7 +21,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import psycopg_pool
@@ -35,6 +35,9 @@ from qasdk.security.signing import load_signing_key
 from qasdk.store.connection import CONNECT_KWARGS, Pool, configure, connect, resolve_url
 from qasdk.store.migrate import migrate
 from qasdk_server.events import TaskEvents
+
+if TYPE_CHECKING:
+    from qasdk_server.state import ServerState
 from qasdk_server.registry import MethodRegistry
 from qasdk_server.tasks.worker import Worker
 
@@ -178,6 +181,32 @@ async def _process(config: Config) -> AsyncIterator[_Base]:
         await pool.close()
 
 
+async def _check_posture(state: ServerState, host: str) -> None:
+    """Refuse to serve a network with no keys (unless told to); say how open it is."""
+    from qasdk.store.keys import keys_in_force
+    from qasdk_server.sites import is_loopback
+
+    mode = state.config.server.auth
+    async with state.pool.connection() as conn:
+        keyed = await keys_in_force(conn)
+    if mode == "none":
+        logger.warning(
+            "server.auth is none: anyone who reaches %s can read every task and run every tool",
+            host,
+        )
+    elif not keyed and mode == "auto":
+        if not is_loopback(host):
+            raise StartupError(
+                f"refusing to serve {host} with no API keys: anyone on the network could run "
+                "your tools. Create one (qasdk keys create NAME --scope admin), or set "
+                "server.auth: none to serve it open anyway"
+            )
+        logger.warning(
+            "no API keys: the API is open to anyone on this machine "
+            "(qasdk keys create NAME --scope ... turns keys on)"
+        )
+
+
 async def run_server(
     config: Config,
     *,
@@ -211,6 +240,7 @@ async def run_server(
                 registry=base.registry,
                 events=base.events,
             )
+            await _check_posture(state, host)
             reloader = Reloader(state, watch=watch, prune=prune, overrides=overrides)
             server = _UvicornServer(
                 uvicorn.Config(

@@ -112,7 +112,7 @@ def error_of(body: bytes) -> dict[str, Any]:
 
 
 def test_headers_over_the_limit_are_431(limited: Server) -> None:
-    big = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"
+    big = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"
     status, headers, body = exchange(limited, big)
     assert status == 431, body
     assert headers["content-type"].startswith("application/json")
@@ -121,17 +121,19 @@ def test_headers_over_the_limit_are_431(limited: Server) -> None:
     assert "8192 bytes" in error["message"] and "limits.request_headers" in error["message"]
     # Many small headers count together.
     many = b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 90) for i in range(100))
-    status, _, body = exchange(limited, b"GET /health HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    status, _, body = exchange(
+        limited, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + many + b"\r\n"
+    )
     assert status == 431, body
     # Under the limit, as before.
-    small = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 6000 + b"\r\n\r\n"
+    small = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 6000 + b"\r\n\r\n"
     assert exchange(limited, small)[0] == 200
 
 
 def test_a_huge_header_is_refused_by_default(served: Server) -> None:
     """The probe's case: a header of megabytes (it got 200) against the default 64 KiB."""
     with connect(served) as sock:
-        sent = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: "
+        sent = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
         sock.sendall(sent)
         try:
             for _ in range(64):  # 4 MiB in all, unless the server stops reading
@@ -155,9 +157,11 @@ def test_an_idle_connection_is_closed(limited: Server) -> None:
 def test_headers_sent_slowly_are_cut_off(limited: Server) -> None:
     with connect(limited) as sock:
         # A first request on the connection is answered; the next one trickles in.
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert read_response(sock)[0] == 200
-        trickle = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"s" * 500 + b"\r\n\r\n"
+        trickle = (
+            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Slow: " + b"s" * 500 + b"\r\n\r\n"
+        )
         answer = closed_by_server(sock, trickle)
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert b"limits.request_timeout" in answer
@@ -166,7 +170,7 @@ def test_headers_sent_slowly_are_cut_off(limited: Server) -> None:
 def test_a_body_sent_slowly_is_cut_off(limited: Server) -> None:
     body = json.dumps({"task_description": "x" * 400}).encode()
     head = (
-        b"POST /api/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n" % len(body)
     )
     with connect(limited) as sock:

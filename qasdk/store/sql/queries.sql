@@ -82,16 +82,18 @@ WITH job AS (
         jsonb_build_object('task_id', %(id)s::text), NULL
     )::procrastinate_job_to_defer_v1]))[1] AS id
 )
-INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id)
+INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id, owner)
 SELECT %(id)s, %(kind)s, %(description)s, %(method)s, %(params)s::jsonb, %(priority)s,
-       %(timeout)s, job.id
+       %(timeout)s, job.id, %(owner)s
 FROM job
 RETURNING id AS task_id, status, kind, description AS task_description, method, params,
-          priority, timeout, result, error, attempts, created_at, started_at, completed_at;
+          priority, timeout, result, error, attempts, created_at, started_at, completed_at,
+          owner;
 
 -- name: get_task
 SELECT id AS task_id, status, kind, description AS task_description, method, params,
-       priority, timeout, result, error, attempts, created_at, started_at, completed_at
+       priority, timeout, result, error, attempts, created_at, started_at, completed_at,
+       owner
 FROM tasks
 WHERE id = %(id)s;
 
@@ -102,9 +104,10 @@ SELECT id AS task_id, status, kind, description AS task_description, method,
        CASE WHEN %(with_params)s THEN params END AS params,
        priority, timeout,
        CASE WHEN %(with_result)s THEN result END AS result,
-       error, attempts, created_at, started_at, completed_at
+       error, attempts, created_at, started_at, completed_at, owner
 FROM tasks
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(owner)s::uuid IS NULL OR owner = %(owner)s)
   AND (%(method)s::text IS NULL OR method = %(method)s)
   AND (%(kind)s::text IS NULL OR kind = %(kind)s)
   AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
@@ -295,3 +298,31 @@ SELECT (SELECT count(*) FROM deleted) AS tasks, (SELECT count(*) FROM jobs) AS j
 -- name: drop_database
 -- {database} is composed as an identifier (psycopg.sql); used for scratch databases.
 DROP DATABASE IF EXISTS {database} WITH (FORCE);
+
+-- name: insert_key
+INSERT INTO api_keys (id, name, digest, scopes, expires_at)
+VALUES (%(id)s, %(name)s, %(digest)s, %(scopes)s, %(expires_at)s)
+ON CONFLICT (name) DO NOTHING
+RETURNING id, name, scopes, created_at, expires_at, revoked_at;
+
+-- name: list_keys
+SELECT id, name, scopes, created_at, expires_at, revoked_at
+FROM api_keys
+ORDER BY created_at, name;
+
+-- name: key_digest
+SELECT id, name, scopes, created_at, expires_at, revoked_at, digest
+FROM api_keys
+WHERE id = %(id)s;
+
+-- name: revoke_key
+UPDATE api_keys SET revoked_at = now()
+WHERE name = %(name)s AND revoked_at IS NULL
+RETURNING id, name, scopes, created_at, expires_at, revoked_at;
+
+-- name: keys_in_force
+-- Whether any key can still be used: then every request needs one.
+SELECT EXISTS (
+    SELECT 1 FROM api_keys
+    WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+) AS any;

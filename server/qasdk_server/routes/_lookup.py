@@ -9,6 +9,7 @@ import uuid
 
 from qasdk.models import TERMINAL_STATUSES, Problem, Task
 from qasdk.store import tasks as store
+from qasdk_server.auth import OPEN, Principal
 from qasdk_server.errors import ApiError
 from qasdk_server.state import ServerState
 
@@ -21,19 +22,22 @@ def invalid(message: str, field: str | None = None) -> ApiError:
     return ApiError(400, "invalid_request", text, problems)
 
 
-async def load_task(server: ServerState, task_id: uuid.UUID) -> Task:
+async def load_task(server: ServerState, task_id: uuid.UUID, principal: Principal = OPEN) -> Task:
+    """The task, if ``principal`` may see it; another key's task is 404 like a missing one."""
     async with server.pool.connection() as conn:
         task = await store.get_task(conn, task_id)
-    if task is None:
+    if task is None or not principal.may_see(task.owner):
         raise ApiError(404, "not_found", f"no task with id {task_id}")
     return task
 
 
-async def wait_until_done(server: ServerState, task_id: uuid.UUID, wait: float) -> Task:
+async def wait_until_done(
+    server: ServerState, task_id: uuid.UUID, wait: float, principal: Principal = OPEN
+) -> Task:
     """The task once it has finished, or as it is when ``wait`` seconds have passed."""
     deadline = time.monotonic() + wait
     async with server.events.subscribe(task_id) as queue:
-        task = await load_task(server, task_id)
+        task = await load_task(server, task_id, principal)
         while task.status not in TERMINAL_STATUSES:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -33,7 +33,12 @@ def _masked(server: ServerState) -> dict[str, Any]:
     return masked
 
 
-@get("/api/config", summary="The active configuration", responses=error_responses())
+@get(
+    "/api/config",
+    summary="The active configuration",
+    responses=error_responses(),
+    opt={"scope": "admin"},
+)
 async def get_config(server: ServerState, reloader: Reloader) -> ActiveConfig:
     """What this server runs with (passwords and keys masked), and the last reload."""
     return ActiveConfig(
@@ -47,6 +52,7 @@ async def get_config(server: ServerState, reloader: Reloader) -> ActiveConfig:
 
 @post(
     "/api/config/reload",
+    opt={"scope": "admin"},
     status_code=200,
     summary="Reload the configuration and the tools",
     responses={

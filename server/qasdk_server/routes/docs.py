@@ -51,11 +51,15 @@ def openapi_config(version: str) -> OpenAPIConfig:
 def docs_assets() -> Router:
     """Swagger UI's JavaScript and CSS, from the installed package."""
     return create_static_files_router(
-        path=_ASSETS, directories=[_asset_folder()], include_in_schema=False, name="docs-assets"
+        path=_ASSETS,
+        directories=[_asset_folder()],
+        include_in_schema=False,
+        name="docs-assets",
+        opt={"scope": "public"},
     )
 
 
-@get("/", include_in_schema=False)
+@get("/", include_in_schema=False, opt={"scope": "public"})
 async def home() -> Redirect:
     """The API docs, for anyone who opens the server's address in a browser."""
     return Redirect(path=DOCS_PATH)

@@ -19,6 +19,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from qasdk.models import TERMINAL_STATUSES, Task
 from qasdk.store import tasks as store
+from qasdk_server.auth import Principal
 from qasdk_server.errors import error_responses
 from qasdk_server.routes._lookup import load_task
 from qasdk_server.state import ServerState
@@ -36,14 +37,17 @@ def _message(event: str, payload: object, event_id: str | None = None) -> Server
 
 @get(
     "/api/tasks/{task_id:uuid}/events",
+    opt={"scope": "read"},
     summary="Follow a task (Server-Sent Events)",
     media_type="text/event-stream",
     responses=error_responses(404),
     tags=("tasks",),
 )
-async def task_events(task_id: uuid.UUID, server: ServerState) -> ServerSentEvent:
+async def task_events(
+    task_id: uuid.UUID, server: ServerState, principal: Principal
+) -> ServerSentEvent:
     """Status changes and trace steps of one task, live, until it finishes."""
-    await load_task(server, task_id)  # 404 before the stream starts
+    await load_task(server, task_id, principal)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
         last_seq = 0

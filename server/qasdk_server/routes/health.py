@@ -89,6 +89,7 @@ async def _model(server: ServerState) -> Check:
 
 @get(
     "/health",
+    opt={"scope": "public"},
     summary="Health of the server and what it depends on",
     responses={
         **error_responses(),

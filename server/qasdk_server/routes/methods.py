@@ -27,14 +27,24 @@ class MethodList(msgspec.Struct, omit_defaults=True):
     refused: list[RefusedMethod] = []
 
 
-@get("/api/methods", summary="List registered tools", responses=error_responses())
+@get(
+    "/api/methods",
+    summary="List registered tools",
+    responses=error_responses(),
+    opt={"scope": "read"},
+)
 async def list_methods(server: ServerState) -> MethodList:
     methods = sorted(server.registry.methods.values(), key=lambda m: m.name)
     refused = [RefusedMethod(n, r) for n, r in sorted(server.registry.refused.items())]
     return MethodList(methods=methods, count=len(methods), refused=refused)
 
 
-@get("/api/methods/{name:str}", summary="Read a registered tool", responses=error_responses(404))
+@get(
+    "/api/methods/{name:str}",
+    summary="Read a registered tool",
+    responses=error_responses(404),
+    opt={"scope": "read"},
+)
 async def get_method(name: str, server: ServerState) -> MethodMetadata:
     method = await server.registry.find(name)
     if method is None:

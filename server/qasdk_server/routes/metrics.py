@@ -16,7 +16,13 @@ __all__ = ["metrics"]
 logger = logging.getLogger("qasdk.metrics")
 
 
-@get("/metrics", media_type=CONTENT_TYPE, summary="Prometheus metrics", responses=error_responses())
+@get(
+    "/metrics",
+    media_type=CONTENT_TYPE,
+    summary="Prometheus metrics",
+    responses=error_responses(),
+    opt={"scope": "read"},
+)
 async def metrics(server: ServerState) -> Response[bytes]:
     """Tasks by status, queue depth and live workers (from the database, all processes);
     task, tool-call and model-call counts and durations (this process)."""

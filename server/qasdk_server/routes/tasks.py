@@ -17,6 +17,7 @@ from qasdk.config import LimitsConfig
 from qasdk.errors import ValidationError
 from qasdk.models import TERMINAL_STATUSES, Problem, Task, TaskStatus, TraceStep
 from qasdk.store import tasks as store
+from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError, error_responses
 from qasdk_server.executor import prepare_params
 from qasdk_server.routes._lookup import invalid, load_task, wait_until_done
@@ -178,8 +179,16 @@ class TaskController(Controller):
     path = "/api/tasks"
     tags = ("tasks",)
 
-    @post("/", status_code=201, summary="Submit a task", responses=error_responses(400))
-    async def submit_task(self, data: SubmitTask, server: ServerState) -> Response[Submitted]:
+    @post(
+        "/",
+        status_code=201,
+        summary="Submit a task",
+        responses=error_responses(400),
+        opt={"scope": "submit"},
+    )
+    async def submit_task(
+        self, data: SubmitTask, server: ServerState, principal: Principal
+    ) -> Response[Submitted]:
         """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``."""
         if data.task_description is not None and data.method is not None:
             raise invalid("give either task_description or method, not both")
@@ -226,6 +235,7 @@ class TaskController(Controller):
                 params=params,
                 priority=data.priority,
                 timeout=data.timeout,
+                owner=principal.owner,
             )
         return Response(
             Submitted(task.task_id, task.status),
@@ -233,11 +243,17 @@ class TaskController(Controller):
             headers={"Location": f"/api/tasks/{task.task_id}"},
         )
 
-    @get("/{task_id:uuid}", summary="Read a task", responses=error_responses(400, 404))
+    @get(
+        "/{task_id:uuid}",
+        summary="Read a task",
+        responses=error_responses(400, 404),
+        opt={"scope": "read"},
+    )
     async def get_task(
         self,
         task_id: Annotated[uuid.UUID, Parameter(description="The task's id (a UUID).")],
         server: ServerState,
+        principal: Principal,
         wait: Annotated[
             float,
             Parameter(ge=0, le=MAX_WAIT, description="Seconds to wait for the task to finish."),
@@ -245,13 +261,14 @@ class TaskController(Controller):
     ) -> Task:
         """The task's status and, once finished, its result or error."""
         if wait > 0:
-            return await wait_until_done(server, task_id, wait)
-        return await load_task(server, task_id)
+            return await wait_until_done(server, task_id, wait, principal)
+        return await load_task(server, task_id, principal)
 
-    @get("/", summary="List tasks", responses=error_responses(400))
+    @get("/", summary="List tasks", responses=error_responses(400), opt={"scope": "read"})
     async def list_tasks(
         self,
         server: ServerState,
+        principal: Principal,
         status: TaskStatus | None = None,
         method: Annotated[str | None, Parameter(description="Direct tasks of this tool.")] = None,
         kind: Annotated[
@@ -289,6 +306,7 @@ class TaskController(Controller):
                 before=before,
                 with_params="params" in fields,
                 with_result="result" in fields,
+                owner=None if principal.sees_all else principal.owner,
             )
         more = len(tasks) > limit
         tasks = tasks[:limit]
@@ -297,6 +315,7 @@ class TaskController(Controller):
     @post(
         "/{task_id:uuid}/cancel",
         status_code=200,
+        opt={"scope": "cancel"},
         summary="Cancel a task",
         responses={
             202: ResponseSpec(
@@ -311,6 +330,7 @@ class TaskController(Controller):
         self,
         task_id: uuid.UUID,
         server: ServerState,
+        principal: Principal,
         wait: Annotated[
             float,
             Parameter(ge=0, le=MAX_WAIT, description="Seconds to wait for a running task to stop."),
@@ -321,23 +341,31 @@ class TaskController(Controller):
         Answers 200 once the task is cancelled, 202 if it is still stopping after
         ``wait`` seconds, 409 if it had already finished.
         """
+        await load_task(server, task_id, principal)  # 404 when unknown (or another key's)
         async with server.pool.connection() as conn:
             status = await store.cancel_task(conn, task_id)
         if status is None:
-            task = await load_task(server, task_id)  # 404 when unknown
+            task = await load_task(server, task_id, principal)
             raise ApiError(
                 409, "conflict", f"task {task_id} already {task.status}; nothing to cancel"
             )
         if status == "running":
-            task = await wait_until_done(server, task_id, wait)
+            task = await wait_until_done(server, task_id, wait, principal)
         else:
-            task = await load_task(server, task_id)
+            task = await load_task(server, task_id, principal)
         return Response(task, status_code=200 if task.status in TERMINAL_STATUSES else 202)
 
-    @get("/{task_id:uuid}/trace", summary="A task's trace", responses=error_responses(404))
-    async def get_trace(self, task_id: uuid.UUID, server: ServerState) -> Trace:
+    @get(
+        "/{task_id:uuid}/trace",
+        summary="A task's trace",
+        responses=error_responses(404),
+        opt={"scope": "read"},
+    )
+    async def get_trace(
+        self, task_id: uuid.UUID, server: ServerState, principal: Principal
+    ) -> Trace:
         """Every model turn and tool call, in order, with arguments, results and durations."""
-        task = await load_task(server, task_id)
+        task = await load_task(server, task_id, principal)
         async with server.pool.connection() as conn:
             steps = await store.list_steps(conn, task.task_id)
         return Trace(task_id=task.task_id, status=task.status, steps=steps)

@@ -36,7 +36,7 @@ def nested(levels: int) -> Any:
 
 @given(json_values)
 def test_what_needs_no_change_is_kept_as_it_is(value: Any) -> None:
-    if "\x00" not in msgspec.json.encode(value).decode() and depth(value) <= 64:
+    if b"\\u0000" not in msgspec.json.encode(value) and depth(value) <= 64:  # JSON spells NUL so
         assert storable(value) == value
 
 

@@ -1,0 +1,130 @@
+"""``qasdk keys``: the API keys that may call the task server."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import click
+import msgspec
+
+from qasdk.cli.app import State, embedded_started, handle_errors, json_option, pass_state, run
+from qasdk.keys import SCOPES
+
+__all__ = ["keys"]
+
+T = TypeVar("T")
+
+
+@click.group()
+def keys() -> None:
+    """API keys: create (the secret is shown once), list, revoke."""
+
+
+def _with_database(state: State, work: Callable[[Any], Awaitable[T]]) -> T:
+    from qasdk.store import connect, migrate, resolve_url
+
+    config = state.config()
+    url = resolve_url(config.database, on_start=embedded_started)
+
+    async def go() -> T:
+        conn = await connect(url, timeout=config.database.connect_timeout)
+        async with conn:
+            await migrate(conn)
+            result = await work(conn)
+            await conn.commit()
+            return result
+
+    return run(go())
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+@keys.command("create")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(SCOPES),
+    help="What the key may do (repeat for several): read, submit, cancel, admin.",
+)
+@click.option(
+    "--expires-in", type=click.FloatRange(min=0, min_open=True), help="Days until it expires."
+)
+@json_option
+@pass_state
+@handle_errors()
+def create(
+    state: State,
+    name: str,
+    scopes: Sequence[str],
+    expires_in: float | None,
+    json_output: bool,
+) -> None:
+    """Create a key called NAME and print its secret (shown this once only)."""
+    from qasdk.store.keys import create_key
+
+    expires = None
+    if expires_in is not None:
+        expires = datetime.now(timezone.utc) + timedelta(days=expires_in)
+    key, text = _with_database(
+        state, lambda conn: create_key(conn, name, scopes, expires_at=expires)
+    )
+    if json_output:
+        click.echo(msgspec.json.encode({"key": text, **msgspec.structs.asdict(key)}).decode())
+        return
+    click.echo(text)
+    click.echo(
+        f"key {key.name!r} ({', '.join(key.scopes)}, expires {_when(key.expires_at)}) created; "
+        "the secret above is not stored and cannot be shown again. Send it as "
+        "'Authorization: Bearer <key>'.",
+        err=True,
+    )
+
+
+@keys.command("list")
+@json_option
+@pass_state
+@handle_errors(read_only=True)
+def list_(state: State, json_output: bool) -> None:
+    """List the keys (never their secrets)."""
+    from qasdk.store.keys import list_keys
+
+    found = _with_database(state, list_keys)
+    if json_output:
+        click.echo(msgspec.json.encode(found).decode())
+        return
+    if not found:
+        click.echo("No API keys: the task server runs open (on a loopback address only).")
+        return
+    now = datetime.now(timezone.utc)
+    for key in found:
+        state_text = "in force" if key.active(now) else ("revoked" if key.revoked_at else "expired")
+        click.echo(
+            f"{key.name}  {','.join(key.scopes)}  {state_text}  created {_when(key.created_at)}"
+            f"  expires {_when(key.expires_at)}  id {key.id}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("name")
+@pass_state
+@handle_errors()
+def revoke(state: State, name: str) -> None:
+    """Revoke the key called NAME: requests with it are refused from now on."""
+    from qasdk.errors import ValidationError
+    from qasdk.models import Problem
+    from qasdk.store.keys import revoke_key
+
+    key = _with_database(state, lambda conn: revoke_key(conn, name))
+    if key is None:
+        problem = Problem(
+            field="name", reason=f"no key in force is called {name!r} (qasdk keys list)"
+        )
+        raise ValidationError(problems=[problem])
+    click.echo(f"key {name!r} revoked")
