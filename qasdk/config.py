@@ -39,6 +39,7 @@ __all__ = [
     "LimitsConfig",
     "LoggingConfig",
     "ModelConfig",
+    "RegistryConfig",
     "RetentionConfig",
     "ServerConfig",
     "ToolLimits",
@@ -225,6 +226,25 @@ class RetentionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     days: Positive | None = 30.0
 
 
+class RegistryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What registered tools may run, and the key that proves ``qasdk sync`` wrote them.
+
+    Tools are imported only from the module root and ``allowed_packages``. Every
+    row of ``registered_methods`` is signed (HMAC-SHA256) with ``signing_key``;
+    with none configured, with the key in ``key_file``, created on first use
+    (mode 0600). Servers and workers on other machines need the same key.
+    """
+
+    #: Packages (installed, not under the module root) whose modules may be tools,
+    #: by import name: ``acme_tools`` allows ``acme_tools`` and ``acme_tools.geo``.
+    allowed_packages: tuple[str, ...] = ()
+    #: The signing key itself (write ``${QASDK_SIGNING_KEY}``); wins over ``key_file``.
+    signing_key: str | None = None
+    #: Where the key is kept when ``signing_key`` is not set (default: ``signing.key``
+    #: next to the embedded database's folder, ``.qasdk/signing.key``).
+    key_file: str | None = None
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything ``model_config.yaml`` and the environment say."""
 
@@ -235,6 +255,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     worker: WorkerConfig = WorkerConfig()
     limits: LimitsConfig = LimitsConfig()
     retention: RetentionConfig = RetentionConfig()
+    registry: RegistryConfig = RegistryConfig()
     #: Where the tools are: what ``qasdk sync`` and ``qasdk check`` read when given no path.
     tools: tuple[str, ...] = ()
     #: The file this came from, or ``None`` when only defaults and env applied.
@@ -242,7 +263,12 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line or an error message."""
-        values = [self.database.password, self.model.api_key, url_password(self.model.api_base)]
+        values = [
+            self.database.password,
+            self.model.api_key,
+            url_password(self.model.api_base),
+            self.registry.signing_key,
+        ]
         if self.database.url:
             values.append(url_password(self.database.url))
         return [v for v in values if v]
@@ -256,6 +282,7 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "worker": WorkerConfig,
     "limits": LimitsConfig,
     "retention": RetentionConfig,
+    "registry": RegistryConfig,
 }
 #: Top-level settings that are not sections.
 _SETTINGS = ("tools",)

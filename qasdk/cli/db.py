@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -94,3 +95,66 @@ def db_migrate(state: State) -> None:
         click.echo(f"applied {migration.version:04d}_{migration.name}")
     if not applied:
         click.echo("database schema is up to date")
+
+
+@db.command("rotate-signing-key")
+@pass_state
+@handle_errors()
+def db_rotate_signing_key(state: State) -> None:
+    """Re-sign every registry row with a new key, and put the key where it is kept.
+
+    Rows the current key does not verify stay unsigned for the new key (they
+    are not loaded: run qasdk sync). With the key in a file (the default), the
+    file is replaced and running servers and workers here take it over; with
+    registry.signing_key set, the new key is printed to set everywhere instead.
+    """
+    from qasdk.security.signing import (
+        SigningKey,
+        key_file_path,
+        load_signing_key,
+        new_secret,
+        write_key_file,
+    )
+    from qasdk.store import connect, resolve_url
+    from qasdk.store.methods import resign_methods
+    from qasdk.store.notify import announce_registry
+
+    config = state.config()
+    old = load_signing_key(config)
+    new = SigningKey(secret=new_secret(), source="new key")
+    url = resolve_url(config.database, on_start=embedded_started)
+    in_file = old.file is not None
+    if in_file:
+        # Written first, beside the old one: a failure below leaves the old key in use.
+        pending = key_file_path(config).with_name("signing.key.next")
+        write_key_file(pending, new.secret)
+
+    async def go() -> Any:
+        conn = await connect(url, timeout=config.database.connect_timeout)
+        async with conn:
+            report = await resign_methods(conn, old, new)
+            if in_file:
+                os.replace(pending, key_file_path(config))
+                await announce_registry(conn)  # now that the file holds the key they verify
+                await conn.commit()
+            return report
+
+    report = run(go())
+    click.echo(f"re-signed {len(report.resigned)} tools with a new key")
+    for name in report.refused:
+        click.echo(
+            f"warning: tool {name!r} was not signed with the current key: not re-signed, "
+            "still not loaded (run qasdk sync)",
+            err=True,
+        )
+    if in_file:
+        click.echo(
+            f"the new key is in {key_file_path(config)}; copy it to the servers and workers "
+            "that run elsewhere"
+        )
+    else:
+        click.echo(
+            "registry.signing_key is configured: set it to this new key in every server and "
+            "worker (e.g. QASDK_REGISTRY_SIGNING_KEY), then restart them:"
+        )
+        click.echo(new.secret)

@@ -65,16 +65,22 @@ def sync(
     """
     from qasdk.redaction import mask_url
     from qasdk.registration.collect import collect
+    from qasdk.security.signing import load_signing_key
     from qasdk.store import connect, resolve_url, sync_methods
 
     config = state.config()
-    catalog = collect(_paths(paths, config), module_root=module_root)
+    catalog = collect(
+        _paths(paths, config),
+        module_root=module_root,
+        allowed_packages=config.registry.allowed_packages,
+    )
+    key = None if dry_run else load_signing_key(config)
     url = resolve_url(config.database, on_start=embedded_started)
 
     async def go() -> Any:
         conn = await connect(url, timeout=config.database.connect_timeout)
         async with conn:
-            return await sync_methods(conn, catalog.configs, prune=prune, dry_run=dry_run)
+            return await sync_methods(conn, catalog.configs, prune=prune, dry_run=dry_run, key=key)
 
     report = run(go())
     masked = mask_url(url)
@@ -97,7 +103,11 @@ def check(state: State, paths: Sequence[str], module_root: str | None, json_outp
     from qasdk.registration.collect import collect
 
     config = state.config()
-    catalog = collect(_paths(paths, config), module_root=module_root)
+    catalog = collect(
+        _paths(paths, config),
+        module_root=module_root,
+        allowed_packages=config.registry.allowed_packages,
+    )
     if json_output:
         click.echo(output.check_json(catalog))
         return
@@ -114,6 +124,7 @@ def methods(state: State, json_output: bool) -> None:
     """List the registered tools."""
     from qasdk.store import connect, list_methods, resolve_url
     from qasdk.store.embedded import embedded_status
+    from qasdk.store.methods import list_signed_methods
     from qasdk.store.migrate import pending_migrations
 
     config = state.config()
@@ -136,7 +147,34 @@ def methods(state: State, json_output: bool) -> None:
             pending = await pending_migrations(conn)
             if pending and pending[0].version == 1:
                 return []
-            return await list_methods(conn)
+            if any(m.version == 9 for m in pending):  # no signatures yet: all unsigned
+                return [(m, None) for m in await list_methods(conn)]
+            return await list_signed_methods(conn)
 
-    found = run(go())
+    signed = run(go())
+    found = [method for method, _ in signed]
     click.echo(output.methods_json(found) if json_output else output.describe_methods(found))
+    _report_refused(config, signed)
+
+
+def _report_refused(config: Config, signed: list[Any]) -> None:
+    """Say on stderr which rows servers here would not load, and why."""
+    from qasdk.errors import ConfigurationError
+    from qasdk.security.guard import RowGuard
+    from qasdk.security.roots import roots_for
+    from qasdk.security.signing import load_signing_key
+
+    if not signed:
+        return
+    try:
+        key = load_signing_key(config, create=False)
+    except ConfigurationError as exc:
+        click.echo(f"warning: signatures not checked: {exc}", err=True)
+        return
+    guard = RowGuard(key, roots_for(Path.cwd(), config.registry.allowed_packages))
+    for method, signature in signed:
+        reason = guard.refusal(method, signature)
+        if reason is not None:
+            click.echo(
+                f"warning: tool {method.name!r} is not loaded by servers: {reason}", err=True
+            )

@@ -39,11 +39,18 @@ class Catalog(msgspec.Struct, kw_only=True):
         return [entry.config for entry in self.entries]
 
 
-def collect(paths: Sequence[str | Path], *, module_root: str | Path | None = None) -> Catalog:
+def collect(
+    paths: Sequence[str | Path],
+    *,
+    module_root: str | Path | None = None,
+    allowed_packages: tuple[str, ...] = (),
+) -> Catalog:
     """Build the catalog ``paths`` define, or raise :class:`ValidationError` with every problem.
 
     ``module_root`` is the folder ``qasdk serve`` will import from (default: the
     working directory): ``tools/geo.py`` under it becomes module ``tools.geo``.
+    A declared tool's module must be there or in ``allowed_packages``
+    (``registry.allowed_packages``).
     """
     root = Path(module_root) if module_root is not None else Path.cwd()
     found = discover(paths)
@@ -99,7 +106,7 @@ def collect(paths: Sequence[str | Path], *, module_root: str | Path | None = Non
 
     entries, merge_problems = merge([*scanned.entries, *declared_entries], overrides)
     problems += merge_problems
-    unresolved, unchecked = resolve_declared(entries, scanner)
+    unresolved, unchecked = resolve_declared(entries, scanner, allowed_packages)
     problems += unresolved
     warnings += unchecked
     problems += validate_entries(entries)

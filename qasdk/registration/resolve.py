@@ -4,8 +4,12 @@ A ``methods.yaml`` entry names a module, a function and its parameters; a typo
 in any of them used to sync fine and fail only when a task ran. Each is read
 with griffe under the module root (nothing is imported): the module must be
 there, the function in it, and the declared parameters must be the function's.
-A module that is not on this machine (code deployed to the workers only) is a
-warning naming it, not an error.
+
+Tools run only code from the module root or an allowed package
+(``registry.allowed_packages``): a module that is neither (``os``, ``shutil``,
+a package from site-packages, a module that is not there) is an error. A
+module of an allowed package that is not under the root (installed where the
+workers run) is a warning naming it.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from collections.abc import Iterator
 import griffe
 
 from qasdk.models import Problem, ToolEntry
+from qasdk.registration import rules
 from qasdk.registration.discover import display_path
 from qasdk.registration.scan import Scanner
+from qasdk.security.roots import STDLIB, ModuleRoots, roots_for
 
 __all__ = ["resolve_declared"]
 
@@ -31,26 +37,51 @@ def _hint(name: str, options: list[str]) -> str:
 
 
 def resolve_declared(
-    entries: list[ToolEntry], scanner: Scanner
+    entries: list[ToolEntry], scanner: Scanner, allowed_packages: tuple[str, ...] = ()
 ) -> tuple[list[Problem], list[Problem]]:
     """(problems, warnings) of the declared ``entries`` against the code under the root."""
     problems: list[Problem] = []
     warnings: list[Problem] = []
+    root = display_path(scanner.root) if scanner.root else "."
+    roots: ModuleRoots = roots_for(scanner.root or ".", allowed_packages, shown=root)
     for entry in entries:
-        if entry.origin != "declared" or entry.missing & {"module_path", "function_name"}:
+        if entry.missing & {"module_path"}:
             continue
         config = entry.config
+        if not rules.is_module_path(config.module_path):
+            continue  # the validator says why
+        if entry.origin != "declared":
+            # A scanned tool's module is a file qasdk read; only a name that the
+            # standard library takes first is refused.
+            if config.module_path.partition(".")[0] in STDLIB:
+                refusal = roots.refusal(config.module_path)
+                problems.append(_located(entry, "module_path", refusal or ""))
+            continue
+        refusal = roots.refusal(config.module_path)
+        if refusal is not None:
+            problems.append(_located(entry, "module_path", refusal))
+            continue
+        if "function_name" in entry.missing:
+            continue
         module = scanner.module(config.module_path)
+        if module is None and not roots.allows_package(config.module_path):
+            problems.append(
+                _located(
+                    entry,
+                    "module_path",
+                    f"module {config.module_path!r} is not under the module root {root!r}",
+                )
+            )
+            continue
         if module is None:
-            root = display_path(scanner.root) if scanner.root else "."
             warnings.append(
                 Problem(
                     source=entry.source_of("module_path"),
                     tool=config.name,
                     field="module_path",
-                    reason=f"module {config.module_path!r} is not under the module root "
-                    f"{root!r}, so it could not be checked; it must be importable "
-                    "where the workers run",
+                    reason=f"module {config.module_path!r} of an allowed package is not "
+                    f"under the module root {root!r}, so it could not be checked; it must be "
+                    "importable where the workers run",
                 )
             )
             continue
@@ -59,6 +90,12 @@ def resolve_declared(
                 Problem(source=entry.source_of(field), tool=config.name, field=field, reason=reason)
             )
     return problems, warnings
+
+
+def _located(entry: ToolEntry, field: str, reason: str) -> Problem:
+    return Problem(
+        source=entry.source_of(field), tool=entry.config.name, field=field, reason=reason
+    )
 
 
 def _check(entry: ToolEntry, module: griffe.Module) -> Iterator[tuple[str, str]]:

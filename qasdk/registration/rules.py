@@ -26,6 +26,7 @@ __all__ = [
     "check_name",
     "check_tags",
     "check_timeout",
+    "is_module_path",
     "kind_of",
 ]
 
@@ -132,6 +133,11 @@ def check_module_path(value: object) -> Iterator[str]:
         for reason in check_identifier(part, "module name"):
             yield f"{value!r} cannot be imported: segment {reason}"
             return
+
+
+def is_module_path(value: object) -> bool:
+    """Whether ``value`` passes :func:`check_module_path`."""
+    return next(check_module_path(value), None) is None
 
 
 def check_function_name(value: object) -> Iterator[str]:

@@ -19,17 +19,22 @@ from psycopg.rows import DictRow
 
 from qasdk.models import MethodConfig, MethodMetadata, MethodParameter
 from qasdk.registration.types import CoercionError, coerce, parameter_schema
+from qasdk.security.signing import SigningKey, sign, verify
 from qasdk.store._sql import execute
 from qasdk.store.migrate import migrate
 
 __all__ = [
+    "ResignReport",
     "SyncPlan",
     "SyncReport",
     "delete_methods",
     "get_method",
     "list_methods",
+    "list_signed_methods",
     "parameter_json",
     "plan_sync",
+    "resign_methods",
+    "sign_methods",
     "sync_methods",
     "upsert_methods",
 ]
@@ -58,6 +63,16 @@ class SyncReport(msgspec.Struct, kw_only=True):
     dry_run: bool
     rows_written: int = 0
     migrations_applied: list[str] = []
+    #: Tools whose signature this sync wrote (new, changed, or not signed with the key).
+    signed: list[str] = []
+
+
+class ResignReport(msgspec.Struct, kw_only=True):
+    """A key rotation: rows signed with the new key, and rows left refused."""
+
+    resigned: list[str] = []
+    #: Rows whose signature the old key did not verify: not re-signed, still not loaded.
+    refused: list[str] = []
 
 
 def plan_sync(
@@ -119,6 +134,7 @@ def _row(config: MethodConfig) -> dict[str, object]:
 
 
 def _metadata(row: dict[str, Any]) -> MethodMetadata:
+    row.pop("signature", None)
     # TIMESTAMP columns (seed 000's schema) hold UTC: every session runs in UTC.
     for column in ("created_at", "updated_at"):
         value = row.get(column)
@@ -152,6 +168,66 @@ async def list_methods(conn: psycopg.AsyncConnection[DictRow]) -> list[MethodMet
     return [_metadata(row) for row in rows]
 
 
+async def list_signed_methods(
+    conn: psycopg.AsyncConnection[DictRow],
+) -> list[tuple[MethodMetadata, str | None]]:
+    """Every registered tool with the signature stored beside it (``None``: unsigned)."""
+    rows = await (await execute(conn, "list_methods")).fetchall()
+    found = []
+    for row in rows:
+        signature = row.pop("signature", None)
+        found.append((_metadata(row), signature))
+    return found
+
+
+async def sign_methods(
+    conn: psycopg.AsyncConnection[DictRow],
+    key: SigningKey,
+    names: Iterable[str] | None = None,
+) -> list[str]:
+    """Sign the rows ``names`` (default: all) as they are stored; return those re-signed.
+
+    The signature covers the row as it is read back, the way servers read it,
+    so values JSONB normalises (numbers) verify exactly.
+    """
+    wanted = None if names is None else set(names)
+    signatures = [
+        {"name": method.name, "signature": sign(key, method.to_config())}
+        for method, signature in await list_signed_methods(conn)
+        if (wanted is None or method.name in wanted)
+        and not verify(key, method.to_config(), signature)
+    ]
+    if not signatures:
+        return []
+    payload = msgspec.json.encode(signatures).decode()
+    rows = await (await execute(conn, "sign_methods", {"signatures": payload})).fetchall()
+    return sorted(row["name"] for row in rows)
+
+
+async def resign_methods(
+    conn: psycopg.AsyncConnection[DictRow], old: SigningKey, new: SigningKey
+) -> ResignReport:
+    """Re-sign every row the ``old`` key verifies with ``new``, in one transaction."""
+    report = ResignReport()
+    async with conn.transaction():
+        await migrate(conn)
+        await execute(conn, "lock_registry")
+        signatures = []
+        for method, signature in await list_signed_methods(conn):
+            config = method.to_config()
+            if verify(new, config, signature):
+                continue  # a rotation interrupted after the database committed
+            if not verify(old, config, signature):
+                report.refused.append(method.name)
+                continue
+            signatures.append({"name": method.name, "signature": sign(new, config)})
+            report.resigned.append(method.name)
+        if signatures:
+            payload = msgspec.json.encode(signatures).decode()
+            await execute(conn, "sign_methods", {"signatures": payload})
+    return report
+
+
 async def get_method(conn: psycopg.AsyncConnection[DictRow], name: str) -> MethodMetadata | None:
     row = await (await execute(conn, "get_method", {"name": name})).fetchone()
     return _metadata(row) if row else None
@@ -181,12 +257,16 @@ async def sync_methods(
     *,
     prune: bool = False,
     dry_run: bool = False,
+    key: SigningKey | None = None,
 ) -> SyncReport:
     """Make the table match ``configs``: one transaction, only the difference written.
 
     A dry run takes the same path and rolls everything back, so its plan is
-    exactly what a real sync would do.
+    exactly what a real sync would do. With ``key``, every row of ``configs``
+    ends signed with it (rows ``configs`` does not define are never signed: a
+    row changed by hand must not become trusted because a sync ran).
     """
+    signed: list[str] = []
     async with conn.transaction(force_rollback=dry_run):
         applied = await migrate(conn)
         await execute(conn, "lock_registry")
@@ -204,6 +284,8 @@ async def sync_methods(
             to_write = set(plan.created) | set(plan.updated)
             written = await upsert_methods(conn, [c for c in configs if c.name in to_write])
             deleted = await delete_methods(conn, plan.deleted)
+            if key is not None:
+                signed = await sign_methods(conn, key, [c.name for c in configs])
     logger.info(
         "sync%s: %d created, %d updated, %d unchanged, %d deleted",
         " (dry run)" if dry_run else "",
@@ -217,4 +299,5 @@ async def sync_methods(
         dry_run=dry_run,
         rows_written=len(written) + len(deleted),
         migrations_applied=[] if dry_run else [f"{m.version:04d}_{m.name}" for m in applied],
+        signed=signed,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from qasdk.store._sql import Conn, execute
 
-__all__ = ["REGISTRY_CHANNEL", "TASK_CHANNEL", "listen"]
+__all__ = ["REGISTRY_CHANNEL", "TASK_CHANNEL", "announce_registry", "listen"]
 
 TASK_CHANNEL = "qasdk_task_events"
 REGISTRY_CHANNEL = "qasdk_registry"
@@ -18,3 +18,8 @@ async def listen(conn: Conn) -> None:
     """Subscribe ``conn`` (autocommit) to both channels."""
     await execute(conn, "listen_task_events")
     await execute(conn, "listen_registry")
+
+
+async def announce_registry(conn: Conn) -> None:
+    """Tell every listener to reload the registry (its rows did not change: its key did)."""
+    await execute(conn, "announce_registry")

@@ -3,6 +3,11 @@
 Requests are validated against memory, not the database. A name that is not
 in memory triggers one reload (at most every ``refresh_interval`` seconds), so
 tools synced by ``qasdk sync`` while the server runs are usable at once.
+
+With a :class:`~qasdk.security.guard.RowGuard`, a row that is not signed with
+this deployment's key, or whose module is outside the allowed roots, is not
+loaded: it is kept in :attr:`MethodRegistry.refused` with the reason, logged,
+and the other tools are unaffected.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from types import MappingProxyType
 
 from qasdk._documents import suggestion
 from qasdk.models import MethodConfig, MethodMetadata
+from qasdk.security.guard import RowGuard
 from qasdk.store.connection import Pool
-from qasdk.store.methods import list_methods
+from qasdk.store.methods import list_signed_methods
 
 __all__ = ["MethodRegistry"]
 
@@ -27,9 +33,12 @@ logger = logging.getLogger("qasdk.registry")
 class MethodRegistry:
     """Registered tools by name, reloaded from PostgreSQL on demand."""
 
-    def __init__(self, pool: Pool, *, refresh_interval: float = 0.2):
+    def __init__(self, pool: Pool, *, refresh_interval: float = 0.2, guard: RowGuard | None = None):
         self._pool = pool
+        self.guard = guard
         self._methods: Mapping[str, MethodMetadata] = MappingProxyType({})
+        #: Rows not loaded, by tool name: why.
+        self.refused: Mapping[str, str] = MappingProxyType({})
         self._configs: Mapping[str, MethodConfig] = MappingProxyType({})
         self._refresh_interval = refresh_interval
         self._last_load = 0.0
@@ -68,9 +77,9 @@ class MethodRegistry:
                 return False
             started = time.monotonic()
             async with self._pool.connection() as conn:
-                found = await list_methods(conn)
+                found = await list_signed_methods(conn)
             self._last_load = started
-            methods = {m.name: m for m in found}
+            methods, _ = self._admit(found)
             changed = methods != dict(self._methods)
             if changed or self.loaded_at is None:
                 self._methods = MappingProxyType(methods)
@@ -83,6 +92,32 @@ class MethodRegistry:
                     listener(configs)
                 logger.info("registry loaded: %d tools (version %d)", len(methods), self.version)
             return changed
+
+    def _admit(
+        self, found: list[tuple[MethodMetadata, str | None]]
+    ) -> tuple[dict[str, MethodMetadata], dict[str, str]]:
+        """The rows to load, and the refused ones with why (logged when that changes)."""
+        methods: dict[str, MethodMetadata] = {}
+        refused: dict[str, str] = {}
+        if self.guard is not None:
+            self.guard.refresh()
+        for method, signature in found:
+            reason = self.guard.refusal(method, signature) if self.guard else None
+            if reason is None:
+                methods[method.name] = method
+            else:
+                refused[method.name] = reason
+        for name, reason in refused.items():
+            if self.refused.get(name) != reason:
+                logger.error(
+                    "tool %r not loaded: %s",
+                    name,
+                    reason,
+                    extra={"tool": name, "reason": reason},
+                )
+        if refused != dict(self.refused):
+            self.refused = MappingProxyType(refused)
+        return methods, refused
 
     async def find(self, name: str) -> MethodMetadata | None:
         """Look a tool up; an unknown name is looked for again in the database.

@@ -72,7 +72,8 @@ class ReloadOutcome(msgspec.Struct, omit_defaults=True):
 
 def _changed_settings(old: Config, new: Config) -> list[str]:
     changed = []
-    for section in ("model", "database", "logging", "server", "worker", "limits", "retention"):
+    sections = ("model", "database", "logging", "server", "worker", "limits", "retention")
+    for section in (*sections, "registry"):
         before, after = getattr(old, section), getattr(new, section)
         for field in before.__struct_fields__:
             if getattr(before, field) != getattr(after, field):
@@ -201,7 +202,11 @@ class Reloader:
         registry = None
         if self.watch_paths:
             try:
-                registry = collect(self.watch_paths, module_root=self.module_root)
+                registry = collect(
+                    self.watch_paths,
+                    module_root=self.module_root,
+                    allowed_packages=state.config.registry.allowed_packages,
+                )
             except QasdkError as exc:
                 problems += exc.problems or [Problem(reason=str(exc))]
         if problems:
@@ -210,8 +215,12 @@ class Reloader:
         tools = None
         if registry is not None:
             try:
+                # Signed with the key the registry verifies with: what this sync
+                # writes is what this server (and its peers) will load.
+                guard = state.registry.guard
+                key = guard.key if guard is not None else None
                 async with state.pool.connection() as conn:
-                    report = await sync_methods(conn, registry.configs, prune=self.prune)
+                    report = await sync_methods(conn, registry.configs, prune=self.prune, key=key)
             except QasdkError as exc:
                 return ReloadOutcome(
                     "rejected", now, trigger, problems=[Problem(reason=f"sync failed: {exc}")]

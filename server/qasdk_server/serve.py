@@ -29,6 +29,9 @@ from psycopg.rows import DictRow, dict_row
 
 from qasdk.config import Config
 from qasdk.errors import DatabaseError, StartupError
+from qasdk.security.guard import RowGuard
+from qasdk.security.roots import roots_for
+from qasdk.security.signing import load_signing_key
 from qasdk.store.connection import CONNECT_KWARGS, Pool, configure, connect, resolve_url
 from qasdk.store.migrate import migrate
 from qasdk_server.events import TaskEvents
@@ -149,6 +152,16 @@ class _Base:
     stopper: _Stop
 
 
+def row_guard(config: Config, root: str | None = None) -> RowGuard:
+    """What this process loads: rows signed with its key, code from its roots.
+
+    Tool processes import from the working directory (``root``), so that is the
+    module root; a key file is created on first use, as ``qasdk sync`` does.
+    """
+    key = load_signing_key(config)
+    return RowGuard(key, roots_for(root or os.getcwd(), config.registry.allowed_packages))
+
+
 @contextlib.asynccontextmanager
 async def _process(config: Config) -> AsyncIterator[_Base]:
     """Signals, database (migrated), pool, registry, notifications; closed in reverse."""
@@ -156,7 +169,7 @@ async def _process(config: Config) -> AsyncIterator[_Base]:
     stopper.install()
     url = await prepare_database(config)
     pool = await open_pool(url, config, extra=config.worker.concurrency + 2)
-    registry = MethodRegistry(pool)
+    registry = MethodRegistry(pool, guard=row_guard(config))
     # Servers and workers alike listen: tools synced elsewhere reach them at once.
     events = TaskEvents(url, on_registry_change=registry.load)
     try:

@@ -212,6 +212,9 @@ async def _start(
     url: str,
 ) -> Tools:
     from qasdk.registration.collect import collect
+    from qasdk.security.guard import RowGuard
+    from qasdk.security.roots import roots_for
+    from qasdk.security.signing import SigningKey, new_secret
     from qasdk.store.connection import connect
     from qasdk.store.methods import sync_methods
     from qasdk.store.migrate import migrate
@@ -221,14 +224,17 @@ async def _start(
     from qasdk_server.serve import open_pool
     from qasdk_server.tasks.runner import TaskRunner
 
-    catalog = collect(folders, module_root=root)
+    packages = config.registry.allowed_packages
+    catalog = collect(folders, module_root=root, allowed_packages=packages)
+    # A scratch database gets a key of its own, which lives as long as it does.
+    key = SigningKey(secret=new_secret(), source="run_tools")
     conn = await connect(url)
     async with conn:
         await migrate(conn)
-        await sync_methods(conn, catalog.configs)
+        await sync_methods(conn, catalog.configs, key=key)
     pool = await open_pool(url, config)
     stack.push_async_callback(pool.close)
-    registry = MethodRegistry(pool)
+    registry = MethodRegistry(pool, guard=RowGuard(key, roots_for(root, packages)))
     await registry.load()
     worker: WorkerConfig = config.worker
     executor = Executor(
@@ -237,6 +243,7 @@ async def _start(
         default_timeout=worker.tool_timeout,
         limits=worker.tool_limits,
         limits_by_tool=worker.tool_limits_by_tool,
+        allowed_packages=packages,
         cwd=root,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
     )

@@ -303,3 +303,39 @@ async def test_a_folder_outside_the_module_root_is_one_warning(project: Path) ->
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1, warnings
     assert "and 2 more" in warnings[0] and "--module-root" in warnings[0]
+
+
+FORBIDDEN = """
+methods:
+  - name: shell
+    description: Run a shell command.
+    module_path: os
+    function_name: system
+    parameters:
+      - {name: command, type: string, description: The command.}
+    return_type: int
+  - name: wipe
+    description: Remove a folder.
+    module_path: shutil
+    function_name: rmtree
+    parameters:
+      - {name: path, type: string, description: The folder.}
+    return_type: string
+"""
+
+
+async def test_a_declared_tool_outside_the_allowed_roots_is_a_sync_error(tmp_path: Path) -> None:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "methods.yaml").write_text(FORBIDDEN)
+    result = qasdk(tmp_path, "check", "tools", url="postgresql://nobody@127.0.0.1:9/x")
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert lines[:2] == [
+        "tools/methods.yaml:5: tool 'shell': module_path: 'os' is not under the module root "
+        "'.' nor an allowed package (registry.allowed_packages), it is a standard-library "
+        "module; tools run only code from there",
+        "tools/methods.yaml:12: tool 'wipe': module_path: 'shutil' is not under the module "
+        "root '.' nor an allowed package (registry.allowed_packages), it is a "
+        "standard-library module; tools run only code from there",
+    ], result.stderr

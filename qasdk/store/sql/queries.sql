@@ -28,7 +28,7 @@ SELECT pg_advisory_xact_lock(7105943210002);
 
 -- name: list_methods
 SELECT id, name, description, parameters_json AS parameters, return_type,
-       module_path, function_name, timeout, tags, created_at, updated_at
+       module_path, function_name, timeout, tags, created_at, updated_at, signature
 FROM registered_methods
 ORDER BY name;
 
@@ -62,6 +62,13 @@ WHERE (m.description, m.parameters_json, m.return_type, m.module_path,
       (EXCLUDED.description, EXCLUDED.parameters_json, EXCLUDED.return_type,
        EXCLUDED.module_path, EXCLUDED.function_name, EXCLUDED.timeout, EXCLUDED.tags)
 RETURNING m.name, (m.xmax = 0) AS inserted;
+
+-- name: sign_methods
+-- Store the signatures qasdk computed for these rows (the key never reaches the database).
+UPDATE registered_methods AS m SET signature = x.signature
+FROM jsonb_to_recordset(%(signatures)s::jsonb) AS x(name VARCHAR, signature TEXT)
+WHERE m.name = x.name AND m.signature IS DISTINCT FROM x.signature
+RETURNING m.name;
 
 -- name: delete_methods
 DELETE FROM registered_methods WHERE name = ANY(%(names)s) RETURNING name;
@@ -247,6 +254,10 @@ LISTEN qasdk_task_events;
 -- name: listen_registry
 -- Changes of registered_methods, whoever made them (trigger of migration 0005).
 LISTEN qasdk_registry;
+
+-- name: announce_registry
+-- The registry's key changed (qasdk db rotate-signing-key): servers and workers reload it.
+SELECT pg_notify('qasdk_registry', '');
 
 -- name: settle_orphans
 -- Tasks still pending or running whose job has ended (or is gone): nothing will ever

@@ -7,7 +7,9 @@ keeps the cost of a call well under a millisecond.
 
 Only registered tools run: :meth:`Executor.execute` resolves the name in the
 mapping it was given and sends the child that tool's module and function,
-nothing else.
+nothing else, and only when that module is under the working directory (the
+module root), its code snapshot, or an allowed package: a registry row that
+names ``os.system`` never reaches a tool process, whatever loaded it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import msgspec
 from qasdk.config import ToolLimits, ToolLimitsOverride
 from qasdk.errors import MethodExecutionError, MethodNotFoundError, StartupError, ValidationError
 from qasdk.models import ExecutionResult, MethodConfig, Problem
+from qasdk.security.roots import ModuleRoots
 from qasdk.store.values import PREVIEW, truncated
 from qasdk_server.executor.arguments import prepare_params, registered_defaults
 from qasdk_server.executor.child import Call, Reply
@@ -55,7 +58,8 @@ class Executor:
     back as a truncation marker; ``output`` caps what of tools' output is logged.
     ``limits`` (``worker.tool_limits``) and ``limits_by_tool`` bound what each
     call may use (default: nothing is limited); whatever a call starts is
-    killed when it ends.
+    killed when it ends. Tools run only from ``cwd`` (the module root) and
+    ``allowed_packages``.
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class Executor:
         output: OutputLimits | None = None,
         limits: ToolLimits | None = None,
         limits_by_tool: Mapping[str, ToolLimitsOverride] | None = None,
+        allowed_packages: tuple[str, ...] = (),
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -82,6 +87,9 @@ class Executor:
         self.limits = limits
         self.limits_by_tool: Mapping[str, ToolLimitsOverride] = dict(limits_by_tool or {})
         self._cwd = os.path.abspath(cwd if cwd is not None else os.getcwd())
+        self._roots = ModuleRoots(root=self._cwd, packages=allowed_packages)
+        #: Why a module may not run, by (module, code snapshot); ``None``: it may.
+        self._refusals: dict[tuple[str, str | None], str | None] = {}
         if base_env is None and not env:
             self._env: dict[str, str] | None = None
         else:
@@ -160,6 +168,7 @@ class Executor:
         Calls already running finish in their old process, which then retires.
         """
         self._methods = dict(methods)
+        self._refusals.clear()  # modules may have appeared or gone with the new code
         if not self._started or self._closed:
             return
         self._generation += 1
@@ -210,6 +219,10 @@ class Executor:
             config = self._methods.get(name)
             if config is None:
                 return self._rejected(name, params, MethodNotFoundError(name))
+            refusal = self._refusal(config.module_path)
+            if refusal is not None:
+                problem = Problem(tool=name, field="module_path", reason=refusal)
+                return self._rejected(name, params, ValidationError(problems=[problem]))
             try:
                 prepared = prepare_params(config, params, fill_defaults=False)
             except ValidationError as exc:
@@ -254,6 +267,17 @@ class Executor:
         result = await self._call(process, name, prepared, frame, limit, limits)
         result.code_version = process.code_version
         return result
+
+    def _refusal(self, module_path: str) -> str | None:
+        """Why a tool process must not import ``module_path`` (checked once per snapshot)."""
+        code = self._code.path if self._code is not None else None
+        key = (module_path, code)
+        if key not in self._refusals:
+            roots = self._roots
+            if code is not None:
+                roots = msgspec.structs.replace(roots, copies=(code,))
+            self._refusals[key] = roots.refusal(module_path)
+        return self._refusals[key]
 
     async def _call(
         self,

@@ -13,9 +13,18 @@ from qasdk_server.state import ServerState
 __all__ = ["get_method", "list_methods"]
 
 
-class MethodList(msgspec.Struct):
+class RefusedMethod(msgspec.Struct):
+    """A row of the registry that is not loaded, and why (unsigned, tampered, outside roots)."""
+
+    name: str
+    reason: str
+
+
+class MethodList(msgspec.Struct, omit_defaults=True):
     methods: list[MethodMetadata]
     count: int
+    #: Rows not loaded; absent when there are none.
+    refused: list[RefusedMethod] = []
 
 
 @get(
@@ -26,7 +35,8 @@ class MethodList(msgspec.Struct):
 )
 async def list_methods(server: ServerState) -> MethodList:
     methods = sorted(server.registry.methods.values(), key=lambda m: m.name)
-    return MethodList(methods=methods, count=len(methods))
+    refused = [RefusedMethod(n, r) for n, r in sorted(server.registry.refused.items())]
+    return MethodList(methods=methods, count=len(methods), refused=refused)
 
 
 @get(
@@ -38,6 +48,9 @@ async def list_methods(server: ServerState) -> MethodList:
 async def get_method(name: str, server: ServerState) -> MethodMetadata:
     method = await server.registry.find(name)
     if method is None:
+        if name in server.registry.refused:
+            reason = server.registry.refused[name]
+            raise ApiError(404, "not_found", f"tool {name!r} is not loaded: {reason}")
         hint = server.registry.suggest(name)
         raise ApiError(404, "not_found", f"no registered tool named {excerpt(name)!r}{hint}")
     return method

@@ -83,8 +83,11 @@ class Trace(msgspec.Struct):
 
 
 def _unknown_method(server: ServerState, name: str) -> ApiError:
-    hint = server.registry.suggest(name) or _available(server)
-    reason = f"no registered tool named {excerpt(name)!r}{hint}"
+    if name in server.registry.refused:
+        reason = f"tool {name!r} is not loaded: {server.registry.refused[name]}"
+    else:
+        hint = server.registry.suggest(name) or _available(server)
+        reason = f"no registered tool named {excerpt(name)!r}{hint}"
     return ApiError(
         400, "unknown_method", f"method: {reason}", [Problem(reason=reason, field="method")]
     )

@@ -106,11 +106,54 @@ def test_keyword_catch_alls_accept_any_declared_parameter(tmp_path: Path) -> Non
     assert catalog.entries[0].config.function_name == "shout"
 
 
-def test_a_module_not_on_this_machine_is_a_warning(tmp_path: Path) -> None:
-    catalog = collect([declare(tmp_path, module="deployed.elsewhere")], module_root=tmp_path)
+def test_a_module_found_nowhere_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError) as caught:
+        collect([declare(tmp_path, module="deployed.elsewhere")], module_root=tmp_path)
+    (problem,) = caught.value.problems
+    assert str(problem) == (
+        "tools/methods.yaml:5: tool 'greeter': module_path: 'deployed.elsewhere' is not under "
+        "the module root '.' nor an allowed package (registry.allowed_packages), no such "
+        "module is there; tools run only code from there"
+    )
+
+
+def test_an_allowed_package_not_on_this_machine_is_a_warning(tmp_path: Path) -> None:
+    catalog = collect(
+        [declare(tmp_path, module="deployed.elsewhere")],
+        module_root=tmp_path,
+        allowed_packages=("deployed",),
+    )
     (warning,) = catalog.warnings
     assert str(warning) == (
-        "tools/methods.yaml:5: tool 'greeter': module_path: module 'deployed.elsewhere' is not "
-        "under the module root '.', so it could not be checked; it must be "
-        "importable where the workers run"
+        "tools/methods.yaml:5: tool 'greeter': module_path: module 'deployed.elsewhere' of an "
+        "allowed package is not under the module root '.', so it could not be checked; it "
+        "must be importable where the workers run"
     )
+
+
+@pytest.mark.parametrize(
+    ("module", "why"),
+    [
+        ("os", "it is a standard-library module"),
+        ("subprocess", "it is a standard-library module"),
+        ("builtins", "it is a standard-library module"),
+        ("importlib.util", "it is a standard-library module"),
+        ("ctypes", "it is a standard-library module"),
+        ("pickle", "it is a standard-library module"),
+        ("msgspec", "it is installed at "),
+    ],
+)
+def test_code_outside_the_allowed_roots_is_an_error(tmp_path: Path, module: str, why: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        collect([declare(tmp_path, module=module)], module_root=tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.field == "module_path" and problem.source is not None
+    assert (problem.source.path, problem.source.line) == ("tools/methods.yaml", 5)
+    assert f"{module!r} is not under the module root '.' nor an allowed package" in str(problem)
+    assert why in problem.reason
+
+
+def test_a_standard_library_name_cannot_be_allowed_away(tmp_path: Path) -> None:
+    """Allowing a package is for installed tool packages: the stdlib check still applies."""
+    with pytest.raises(ValidationError):
+        collect([declare(tmp_path, module="os")], module_root=tmp_path, allowed_packages=("x",))
