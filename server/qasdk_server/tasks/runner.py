@@ -33,7 +33,7 @@ from qasdk.config import Config, ModelConfig
 from qasdk.errors import QasdkError
 from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
 from qasdk.store import tasks as store
-from qasdk.store.connection import Pool, is_outage
+from qasdk.store.connection import Pool, connect, is_outage
 from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
 from qasdk_server.agent.run import CANCELLED_CALL
 from qasdk_server.executor import Executor
@@ -347,11 +347,19 @@ class TaskRunner:
         result: Any,
         error: TaskError | None,
     ) -> None:
-        """Retry until the outcome is stored, or a newer attempt owns the task."""
+        """Retry until the outcome is stored, or a newer attempt owns the task.
+
+        On connections of its own, not the pool's: after an outage the pool
+        reconnects with a growing backoff, and every second the outcome waits is
+        a second in which the task looks abandoned to the other workers.
+        """
         delay = 0.2
         while True:
             try:
-                async with self.pool.connection() as conn:
+                url = self.pool.conninfo
+                assert isinstance(url, str)  # qasdk's pools are made from a URL
+                conn = await connect(url, timeout=self.config.database.connect_timeout)
+                async with conn:
                     await recorder.write_again(conn)
                     written = await store.finish_task(
                         conn,
@@ -372,7 +380,7 @@ class TaskRunner:
                     logger.exception("task %s: its kept outcome could not be stored", task_id)
                     return
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, 1.0)
                 continue
             if written:
                 logger.info("task %s: outcome stored after the database came back", task_id)
