@@ -153,6 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             self._send_error(400, "the request body must be a JSON object")
             return
+        problem = _protocol.invalid_messages(body)
+        if problem is not None:
+            self._send_error(400, problem)
+            return
         self._complete(body)
 
     def _complete(self, body: dict[str, Any]) -> None:

@@ -18,8 +18,8 @@ from qasdk.redaction import mask_url
 
 __all__ = ["Listing", "PromptResult", "list_models", "trivial_prompt"]
 
-#: What the model is asked to show it answers (no tools offered).
-PROMPT = "Reply with one word: ready"
+#: What the model is asked to show it answers (no tools offered): a few tokens, for a speed.
+PROMPT = "Count from 1 to 10, separated by spaces."
 
 
 class Listing(msgspec.Struct, kw_only=True):

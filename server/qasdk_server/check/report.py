@@ -201,7 +201,7 @@ def _format_row(result: FormatResult) -> tuple[str, str, str]:
         how = "tagged" if result.call == "tagged" else "recovered from text"
         return (name, "ok", f"{call} {how}, then answered; {took}")
     if result.call == "none":
-        why = result.error or (
+        why = _first_line(result.error) or (
             f"no tool call; the model wrote: {result.wrote!r}" if result.wrote else "no tool call"
         )
         return (name, "FAIL", f"{why}; {took}")
@@ -209,7 +209,15 @@ def _format_row(result: FormatResult) -> tuple[str, str, str]:
         return (name, "FAIL", f"{call}: wrong arguments; {took}")
     if result.loop_stopped:
         return (name, "FAIL", f"{call} repeated until the loop guard stopped it; {took}")
-    return (name, "FAIL", f"{call}, then {result.error or 'no answer'}; {took}")
+    return (name, "FAIL", f"{call}, then {_first_line(result.error) or 'no answer'}; {took}")
+
+
+def _first_line(text: str | None, width: int = 160) -> str | None:
+    """Long errors (a server's validation report) stay whole in --json only."""
+    if not text:
+        return text
+    line = text.strip().split("\n", 1)[0]
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def _args(arguments: Any) -> str:
