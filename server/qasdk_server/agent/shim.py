@@ -210,8 +210,9 @@ def openai_message(message: Any) -> Any:
         return message
     fixed = {k: v for k, v in message.items() if k not in ("id", "extra")}
     if not fixed.get("tool_call_id"):
-        extra = message.get("extra") if isinstance(message.get("extra"), dict) else {}
-        fixed["tool_call_id"] = message.get("id") or extra.get("function_id") or "1"
+        extra = message.get("extra")
+        function_id = extra.get("function_id") if isinstance(extra, dict) else None
+        fixed["tool_call_id"] = message.get("id") or function_id or "1"
     return fixed
 
 
