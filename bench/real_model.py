@@ -13,7 +13,8 @@ temperature 0) and reads each task's trace. It prints one line per task and:
 * the share of tasks with a correct call (``get_weather`` with the city of the
   prompt), split into tagged calls (parsed by qwen-agent or the server) and
   recovered ones (the model step's result has ``recovered_from``);
-* loops the guard stopped, final answers the model wrote, tasks that ended
+* loops the guard stopped, final answers the model wrote (in words, or JSON that
+  echoes the call or its result), tasks that ended
   (completed or failed with an error) within ``model.max_turns``;
 * latency per task (submit to finished), median and max.
 
@@ -118,6 +119,7 @@ PHRASES = (
     "What's the temperature in {city} now?",
 )
 TERMINAL = ("completed", "failed", "cancelled")
+JSON_STARTS = ("{", "[", "```", "<tool_call>")
 
 
 def right_city(arguments: Any, city: str) -> bool:
@@ -193,6 +195,7 @@ class Outcome:
         self.correct = False
         self.loop_stopped = False
         self.answered = False
+        self.prose = False
         self.turns = 0
         self.answer = ""
         self.error = ""
@@ -219,6 +222,8 @@ class Outcome:
         result = task.get("result")
         self.answer = result if isinstance(result, str) else json.dumps(result)
         self.answered = self.status == "completed" and bool(self.answer) and not self.loop_stopped
+        # An answer that is JSON echoes the call or the result rather than saying it in words.
+        self.prose = self.answered and not self.answer.lstrip().startswith(JSON_STARTS)
         error = task.get("error") or {}
         self.error = f"{error.get('type')}: {error.get('message')}" if error else ""
         if self.call == "none" and models:
@@ -275,7 +280,9 @@ def summary(outcomes: list[Outcome], goal: float, max_turns: int) -> tuple[list[
         f"  tagged             {sum(o.call == 'tagged' and o.correct for o in outcomes)}",
         f"  recovered          {sum(o.call == 'recovered' and o.correct for o in outcomes)}",
         f"loops stopped        {sum(o.loop_stopped for o in outcomes)}",
-        f"final answers        {sum(o.answered for o in outcomes)}/{n}",
+        f"final answers        {sum(o.answered for o in outcomes)}/{n}"
+        f" (in words {sum(o.prose for o in outcomes)}, as JSON"
+        f" {sum(o.answered and not o.prose for o in outcomes)})",
         f"ended within turns   {ended}/{n} (model.max_turns {max_turns})",
         f"latency per task     median {statistics.median(times):.1f} s, max {max(times):.1f} s",
     ]

@@ -108,6 +108,9 @@ def written_calls(reply: ToolCallsReply) -> str:
         return "\n".join(
             f"<tool_call>\n{json.dumps(item, ensure_ascii=False)}\n</tool_call>" for item in items
         )
+    if reply.guessed_result is not None:
+        lines = [*items, reply.guessed_result]
+        return "\n".join(json.dumps(item, ensure_ascii=False) for item in lines)
     data: object = items[0] if len(items) == 1 else items
     if reply.written_as == "fenced":
         return f"```json\n{json.dumps(data, ensure_ascii=False, indent=2)}\n```"

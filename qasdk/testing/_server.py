@@ -35,6 +35,9 @@ class Script(Protocol):
     @property
     def latency(self) -> float: ...
 
+    @property
+    def strict(self) -> bool: ...
+
     def take(self, body: dict[str, Any]) -> tuple[int, Reply | None]:
         """Record a request; its number and the reply to send (``None``: none left)."""
         ...
@@ -153,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             self._send_error(400, "the request body must be a JSON object")
             return
-        problem = _protocol.invalid_messages(body)
+        problem = _protocol.invalid_messages(body) if self.server.model.strict else None
         if problem is not None:
             self._send_error(400, problem)
             return

@@ -30,6 +30,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def check(model: ScriptedModel, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    model.strict = True  # as llama-cpp-python and vLLM
     monkeypatch.setenv("QASDK_MODEL_API_BASE", model.url)
     monkeypatch.setenv("QASDK_MODEL_TIMEOUT", "10")
     return CliRunner().invoke(cli, ["model", "check", *args])
@@ -164,3 +165,34 @@ def test_recommend_prefers_tagged_then_the_configured_format() -> None:
     chosen = recommend(ModelConfig(recover_tool_calls=False), [result("nous", "tagged")])
     assert chosen is not None and chosen.recover_tool_calls is False
     assert recommend(ModelConfig(), []) is None
+
+
+def test_a_call_followed_by_the_result_the_model_guessed_is_run(
+    project: Path, monkeypatch: pytest.MonkeyPatch, scripted_model: ScriptedModel
+) -> None:
+    guessed = {"city": "Paris", "forecast": "rain"}
+    scripted_model.push(
+        reply.text("ready"),
+        reply.tool_call(
+            "get_weather", {"city": "Paris"}, written_as="json", guessed_result=guessed
+        ),
+        reply.text("Sunny in Paris."),
+        reply.tool_call(
+            "get_weather", {"city": "Paris"}, written_as="json", guessed_result=guessed
+        ),
+        reply.text("Sunny in Paris."),
+    )
+    result = check(scripted_model, monkeypatch, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [(f["works"], f["call"]) for f in report["formats"]] == [(True, "recovered")] * 2
+    assert all(f["answer"] == "Sunny in Paris." for f in report["formats"])
+
+
+def test_guessed_results_go_with_calls_written_as_json() -> None:
+    from qasdk.testing._protocol import written_calls
+
+    call = reply.tool_call("get_weather", {"city": "Paris"}, written_as="json", guessed_result={})
+    assert written_calls(call) == '{"name": "get_weather", "arguments": {"city": "Paris"}}\n{}'
+    with pytest.raises(ValueError, match="guessed_result"):
+        reply.tool_call("get_weather", {"city": "Paris"}, guessed_result={})
