@@ -101,9 +101,24 @@ def test_a_model_that_never_calls_fails_with_a_clear_message(
     assert "recommended" not in result.stdout
 
 
-def test_a_model_that_repeats_the_call_is_not_passed(
+def test_a_model_that_repeats_the_call_works_as_tasks_would(
     project: Path, monkeypatch: pytest.MonkeyPatch, scripted_model: ScriptedModel
 ) -> None:
+    # model.on_tool_loop: answer (the default): tasks end with the tool's result.
+    scripted_model.push(reply.text("ready"))
+    scripted_model.rule = lambda body: reply.tool_call("get_weather", {"city": "Paris"})
+    result = check(scripted_model, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "tools (nous)    partial  get_weather(city='Paris') tagged, then repeated it" in (
+        result.stdout
+    )
+    assert "tasks end with that result as their answer" in result.stdout
+
+
+def test_a_model_that_repeats_the_call_fails_when_loops_fail_tasks(
+    project: Path, monkeypatch: pytest.MonkeyPatch, scripted_model: ScriptedModel
+) -> None:
+    monkeypatch.setenv("QASDK_MODEL_ON_TOOL_LOOP", "fail")
     scripted_model.push(reply.text("ready"))
     scripted_model.rule = lambda body: reply.tool_call("get_weather", {"city": "Paris"})
     result = check(scripted_model, monkeypatch, "--json")
@@ -154,7 +169,9 @@ def test_right_city() -> None:
 
 def test_recommend_prefers_tagged_then_the_configured_format() -> None:
     def result(fmt: Any, call: Any) -> FormatResult:
-        return FormatResult(function_calling=fmt, works=True, call=call, right_arguments=True)
+        return FormatResult(
+            function_calling=fmt, works=True, answered=True, call=call, right_arguments=True
+        )
 
     both_recovered = [result("nous", "recovered"), result("native", "recovered")]
     chosen = recommend(ModelConfig(function_calling="native"), both_recovered)
@@ -164,6 +181,9 @@ def test_recommend_prefers_tagged_then_the_configured_format() -> None:
     assert chosen is not None and chosen.function_calling == "native"
     chosen = recommend(ModelConfig(recover_tool_calls=False), [result("nous", "tagged")])
     assert chosen is not None and chosen.recover_tool_calls is False
+    guarded = FormatResult(function_calling="nous", works=True, call="tagged", right_arguments=True)
+    chosen = recommend(ModelConfig(), [guarded, result("native", "recovered")])
+    assert chosen is not None and chosen.function_calling == "native"  # it answered
     assert recommend(ModelConfig(), []) is None
 
 

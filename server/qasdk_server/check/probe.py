@@ -45,7 +45,11 @@ class FormatResult(msgspec.Struct, kw_only=True):
     """What one format did: the call, its arguments, the answer, and why not."""
 
     function_calling: Literal["nous", "native"]
+    #: The probe tool ran with the right city and the task would complete: with the
+    #: model's answer, or (``model.on_tool_loop: answer``) the loop guard's.
     works: bool
+    #: The model answered after the result (the loop guard did not have to).
+    answered: bool = False
     call: Call = "none"
     #: The first probe call's arguments, as the model gave them.
     arguments: Any = None
@@ -164,13 +168,14 @@ def _result(
     right = any(right_city(s.arguments, CITY) for s in probe_calls)
     loop_stopped = any(s.error is not None and s.error.type == "ToolCallLoop" for s in tool_steps)
     answer = outcome.get("answer")
-    answered = bool(answer) and not loop_stopped
+    works = call != "none" and right and bool(answer) and "error" not in outcome
     wrote = None
     if call == "none" and model_steps:
         wrote = (model_steps[-1].content or "").strip()[:200] or None
     return FormatResult(
         function_calling=function_calling,
-        works=call != "none" and right and answered and "error" not in outcome,
+        works=works,
+        answered=works and not loop_stopped,
         call=call,
         arguments=arguments,
         right_arguments=right,

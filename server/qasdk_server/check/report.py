@@ -96,6 +96,11 @@ def check_model(
             f"tool calling works; set model.function_calling: {recommended.function_calling}, "
             f"model.recover_tool_calls: {str(recommended.recover_tool_calls).lower()}"
         )
+        if not any(f.answered for f in formats):
+            message += (
+                "; the model does not answer after the tool's result, so tasks end with "
+                "that result as their answer (model.on_tool_loop: answer)"
+            )
     return CheckReport(
         model=model.name,
         model_server=server,
@@ -109,13 +114,18 @@ def check_model(
 
 
 def recommend(model: ModelConfig, formats: list[FormatResult]) -> Recommendation | None:
-    """The working format, tagged calls before recovered ones, the configured one on a tie."""
+    """The working format: answered before ended by the loop guard, tagged calls before
+    recovered ones, the configured format on a tie."""
     working = [f for f in formats if f.works]
     if not working:
         return None
     best = min(
         working,
-        key=lambda f: (f.call != "tagged", f.function_calling != model.function_calling),
+        key=lambda f: (
+            not f.answered,
+            f.call != "tagged",
+            f.function_calling != model.function_calling,
+        ),
     )
     needs_recovery = best.call == "recovered"
     return Recommendation(
@@ -128,7 +138,8 @@ def _no_calls(formats: list[FormatResult]) -> str:
     if any(f.call != "none" and f.right_arguments for f in formats):
         return (
             "the model calls the tool but gives no answer after its result "
-            "(see the table); tasks would end with the loop guard or no answer"
+            "(see the table); tasks fail with the loop guard (model.on_tool_loop: fail) "
+            "or no answer"
         )
     if any(f.call != "none" for f in formats):
         return "the model calls the tool with wrong arguments in every format"
@@ -197,9 +208,15 @@ def _format_row(result: FormatResult) -> tuple[str, str, str]:
     name = f"tools ({result.function_calling})"
     took = f"{result.turns} turn{'s' if result.turns != 1 else ''}, {_ms(result.seconds)}"
     call = f"get_weather({_args(result.arguments)})"
-    if result.works:
-        how = "tagged" if result.call == "tagged" else "recovered from text"
+    how = "tagged" if result.call == "tagged" else "recovered from text"
+    if result.works and result.answered:
         return (name, "ok", f"{call} {how}, then answered; {took}")
+    if result.works:
+        return (
+            name,
+            "partial",
+            f"{call} {how}, then repeated it: the loop guard answered with the result; {took}",
+        )
     if result.call == "none":
         why = _first_line(result.error) or (
             f"no tool call; the model wrote: {result.wrote!r}" if result.wrote else "no tool call"
