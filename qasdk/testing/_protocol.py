@@ -66,6 +66,25 @@ def uses_native_tools(body: Mapping[str, Any]) -> bool:
     return isinstance(tools, list) and len(tools) > 0
 
 
+def invalid_messages(body: Mapping[str, Any]) -> str | None:
+    """What a validating server (the OpenAI API, llama-cpp-python, vLLM) refuses in
+    ``messages``: a tool result that does not say which call it answers."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    for index, message in enumerate(messages):
+        if (
+            isinstance(message, dict)
+            and message.get("role") == "tool"
+            and not message.get("tool_call_id")
+        ):
+            return (
+                f"Missing parameter 'tool_call_id': messages[{index}] with role 'tool' "
+                "must have a 'tool_call_id'."
+            )
+    return None
+
+
 def nous_tool_call(name: str, arguments: Mapping[str, Any]) -> str:
     """One call the way qwen3's chat template (and qwen-agent's nous prompt) writes it."""
     payload = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
@@ -89,6 +108,9 @@ def written_calls(reply: ToolCallsReply) -> str:
         return "\n".join(
             f"<tool_call>\n{json.dumps(item, ensure_ascii=False)}\n</tool_call>" for item in items
         )
+    if reply.guessed_result is not None:
+        lines = [*items, reply.guessed_result]
+        return "\n".join(json.dumps(item, ensure_ascii=False) for item in lines)
     data: object = items[0] if len(items) == 1 else items
     if reply.written_as == "fenced":
         return f"```json\n{json.dumps(data, ensure_ascii=False, indent=2)}\n```"

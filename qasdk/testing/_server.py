@@ -35,6 +35,9 @@ class Script(Protocol):
     @property
     def latency(self) -> float: ...
 
+    @property
+    def strict(self) -> bool: ...
+
     def take(self, body: dict[str, Any]) -> tuple[int, Reply | None]:
         """Record a request; its number and the reply to send (``None``: none left)."""
         ...
@@ -152,6 +155,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not isinstance(body, dict):
             self._send_error(400, "the request body must be a JSON object")
+            return
+        problem = _protocol.invalid_messages(body) if self.server.model.strict else None
+        if problem is not None:
+            self._send_error(400, problem)
             return
         self._complete(body)
 

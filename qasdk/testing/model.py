@@ -41,6 +41,9 @@ class ScriptedModel:
         host: Interface to listen on.
         port: Port to listen on; 0 picks a free one.
         model_names: What ``/v1/models`` and ``/api/tags`` list.
+        strict: Refuse (HTTP 400) what validating servers refuse and Ollama lets
+            pass: a ``tool`` message without ``tool_call_id``, as llama-cpp-python,
+            vLLM and the OpenAI API do.
 
     Example:
         >>> with ScriptedModel([reply.text("hi")]) as model:  # doctest: +SKIP
@@ -56,6 +59,7 @@ class ScriptedModel:
         host: str = "127.0.0.1",
         port: int = 0,
         model_names: Iterable[str] = ("qwen3:4b",),
+        strict: bool = False,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0, got {latency}")
@@ -64,6 +68,7 @@ class ScriptedModel:
         self.host = host
         self.port = port
         self.model_names = tuple(model_names)
+        self.strict = strict
         self._lock = threading.Lock()
         self._script: collections.deque[Reply] = collections.deque(_checked(script))
         self._requests: list[dict[str, Any]] = []
@@ -157,7 +162,7 @@ class ScriptedModel:
             self._script.extend(checked)
 
     def reset(self) -> None:
-        """Forget the script, the rule, the latency and the recorded requests.
+        """Forget the script, the rule, the latency, strictness and the recorded requests.
 
         For a server shared by several tests (a session fixture): each test
         starts from a blank model.
@@ -167,6 +172,7 @@ class ScriptedModel:
             self._requests.clear()
             self.rule = None
             self.latency = 0.0
+            self.strict = False
 
     # -- serving -------------------------------------------------------------------
 

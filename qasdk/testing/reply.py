@@ -81,6 +81,9 @@ class ToolCallsReply(msgspec.Struct, frozen=True, kw_only=True, tag="tool_calls"
     #: Arguments in a call written as text are a JSON string, not an object.
     string_arguments: bool = False
     empty_chunk: bool = False
+    #: Written after calls written as ``json``, one call per line: the result the model
+    #: expected, as small models that miss the end of a call go on to write it.
+    guessed_result: dict[str, Any] | None = None
 
 
 class ErrorReply(msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_field="type"):
@@ -146,6 +149,7 @@ def tool_call(
     arguments_key: ArgumentsKey = "arguments",
     string_arguments: bool = False,
     empty_chunk: bool = False,
+    guessed_result: Mapping[str, Any] | None = None,
 ) -> ToolCallsReply:
     """A single tool call (see :func:`tool_calls`)."""
     return tool_calls(
@@ -158,6 +162,7 @@ def tool_call(
         arguments_key=arguments_key,
         string_arguments=string_arguments,
         empty_chunk=empty_chunk,
+        guessed_result=guessed_result,
     )
 
 
@@ -172,6 +177,7 @@ def tool_calls(
     arguments_key: ArgumentsKey = "arguments",
     string_arguments: bool = False,
     empty_chunk: bool = False,
+    guessed_result: Mapping[str, Any] | None = None,
 ) -> ToolCallsReply:
     """Parallel tool calls, in order.
 
@@ -186,9 +192,12 @@ def tool_calls(
         arguments_key: ``arguments`` or ``parameters``, for calls written as text.
         string_arguments: Write the arguments as a JSON string (calls written as text).
         empty_chunk: Start a streamed reply with a chunk of empty content.
+        guessed_result: With ``written_as="json"``: the calls one per line, then this
+            object, the result a small model expects and writes after its call.
 
     Raises:
-        ValueError: No calls, an empty name, or arguments that are not a JSON object.
+        ValueError: No calls, an empty name, arguments that are not a JSON object, or
+            a ``guessed_result`` without ``written_as="json"``.
     """
     items: list[dict[str, Any]] = []
     for call in calls:
@@ -207,6 +216,8 @@ def tool_calls(
         items.append({"name": name, "arguments": plain})
     if not items:
         raise ValueError("tool_calls needs at least one call")
+    if guessed_result is not None and written_as != "json":
+        raise ValueError('guessed_result goes with written_as="json"')
     return _convert(
         {
             "type": "tool_calls",
@@ -219,6 +230,7 @@ def tool_calls(
             "arguments_key": arguments_key,
             "string_arguments": string_arguments,
             "empty_chunk": empty_chunk,
+            "guessed_result": None if guessed_result is None else dict(guessed_result),
         },
         ToolCallsReply,
     )

@@ -1,4 +1,4 @@
-"""``qasdk serve`` and ``qasdk worker``: the task server's commands.
+"""``qasdk serve``, ``qasdk worker`` and ``qasdk model check``: the task server's commands.
 
 They reach the ``qasdk`` command through the ``qasdk.commands`` entry point,
 so the SDK never imports the server. This module imports only click and
@@ -17,19 +17,26 @@ import threading
 import click
 import msgspec
 
-from qasdk.cli.app import State, handle_errors, pass_state, run_service, stop_quietly_while_starting
+from qasdk.cli.app import (
+    State,
+    handle_errors,
+    json_option,
+    pass_state,
+    run_service,
+    stop_quietly_while_starting,
+)
 from qasdk.config import Config
 from qasdk.errors import StartupError
 
-__all__ = ["serve", "worker"]
+__all__ = ["model", "serve", "worker"]
 
 #: What the server needs beyond the SDK: installed by ``pip install 'qasdk[server]'``.
 SERVER_PACKAGES = ("litestar", "uvicorn", "procrastinate", "qwen_agent", "prometheus_client")
 
 
-def require_server_extra() -> None:
-    """Say exactly what to install when the server's packages are missing."""
-    missing = [name for name in SERVER_PACKAGES if importlib.util.find_spec(name) is None]
+def require_server_extra(packages: tuple[str, ...] = SERVER_PACKAGES) -> None:
+    """Say exactly what to install when the server's packages (or ``packages``) are missing."""
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
     if missing:
         raise StartupError(
             f"the task server needs the 'server' extra (missing: {', '.join(missing)}); "
@@ -121,6 +128,48 @@ def worker(state: State, concurrency: int | None) -> None:
     config = _service_config(state.config(service=True), None, None, concurrency)
     run_service(run_worker(config))
     _leave()
+
+
+@click.group(short_help="Check the configured model.")
+def model() -> None:
+    """Check the model of model_config.yaml (the `model` section)."""
+
+
+@model.command(short_help="Can the configured model call tools, and in which format?")
+@json_option
+@pass_state
+@handle_errors()
+def check(state: State, json_output: bool) -> None:
+    """Tell within seconds whether the configured model can drive tools.
+
+    Reaches the endpoint, looks for the model in what it lists, times a trivial
+    prompt, then asks a question that needs a built-in get_weather tool once per
+    function-calling format (nous, native), through the same agent a task uses.
+    Prints a table and the model settings to use.
+
+    Exit status: 0 tool calling works in at least one format; 5 the model
+    answers but calls the tool in neither; 6 the endpoint is unreachable or
+    the model does not answer; 1 invalid configuration; 4 the server extra is
+    missing.
+    """
+    require_server_extra(("qwen_agent", "openai", "httpx"))
+    from qasdk_server.check import check_model
+    from qasdk_server.check.report import render_text
+
+    config = state.config()
+    progress = None if json_output else (lambda line: click.echo(f"{line} ...", err=True))
+    report = check_model(config.model, progress=progress)
+    if json_output:
+        click.echo(msgspec.json.encode(report).decode())
+    else:
+        for line in render_text(report):
+            click.echo(line)
+        click.echo(
+            f"{'ok' if report.status == 0 else 'error'}: {report.message}",
+            err=report.status != 0,
+        )
+    if report.status:
+        sys.exit(report.status)
 
 
 def _leave() -> None:

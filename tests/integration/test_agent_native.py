@@ -56,8 +56,9 @@ async def test_native_tool_calls_run_through_the_executor(
     steps: list[TraceStep] = []
     async with Executor(methods, processes=1, cwd=tmp_path) as executor:
         loop = asyncio.get_running_loop()
+        # strict: the tool result must name its call, as llama-cpp-python and vLLM demand.
         with ScriptedModel(
-            [reply.tool_call("add", {"a": 20, "b": 22}), reply.text("42 it is")]
+            [reply.tool_call("add", {"a": 20, "b": 22}), reply.text("42 it is")], strict=True
         ) as model:
             config = ModelConfig(api_base=model.url, function_calling="native")
             run = AgentRun(

@@ -7,6 +7,10 @@ back as plain content. :func:`recover_calls` reads the shapes seen in practice:
 * a JSON object ``{"name": …, "arguments": {…}}`` (``"parameters"`` instead
   of ``"arguments"``; arguments given as a JSON string; left out = no arguments);
 * a JSON list of such objects;
+* such calls followed only by other JSON values: small models that miss the
+  end of a call go on to write the result they expect (``{"forecast": …}``)
+  or their next calls; the leading calls are the calls, the guessed results
+  after them are dropped (the trace keeps the whole text);
 * either of those as the only content of one fenced block (```` ```json ```` or
   ```` ``` ````);
 * one or more ``<tool_call>…</tool_call>`` blocks (the last may be unclosed),
@@ -58,7 +62,36 @@ def recover_calls(text: str | None, tools: Collection[str]) -> list[RecoveredCal
         if fenced.startswith(_OPEN):
             return _tagged(fenced, tools)
         body = fenced
-    return _calls(_load(body), tools)
+    return _calls(_load(body), tools) or _leading_calls(body, tools)
+
+
+def _leading_calls(body: str, tools: Collection[str]) -> list[RecoveredCall] | None:
+    """The calls a sequence of JSON objects (or arrays) starts with, when the text is only
+    that sequence."""
+    if not body or body[0] not in "{[":
+        return None
+    decoder = json.JSONDecoder()
+    found: list[RecoveredCall] = []
+    leading, position, values = True, 0, 0
+    while position < len(body):
+        if body[position] not in "{[":
+            return None  # prose, or a bare number or string: the text is an answer
+        try:
+            value, end = decoder.raw_decode(body, position)
+        except (ValueError, RecursionError):
+            return None  # broken JSON: the text is an answer
+        values += 1
+        if values > MAX_CALLS * 2:
+            return None
+        calls = _calls(value, tools) if leading else None
+        if calls is None:
+            leading = False
+        else:
+            found.extend(calls)
+        position = end
+        while position < len(body) and body[position].isspace():
+            position += 1
+    return found if values > 1 and 0 < len(found) <= MAX_CALLS else None
 
 
 def _unfence(body: str) -> str | None:

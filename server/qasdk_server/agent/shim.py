@@ -32,6 +32,7 @@ __all__ = [
     "build_llm",
     "function_call_message",
     "llm_config",
+    "openai_message",
     "qwen_tools",
     "raw_text",
     "start_turn",
@@ -179,6 +180,8 @@ def build_llm(model: ModelConfig) -> Any:
             kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **extra}
         if "request_timeout" in kwargs:
             kwargs["timeout"] = kwargs.pop("request_timeout")
+        if isinstance(kwargs.get("messages"), list):
+            kwargs["messages"] = [openai_message(m) for m in kwargs["messages"]]
         return client.chat.completions.create(*args, **kwargs)
 
     postprocess = llm._postprocess_messages
@@ -194,6 +197,23 @@ def build_llm(model: ModelConfig) -> Any:
     llm.client = client
     llm.timeout = model.timeout
     return llm
+
+
+def openai_message(message: Any) -> Any:
+    """A message of qwen-agent's native (raw API) conversation as the OpenAI API defines it.
+
+    qwen-agent 0.0.34 sends a tool result with its call's id as ``id`` (and its own
+    ``extra``), not ``tool_call_id``: Ollama lets it pass, servers that validate the
+    request (llama-cpp-python, vLLM) answer HTTP 400/500 on the turn after every call.
+    """
+    if not isinstance(message, dict) or message.get("role") != "tool":
+        return message
+    fixed = {k: v for k, v in message.items() if k not in ("id", "extra")}
+    if not fixed.get("tool_call_id"):
+        extra = message.get("extra")
+        function_id = extra.get("function_id") if isinstance(extra, dict) else None
+        fixed["tool_call_id"] = message.get("id") or function_id or "1"
+    return fixed
 
 
 #: The model's text of the current turn, per agent thread (the LLM object is shared).

@@ -915,3 +915,21 @@ def test_qwen_agent_gives_up_on_an_exhausted_script(model: ScriptedModel, agent_
     with pytest.raises(ModelServiceError, match="no reply left"):
         list(make_agent(model, RecordingWeather()).run([{"role": "user", "content": "Paris?"}]))
     assert len(model.requests) == 2
+
+
+def test_a_strict_model_refuses_a_tool_result_without_its_call_id() -> None:
+    import httpx
+
+    body = {
+        "model": "qwen3:4b",
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "tool", "content": "{}", "id": "call_1"},
+        ],
+    }
+    with ScriptedModel([reply.text("ok")], strict=True) as strict:
+        refused = httpx.post(strict.base_url + "/chat/completions", json=body)
+        assert refused.status_code == 400
+        assert "tool_call_id" in refused.json()["error"]["message"]
+        body["messages"][1]["tool_call_id"] = "call_1"
+        assert httpx.post(strict.base_url + "/chat/completions", json=body).status_code == 200

@@ -93,6 +93,51 @@ def test_anything_else_stays_the_answer(text: str) -> None:
     assert recover_calls(text, TOOLS) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The result the model expected, written after its call (Qwen2.5-Coder 0.5B).
+        (
+            '{"name": "get_weather", "arguments": {"city": "Paris"}}\n'
+            '{"forecast": "sunny", "temperature_c": 21}',
+            [PARIS],
+        ),
+        (
+            '{"name": "get_weather", "arguments": {"city": "Paris"}} {"forecast": "sunny"}\n'
+            '{"name": "add", "arguments": {"a": 1}}',  # a call after a guessed result: not run
+            [PARIS],
+        ),
+        # Calls one per line.
+        (
+            '{"name": "get_weather", "arguments": {"city": "Paris"}}\n'
+            '{"name": "add", "arguments": {"a": 1, "b": 2}}',
+            [PARIS, RecoveredCall("add", '{"a": 1, "b": 2}')],
+        ),
+        (
+            '[{"name": "get_weather", "arguments": {"city": "Paris"}}]\n[{"temperature_c": 21}]',
+            [PARIS],
+        ),
+    ],
+)
+def test_calls_followed_by_json_are_the_calls(text: str, expected: list[RecoveredCall]) -> None:
+    assert recover_calls(text, TOOLS) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"forecast": "sunny"}\n{"name": "get_weather", "arguments": {"city": "Paris"}}',
+        '{"name": "get_weather", "arguments": {"city": "Paris"}}\n{"forecast": "sunny"} ok',
+        '{"name": "get_weather", "arguments": {"city": "Paris"}}\n{"forecast": ',
+        '{"name": "get_weather", "arguments": {"city": "Paris"}} 21',
+        '{"name": "get_weather", "arguments": {"city": "Paris"}}\nIt is sunny in Paris.',
+        '{"name": "nope", "arguments": {}}\n{"forecast": "sunny"}',
+    ],
+)
+def test_json_after_a_call_must_be_all_json(text: str) -> None:
+    assert recover_calls(text, TOOLS) is None
+
+
 def test_only_names_offered_to_the_task_count() -> None:
     text = '{"name": "add", "arguments": {"a": 1}}'
     assert recover_calls(text, {"add"}) is not None
@@ -178,7 +223,8 @@ def test_arbitrary_text_never_crashes_and_only_names_offered_tools(text: str) ->
 @given(st.text(max_size=40), st.text(min_size=1, max_size=40).filter(lambda t: t.strip()))
 def test_prose_around_a_call_keeps_it_an_answer(before: str, after: str) -> None:
     call = '{"name": "add", "arguments": {}}'
-    assert recover_calls(f"{call} {after}", TOOLS) is None
+    if not after.lstrip().startswith(("{", "[")):  # JSON after a call: see below
+        assert recover_calls(f"{call} {after}", TOOLS) is None
     if before.strip():
         assert recover_calls(f"{before} {call}", TOOLS) is None or before.strip().startswith(
             ("[", "{", "<tool_call>", "```")

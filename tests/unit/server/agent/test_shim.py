@@ -13,6 +13,7 @@ from qasdk_server.agent.shim import (
     agent_class,
     build_llm,
     llm_config,
+    openai_message,
     qwen_tools,
     tool_schema,
 )
@@ -120,3 +121,24 @@ def test_schemas_of_rich_types_pass_through() -> None:
         "description": "u",
         "default": "c",
     }
+
+
+def test_a_tool_result_says_which_call_it_answers() -> None:
+    # qwen-agent 0.0.34's raw API sends ``id``; validating servers need ``tool_call_id``.
+    sent = {
+        "role": "tool",
+        "content": "{}",
+        "name": "get_weather",
+        "id": "call_1",
+        "extra": {"function_id": "call_1"},
+    }
+    assert openai_message(sent) == {
+        "role": "tool",
+        "content": "{}",
+        "name": "get_weather",
+        "tool_call_id": "call_1",
+    }
+    kept = {"role": "tool", "content": "{}", "tool_call_id": "call_2"}
+    assert openai_message(kept) == kept
+    user = {"role": "user", "content": "hi", "extra": {}}
+    assert openai_message(user) is user
