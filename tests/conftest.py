@@ -43,6 +43,21 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+#: The registry's signing key of every process the suite starts: tests sync into one
+#: database from many project folders, each of which would otherwise make a key of its own
+#: (``.qasdk/signing.key``) and so sign rows the others refuse.
+SIGNING_KEY = "qasdk-test-suite-signing-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_signing_key() -> Iterator[None]:
+    saved = os.environ.get("QASDK_REGISTRY_SIGNING_KEY")
+    os.environ["QASDK_REGISTRY_SIGNING_KEY"] = saved or SIGNING_KEY
+    yield
+    if saved is None:
+        os.environ.pop("QASDK_REGISTRY_SIGNING_KEY", None)
+
+
 @pytest.fixture(scope="session")
 def pg_data() -> Iterator[Path]:
     # Not under pytest's numbered temp dirs: another pytest run may rotate those away.

@@ -50,6 +50,8 @@ def make_project(root: Path, model_url: str, *, worker: dict[str, Any] | None = 
 
 def environment(project: Path, url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QASDK_")}
+    if "QASDK_REGISTRY_SIGNING_KEY" in os.environ:  # the suite's one key (tests/conftest.py)
+        env["QASDK_REGISTRY_SIGNING_KEY"] = os.environ["QASDK_REGISTRY_SIGNING_KEY"]
     env.update(
         QASDK_DATABASE_URL=url,
         QASDK_TEST_RUNS=str(project / "runs.log"),

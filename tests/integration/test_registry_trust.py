@@ -32,6 +32,12 @@ SHELL_PARAMS = json.dumps(
 )
 
 
+@pytest.fixture(autouse=True)
+def _key_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the default: the key file beside the data, not a configured key."""
+    monkeypatch.delenv("QASDK_REGISTRY_SIGNING_KEY", raising=False)
+
+
 @pytest.fixture
 def project(tmp_path: Path, session_model: ScriptedModel, fresh_database: str) -> Path:
     project = make_project(tmp_path / "project", session_model.url)
