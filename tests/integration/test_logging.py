@@ -45,6 +45,10 @@ async def test_debug_logs_more_than_info_for_the_same_sync(
 ) -> None:
     folder = tmp_path_factory.mktemp("verbosity")
     (folder / "methods.yaml").write_text(yaml.safe_dump({"methods": methods}))
+    # The modules are made up: declared as packages deployed elsewhere (a warning, not an error).
+    packages = sorted({m["module_path"].split(".")[0] for m in methods})
+    config = {"registry": {"allowed_packages": packages}}
+    (folder / "model_config.yaml").write_text(yaml.safe_dump(config))
     counts = {}
     for level in ("INFO", "DEBUG"):
         log = folder / f"{level}.log"
