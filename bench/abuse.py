@@ -195,17 +195,20 @@ def slowloris(port: int, connections: int = 50, seconds: float = 20) -> str:
 
 
 def probes(port: int) -> dict[str, Callable[[], str]]:
-    huge_name = "m" * (9 * 1024 * 1024)
+    # Built before any probe runs: making 50 MB here holds this process's GIL, and the
+    # /health poller (a thread of this process) would count that against the server.
+    huge_name = json.dumps({"method": "m" * (9 * 1024 * 1024)}).encode()
     deep = b"[" * 100_000 + b"]" * 100_000
+    huge_body = b'{"task_description": "' + b"a" * 50_000_000 + b'"}'
+    huge_header = (
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"h" * 50_000_000 + b"\r\n\r\n"
+    )
     return {
-        "huge-body": lambda: post(port, b'{"task_description": "' + b"a" * 50_000_000 + b'"}'),
+        "huge-body": lambda: post(port, huge_body),
         "deep-body": lambda: post(port, b'{"method": "echo", "params": {"x": ' + deep + b"}}"),
-        "huge-header": lambda: raw(
-            port,
-            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"h" * 50_000_000 + b"\r\n\r\n",
-        ),
+        "huge-header": lambda: raw(port, huge_header),
         "slowloris": lambda: slowloris(port),
-        "unknown-method": lambda: post(port, json.dumps({"method": huge_name}).encode()),
+        "unknown-method": lambda: post(port, huge_name),
         "long-expression": lambda: run_task(
             port, {"method": "calculate", "params": {"expression": "1+" * 15_000 + "1"}}
         ),
@@ -238,16 +241,19 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="qasdk-abuse-"))
     repo = Path(__file__).resolve().parents[1]
+    # Under its own name: its methods.yaml declares a tool in ``sample_tools.legacy``.
     shutil.copytree(
-        repo / "sample_tools", root / "tools", ignore=shutil.ignore_patterns("__pycache__")
+        repo / "sample_tools", root / "sample_tools", ignore=shutil.ignore_patterns("__pycache__")
     )
-    (root / "tools" / "hostile.py").write_text(HOSTILE)
+    (root / "sample_tools" / "hostile.py").write_text(HOSTILE)
     (root / "model_config.yaml").write_text(
         "logging: {level: WARNING, file: qasdk.log}\nworker: {concurrency: 2}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("QASDK_")}
     qasdk = [sys.executable, "-m", "qasdk"]
-    synced = subprocess.run([*qasdk, "sync", "tools"], cwd=root, env=env, capture_output=True)
+    synced = subprocess.run(
+        [*qasdk, "sync", "sample_tools"], cwd=root, env=env, capture_output=True
+    )
     if synced.returncode != 0:
         sys.exit(synced.stderr.decode())
     server = subprocess.Popen(
