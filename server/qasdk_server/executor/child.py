@@ -116,12 +116,13 @@ def _failure(exc: BaseException, message: str | None = None) -> Reply:
     return Reply(ok=False, error_type=type(exc).__name__, error=message, traceback=text)
 
 
-def _load_convert() -> ModuleType:
-    """``convert.py`` next to this file, under a private name no user module can shadow."""
+def _load_sibling(name: str) -> ModuleType:
+    """``<name>.py`` next to this file, as ``_qasdk_<name>``: no qasdk import on the way,
+    and a name no user module can shadow."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "convert.py")
-    spec = importlib.util.spec_from_file_location("_qasdk_convert", path)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_qasdk_{name}", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -134,7 +135,7 @@ class _Runner:
     """Resolves and calls tool functions, caching lookups, converters and the event loop."""
 
     def __init__(self) -> None:
-        self._convert = _load_convert()
+        self._convert = _load_sibling("convert")
         self._functions: dict[tuple[str, str], tuple[Callable[..., Any], Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Bytes of result JSON the worker takes (``QASDK_RESULT_LIMIT``; 0: no limit).
@@ -331,27 +332,13 @@ class _Reaper:
             self._on = False
 
 
-def _load_confine() -> Any:
-    """``confine.py`` next to this file, without importing qasdk (or shadowing a tool's module)."""
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "confine.py")
-    spec = importlib.util.spec_from_file_location("_qasdk_confine", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.Confinement()
-
-
 def main() -> None:
     """Serve calls until the parent closes our input."""
     import faulthandler
 
     _die_with_parent()
     _become_subreaper()
-    confinement = _load_confine()
+    confinement: Any = _load_sibling("confine").Confinement()
     reaper = _Reaper()
     reader, writer = _isolate_protocol()
     _fix_sys_path()
