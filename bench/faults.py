@@ -682,6 +682,65 @@ class Bench:
         server.proc.terminate()
         self.server_rc = server.wait_stopped(60)
 
+    def by_status(self) -> dict[str, list[dict[str, Any]]]:
+        """The accepted tasks as the API last showed them, by status."""
+        by_status: dict[str, list[dict[str, Any]]] = {}
+        for task_id in self.subs.accepted:
+            task = self.statuses.get(task_id, {"task_id": task_id, "status": "missing"})
+            by_status.setdefault(task["status"], []).append(task)
+        return by_status
+
+    def task_problems(
+        self,
+        url: str,
+        found: Analysis,
+        by_status: dict[str, list[dict[str, Any]]],
+        *,
+        show_runs: bool = False,
+    ) -> tuple[str, list[str]]:
+        """A blind ledger's problem line (or ""), and a line per refused, failed or unfinished
+        task; ``show_runs`` adds the ledger's runs of an unfinished one."""
+        subs = self.subs
+        blind = unrecorded(subs.accepted, self.statuses, found)
+        problems: list[str] = [f"submit refused: {text}" for text in subs.refused[:5]]
+        if blind:
+            problems.append(blind)
+        for task in by_status.get("failed", [])[:10]:
+            tag = subs.accepted[task["task_id"]]
+            problems.append(f"failed {tag} ({task['task_id']}): {task.get('error')}")
+        unfinished = [t for s, v in by_status.items() if s not in TERMINAL for t in v]
+        where = job_states(url, [t["task_id"] for t in unfinished]) if unfinished else {}
+        for task in unfinished[:10]:
+            tag = subs.accepted[task["task_id"]]
+            line = (
+                f"{task['status']} {tag} ({task['task_id']}), attempts {task.get('attempts')},"
+                f" {where.get(task['task_id'], 'job unknown')}"
+            )
+            if show_runs:
+                runs = [
+                    (r.pid, r.ppid, "ended" if r.end else "cut") for r in found.by_tag.get(tag, [])
+                ]
+                line += f"; runs (pid, worker): {runs}"
+            problems.append(line)
+        return blind, problems
+
+    def process_problems(
+        self, doubles: list[str], crashed: list[Child], stopped: list[Child]
+    ) -> list[str]:
+        """Double recoveries, and processes that died unasked or did not stop cleanly."""
+        problems = doubles[:10]
+        for worker in crashed:
+            problems.append(f"{worker.name} (pid {worker.pid}) exited by itself:\n{worker.tail()}")
+        for worker in stopped:
+            if worker.stopped != 0:
+                problems.append(
+                    f"{worker.name} (pid {worker.pid}) exited {worker.stopped} on SIGTERM:\n"
+                    f"{worker.tail()}"
+                )
+        if self.server_rc != 0 and self.server is not None:
+            problems.append(f"server exited {self.server_rc}:\n{self.server.tail()}")
+        return problems
+
     def report(self, url: str) -> bool:
         """Print the results; True if the goals (0 lost, 0 run twice) were met."""
         args, subs = self.args, self.subs
@@ -690,10 +749,7 @@ class Bench:
         found = analyse(read_runs(self.root / "runs.log", died), died)
 
         accepted = len(subs.accepted)
-        by_status: dict[str, list[dict[str, Any]]] = {}
-        for task_id in subs.accepted:
-            task = self.statuses.get(task_id, {"task_id": task_id, "status": "missing"})
-            by_status.setdefault(task["status"], []).append(task)
+        by_status = self.by_status()
         completed = len(by_status.get("completed", []))
         failed = by_status.get("failed", [])
         others = {s: len(v) for s, v in by_status.items() if s not in ("completed", "failed")}
@@ -746,22 +802,7 @@ class Bench:
             print(f"  attempts per task       {spread}")
         print("  in the processes' output: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
-        blind = unrecorded(subs.accepted, self.statuses, found)
-        problems: list[str] = [f"submit refused: {text}" for text in subs.refused[:5]]
-        if blind:
-            problems.append(blind)
-        for task in failed[:10]:
-            tag = subs.accepted[task["task_id"]]
-            problems.append(f"failed {tag} ({task['task_id']}): {task.get('error')}")
-        unfinished = [t for s, v in by_status.items() if s not in TERMINAL for t in v]
-        where = job_states(url, [t["task_id"] for t in unfinished]) if unfinished else {}
-        for task in unfinished[:10]:
-            tag = subs.accepted[task["task_id"]]
-            runs = [(r.pid, r.ppid, "ended" if r.end else "cut") for r in found.by_tag.get(tag, [])]
-            problems.append(
-                f"{task['status']} {tag} ({task['task_id']}), attempts {task.get('attempts')},"
-                f" {where.get(task['task_id'], 'job unknown')}; runs (pid, worker): {runs}"
-            )
+        blind, problems = self.task_problems(url, found, by_status, show_runs=True)
         for tag, tag_runs in list(found.twice.items())[:10]:
             spans = ", ".join(
                 f"[{r.start - subs.first:.2f}, {r.until - subs.first:.2f}] pid {r.pid} ppid {r.ppid}"
@@ -778,17 +819,7 @@ class Bench:
                 f"run of {run.tag} (pid {run.pid}) ended {late:.2f} s after its worker"
                 f" {run.ppid} was killed"
             )
-        problems.extend(doubles[:10])
-        for worker in crashed:
-            problems.append(f"{worker.name} (pid {worker.pid}) exited by itself:\n{worker.tail()}")
-        for worker in stopped:
-            if worker.stopped != 0:
-                problems.append(
-                    f"{worker.name} (pid {worker.pid}) exited {worker.stopped} on SIGTERM:\n"
-                    f"{worker.tail()}"
-                )
-        if self.server_rc != 0 and self.server is not None:
-            problems.append(f"server exited {self.server_rc}:\n{self.server.tail()}")
+        problems.extend(self.process_problems(doubles, crashed, stopped))
         for line in problems:
             print(f"  ! {line}")
         return lost == 0 and twice == 0 and not blind
@@ -992,10 +1023,7 @@ class OutageBench(Bench):
         twice = len(at_once) + len(rerun)
 
         accepted = len(subs.accepted)
-        by_status: dict[str, list[dict[str, Any]]] = {}
-        for task_id in subs.accepted:
-            task = self.statuses.get(task_id, {"task_id": task_id, "status": "missing"})
-            by_status.setdefault(task["status"], []).append(task)
+        by_status = self.by_status()
         completed = len(by_status.get("completed", []))
         failed = by_status.get("failed", [])
         others = {s: len(v) for s, v in by_status.items() if s not in ("completed", "failed")}
@@ -1083,21 +1111,7 @@ class OutageBench(Bench):
             print(f"  attempts per task       {spread}")
         print("  in the processes' output: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
-        blind = unrecorded(subs.accepted, self.statuses, found)
-        problems: list[str] = [f"submit refused: {text}" for text in subs.refused[:5]]
-        if blind:
-            problems.append(blind)
-        for task in failed[:10]:
-            tag = subs.accepted[task["task_id"]]
-            problems.append(f"failed {tag} ({task['task_id']}): {task.get('error')}")
-        unfinished = [t for s, v in by_status.items() if s not in TERMINAL for t in v]
-        where = job_states(url, [t["task_id"] for t in unfinished]) if unfinished else {}
-        for task in unfinished[:10]:
-            tag = subs.accepted[task["task_id"]]
-            problems.append(
-                f"{task['status']} {tag} ({task['task_id']}), attempts {task.get('attempts')},"
-                f" {where.get(task['task_id'], 'job unknown')}"
-            )
+        blind, problems = self.task_problems(url, found, by_status)
         for label, tags in (("run twice at once", at_once), ("re-run after completion", rerun)):
             for tag, tag_runs in list(tags.items())[:10]:
                 spans = ", ".join(
@@ -1112,17 +1126,7 @@ class OutageBench(Bench):
                 )
         for tag in ran_refused[:10]:
             problems.append(f"refused, yet ran: {tag}")
-        problems.extend(doubles[:10])
-        for worker in crashed:
-            problems.append(f"{worker.name} (pid {worker.pid}) exited by itself:\n{worker.tail()}")
-        for worker in stopped:
-            if worker.stopped != 0:
-                problems.append(
-                    f"{worker.name} (pid {worker.pid}) exited {worker.stopped} on SIGTERM:\n"
-                    f"{worker.tail()}"
-                )
-        if self.server_rc != 0 and self.server is not None:
-            problems.append(f"server exited {self.server_rc}:\n{self.server.tail()}")
+        problems.extend(self.process_problems(doubles, crashed, stopped))
         for line in problems:
             print(f"  ! {line}")
         return lost == 0 and twice == 0 and not blind
