@@ -9,12 +9,9 @@ variables, and any variable whose value holds a configured secret (a key given a
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping
 
-from qasdk.config import Config
-
-__all__ = ["config_secrets", "tool_environment"]
+__all__ = ["tool_environment"]
 
 _PREFIXES = ("QASDK_",)
 _NAMES = frozenset({"PGPASSWORD", "PGPASSFILE"})
@@ -36,15 +33,3 @@ def tool_environment(
             continue
         kept[name] = value
     return kept
-
-
-def config_secrets(config: Config) -> list[str]:
-    """The configured values a tool must not see: keys, passwords, the database URL."""
-    secrets = [config.model.api_key, config.database.password, config.database.url]
-    if config.database.url:
-        from psycopg.conninfo import conninfo_to_dict
-
-        # An unparsable URL fails the connection, not this.
-        with contextlib.suppress(Exception):
-            secrets.append(str(conninfo_to_dict(config.database.url).get("password") or ""))
-    return [s for s in secrets if s]

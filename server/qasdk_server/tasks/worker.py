@@ -27,7 +27,7 @@ from qasdk.store.queue import recover_stalled_jobs
 from qasdk.store.tasks import QUEUE, settle_orphans
 from qasdk_server.agent.threads import AgentThreads
 from qasdk_server.executor import Executor
-from qasdk_server.executor.environment import config_secrets, tool_environment
+from qasdk_server.executor.environment import tool_environment
 from qasdk_server.executor.output import OutputLimits
 from qasdk_server.metrics import Metrics
 from qasdk_server.registry import MethodRegistry
@@ -82,7 +82,10 @@ class Worker:
             # Tool files edited and synced within the same second must not load stale bytecode.
             env={"PYTHONDONTWRITEBYTECODE": "1"},
             base_env=tool_environment(
-                os.environ, secrets=config_secrets(config), allow=config.worker.tool_env
+                os.environ,
+                # The database URL too: where it holds no password it still says where to go.
+                secrets=[*config.secrets(), config.database.url or ""],
+                allow=config.worker.tool_env,
             ),
             result_limit=config.limits.result,
             output=OutputLimits(
