@@ -106,10 +106,38 @@ def fresh_database(pg_data: Path, pg_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def quiet_url(pg_data: Path, pg_url: str) -> Iterator[str]:
+    """A migrated database no server's workers read: for tests that set task states by hand."""
+    with scratch_database(pg_data, pg_url, "quiet") as url:
+
+        async def setup() -> None:
+            async with await connect(url) as conn:
+                await migrate(conn)
+
+        import asyncio
+
+        asyncio.run(setup())
+        yield url
+
+
 @pytest.fixture
 async def conn(pg_url: str) -> AsyncIterator[psycopg.AsyncConnection]:  # type: ignore[type-arg]
     """A connection to the test database; the test's rows are gone afterwards."""
-    connection = await connect(pg_url)
+    async with _checked(pg_url) as connection:
+        yield connection
+
+
+@pytest.fixture
+async def quiet_conn(quiet_url: str) -> AsyncIterator[psycopg.AsyncConnection]:  # type: ignore[type-arg]
+    """Like ``conn``, on the database no worker reads (no task is taken meanwhile)."""
+    async with _checked(quiet_url) as connection:
+        yield connection
+
+
+@contextlib.asynccontextmanager
+async def _checked(url: str) -> AsyncIterator[psycopg.AsyncConnection]:  # type: ignore[type-arg]
+    connection = await connect(url)
     before: Snapshot = await snapshot(connection)
     try:
         yield connection

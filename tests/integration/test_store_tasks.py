@@ -1,4 +1,8 @@
-"""The tasks tables' housekeeping against the real PostgreSQL: orphans settle, old tasks go."""
+"""The tasks tables' housekeeping against the real PostgreSQL: orphans settle, old tasks go.
+
+On the database no worker reads: the session's server would otherwise take the tasks these
+tests set by hand (and finish them, or write their steps) while the test runs.
+"""
 
 from __future__ import annotations
 
@@ -20,49 +24,50 @@ async def _task(conn: Any) -> uuid.UUID:
     return task.task_id
 
 
-async def test_a_task_whose_job_ended_without_an_outcome_is_settled(conn: Any) -> None:
-    orphan, healthy = await _task(conn), await _task(conn)
+async def test_a_task_whose_job_ended_without_an_outcome_is_settled(quiet_conn: Any) -> None:
+    orphan, healthy = await _task(quiet_conn), await _task(quiet_conn)
     # Its job vanished (deleted by hand, or ended by a bug) while the task was running.
-    await conn.execute("UPDATE tasks SET status = 'running', attempts = 1 WHERE id = %s", (orphan,))
-    await conn.execute(
+    await quiet_conn.execute(
+        "UPDATE tasks SET status = 'running', attempts = 1 WHERE id = %s", (orphan,)
+    )
+    await quiet_conn.execute(
         "DELETE FROM procrastinate_jobs WHERE id = (SELECT job_id FROM tasks WHERE id = %s)",
         (orphan,),
     )
-    await conn.commit()
-    settled = await store.settle_orphans(conn, grace=0)
-    await conn.commit()
+    await quiet_conn.commit()
+    settled = await store.settle_orphans(quiet_conn, grace=0)
+    await quiet_conn.commit()
     assert orphan in settled and healthy not in settled
-    task = await store.get_task(conn, orphan)
+    task = await store.get_task(quiet_conn, orphan)
     assert task is not None and task.status == "failed"
     assert task.error is not None and task.error.type == "InternalError"
-    still = await store.get_task(conn, healthy)
-    # A worker of the session's server may have taken it meanwhile; it was not settled.
+    still = await store.get_task(quiet_conn, healthy)
     assert still is not None and still.error is None
-    await conn.commit()
+    await quiet_conn.commit()
 
 
-async def test_retention_deletes_old_finished_tasks_and_their_traces(conn: Any) -> None:
-    old, recent, running = await _task(conn), await _task(conn), await _task(conn)
+async def test_retention_deletes_old_finished_tasks_and_their_traces(quiet_conn: Any) -> None:
+    old, recent, running = await _task(quiet_conn), await _task(quiet_conn), await _task(quiet_conn)
     for task_id in (old, recent):
-        await conn.execute(
+        await quiet_conn.execute(
             "UPDATE tasks SET status = 'running', attempts = 1 WHERE id = %s", (task_id,)
         )
-        assert await store.finish_task(conn, task_id, 1, status="completed", result=3)
+        assert await store.finish_task(quiet_conn, task_id, 1, status="completed", result=3)
         await store.insert_step(
-            conn,
+            quiet_conn,
             task_id,
             TraceStep(seq=1, kind="tool", name="add", started_at=datetime.now(timezone.utc)),
         )
-    await conn.execute(
+    await quiet_conn.execute(
         "UPDATE tasks SET completed_at = now() - interval '40 days' WHERE id = %s", (old,)
     )
-    await conn.commit()
-    deleted, _ = await store.delete_expired_tasks(conn, days=30)
-    await conn.commit()
+    await quiet_conn.commit()
+    deleted, _ = await store.delete_expired_tasks(quiet_conn, days=30)
+    await quiet_conn.commit()
     assert deleted >= 1
-    assert await store.get_task(conn, old) is None
-    assert await store.list_steps(conn, old) == []
-    assert await store.get_task(conn, recent) is not None
-    assert len(await store.list_steps(conn, recent)) == 1
-    assert await store.get_task(conn, running) is not None
-    await conn.commit()
+    assert await store.get_task(quiet_conn, old) is None
+    assert await store.list_steps(quiet_conn, old) == []
+    assert await store.get_task(quiet_conn, recent) is not None
+    assert len(await store.list_steps(quiet_conn, recent)) == 1
+    assert await store.get_task(quiet_conn, running) is not None
+    await quiet_conn.commit()
