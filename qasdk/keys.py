@@ -5,20 +5,39 @@ the secret (256 random bits) proves it. Only ``sha256(secret)`` is stored, and
 it is compared in constant time. Scopes: ``read`` (a key's own tasks, the
 tools), ``submit``, ``cancel``, ``admin`` (every task, the configuration,
 reloads). ``admin`` implies the others.
+
+A key may also be limited: to some tools (by name or tag) and to tools that
+need no more than some permissions, to a rate of submits (``10/m``), and to a
+number of tasks unfinished at once. The server applies these at submit and
+offers the model only the tools the key may run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
-__all__ = ["SCOPES", "ApiKey", "Scope", "new_key", "parse_key", "secret_digest", "verify"]
+from qasdk.models import MethodConfig
+
+__all__ = [
+    "SCOPES",
+    "ApiKey",
+    "Scope",
+    "format_rate",
+    "new_key",
+    "parse_key",
+    "parse_rate",
+    "secret_digest",
+    "verify",
+]
 
 Scope = Literal["read", "submit", "cancel", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "submit", "cancel", "admin")
@@ -34,12 +53,72 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    #: Tools it may run, by name and by tag (both ``None``: every tool).
+    tools: tuple[str, ...] | None = None
+    tags: tuple[str, ...] | None = None
+    #: Permissions the tools it runs may need (``None``: any).
+    permissions: tuple[str, ...] | None = None
+    #: At most ``rate_count`` submits per ``rate_seconds`` (``None``: no limit).
+    rate_count: int | None = None
+    rate_seconds: int | None = None
+    #: At most this many of its tasks pending or running at once (``None``: no cap).
+    max_running: int | None = None
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
 
+    @property
+    def rate(self) -> str | None:
+        """The rate limit as written (``10/m``), or ``None``."""
+        if self.rate_count is None or self.rate_seconds is None:
+            return None
+        return format_rate(self.rate_count, self.rate_seconds)
+
+    @property
+    def limits_tools(self) -> bool:
+        return self.tools is not None or self.tags is not None or self.permissions is not None
+
+    def may_run(self, method: MethodConfig) -> bool:
+        """Whether this key may run ``method`` (by its name, tags and permissions)."""
+        if self.tools is not None or self.tags is not None:
+            by_name = method.name in (self.tools or ())
+            if not by_name and not set(method.tags) & set(self.tags or ()):
+                return False
+        return self.permissions is None or permitted((), self.permissions)
+
     def active(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+def permitted(needed: Collection[str], granted: Collection[str]) -> bool:
+    """Whether ``granted`` covers every permission in ``needed`` (``fs:*`` covers ``fs:read``)."""
+    return all(need in granted or f"{need.partition(':')[0]}:*" in granted for need in needed)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RATE = re.compile(r"^\s*(\d{1,9})\s*/\s*(\d{0,4})\s*(s|m|h|d)\s*$")
+
+
+def parse_rate(text: str) -> tuple[int, int]:
+    """``(count, seconds)`` of a rate such as ``10/m``, ``100/h`` or ``5/30s``.
+
+    Raises ``ValueError`` saying what a rate looks like.
+    """
+    match = _RATE.match(text)
+    if match is None or int(match.group(1)) == 0 or int(match.group(2) or 1) == 0:
+        raise ValueError(
+            f"{text!r} is not a rate: write COUNT/UNIT, such as 10/m, 100/h or 5/30s "
+            "(units: s, m, h, d; count at least 1)"
+        )
+    return int(match.group(1)), int(match.group(2) or 1) * _UNITS[match.group(3)]
+
+
+def format_rate(count: int, seconds: int) -> str:
+    for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
+        if seconds % size == 0:
+            times = seconds // size
+            return f"{count}/{'' if times == 1 else times}{unit}"
+    return f"{count}/{seconds}s"  # pragma: no cover - every whole second divides by 1
 
 
 def secret_digest(secret: str) -> bytes:

@@ -10,7 +10,7 @@ import click
 import msgspec
 
 from qasdk.cli.app import State, embedded_started, handle_errors, json_option, pass_state, run
-from qasdk.keys import SCOPES
+from qasdk.keys import SCOPES, ApiKey
 
 __all__ = ["keys"]
 
@@ -43,6 +43,19 @@ def _when(value: datetime | None) -> str:
     return "-" if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
+def _limits(key: ApiKey) -> str:
+    parts = [
+        *(f"tool {t}" for t in key.tools or ()),
+        *(f"tag {t}" for t in key.tags or ()),
+        *(f"permission {p}" for p in key.permissions or ()),
+    ]
+    if key.rate is not None:
+        parts.append(f"rate {key.rate}")
+    if key.max_running is not None:
+        parts.append(f"max running {key.max_running}")
+    return "" if not parts else "; " + ", ".join(parts)
+
+
 @keys.command("create")
 @click.argument("name")
 @click.option(
@@ -56,6 +69,20 @@ def _when(value: datetime | None) -> str:
 @click.option(
     "--expires-in", type=click.FloatRange(min=0, min_open=True), help="Days until it expires."
 )
+@click.option(
+    "--tool", "tools", multiple=True, help="A tool it may run (repeat; default: every tool)."
+)
+@click.option("--tag", "tags", multiple=True, help="It may run the tools with this tag (repeat).")
+@click.option(
+    "--permission",
+    "permissions",
+    multiple=True,
+    help="A permission its tools may need, such as network or fs:* (repeat; default: any).",
+)
+@click.option("--rate", help="At most this many submits per window: 10/m, 100/h, 5/30s.")
+@click.option(
+    "--max-running", type=click.IntRange(min=1), help="At most this many tasks unfinished at once."
+)
 @json_option
 @pass_state
 @handle_errors()
@@ -64,6 +91,11 @@ def create(
     name: str,
     scopes: Sequence[str],
     expires_in: float | None,
+    tools: Sequence[str],
+    tags: Sequence[str],
+    permissions: Sequence[str],
+    rate: str | None,
+    max_running: int | None,
     json_output: bool,
 ) -> None:
     """Create a key called NAME and print its secret (shown this once only)."""
@@ -73,14 +105,26 @@ def create(
     if expires_in is not None:
         expires = datetime.now(timezone.utc) + timedelta(days=expires_in)
     key, text = _with_database(
-        state, lambda conn: create_key(conn, name, scopes, expires_at=expires)
+        state,
+        lambda conn: create_key(
+            conn,
+            name,
+            scopes,
+            expires_at=expires,
+            tools=tools or None,
+            tags=tags or None,
+            permissions=permissions or None,
+            rate=rate,
+            max_running=max_running,
+        ),
     )
     if json_output:
         click.echo(msgspec.json.encode({"key": text, **msgspec.structs.asdict(key)}).decode())
         return
     click.echo(text)
     click.echo(
-        f"key {key.name!r} ({', '.join(key.scopes)}, expires {_when(key.expires_at)}) created; "
+        f"key {key.name!r} ({', '.join(key.scopes)}{_limits(key)}, "
+        f"expires {_when(key.expires_at)}) created; "
         "the secret above is not stored and cannot be shown again. Send it as "
         "'Authorization: Bearer <key>'.",
         err=True,
@@ -106,8 +150,8 @@ def list_(state: State, json_output: bool) -> None:
     for key in found:
         state_text = "in force" if key.active(now) else ("revoked" if key.revoked_at else "expired")
         click.echo(
-            f"{key.name}  {','.join(key.scopes)}  {state_text}  created {_when(key.created_at)}"
-            f"  expires {_when(key.expires_at)}  id {key.id}"
+            f"{key.name}  {','.join(key.scopes)}{_limits(key)}  {state_text}"
+            f"  created {_when(key.created_at)}  expires {_when(key.expires_at)}  id {key.id}"
         )
 
 

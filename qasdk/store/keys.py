@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -9,21 +10,67 @@ from datetime import datetime
 import msgspec
 
 from qasdk.errors import ValidationError
-from qasdk.keys import SCOPES, ApiKey, new_key
+from qasdk.keys import SCOPES, ApiKey, new_key, parse_rate
 from qasdk.models import Problem
-from qasdk.store._sql import Conn, fetch_all, fetch_one
+from qasdk.store._sql import Conn, execute, fetch_all, fetch_one
 
-__all__ = ["create_key", "find_key", "keys_in_force", "list_keys", "revoke_key"]
+__all__ = [
+    "OwnerUsage",
+    "create_key",
+    "find_key",
+    "keys_in_force",
+    "list_keys",
+    "lock_owner",
+    "owner_usage",
+    "revoke_key",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9_.:*-]{1,200}$")
+
+
+class OwnerUsage(msgspec.Struct, frozen=True):
+    """What a key has used: submits in the window (the oldest of them), tasks unfinished."""
+
+    recent: int
+    oldest: datetime | None
+    open: int
+    now: datetime
 
 
 def _key(row: dict[str, object]) -> ApiKey:
     return msgspec.convert({k: v for k, v in row.items() if k != "digest"}, ApiKey)
 
 
+def _names(field: str, values: Sequence[str] | None) -> list[Problem]:
+    if values is None:
+        return []
+    if not values:
+        return [Problem(field=field, reason="an empty list would allow nothing; leave it out")]
+    return [
+        Problem(field=field, reason=f"{value!r} is not a {field[:-1]} name")
+        for value in values
+        if not _NAME.match(value)
+    ]
+
+
 async def create_key(
-    conn: Conn, name: str, scopes: Sequence[str], *, expires_at: datetime | None = None
+    conn: Conn,
+    name: str,
+    scopes: Sequence[str],
+    *,
+    expires_at: datetime | None = None,
+    tools: Sequence[str] | None = None,
+    tags: Sequence[str] | None = None,
+    permissions: Sequence[str] | None = None,
+    rate: str | None = None,
+    max_running: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """Store a new key; returns it and its text (shown once, never stored)."""
+    """Store a new key; returns it and its text (shown once, never stored).
+
+    ``tools``/``tags``: what it may run (``None``: everything); ``permissions``: what
+    its tools may need; ``rate``: submits such as ``10/m``; ``max_running``: tasks
+    pending or running at once.
+    """
     problems = [
         Problem(field="scope", reason=f"unknown scope {s!r}; scopes: {', '.join(SCOPES)}")
         for s in scopes
@@ -33,6 +80,16 @@ async def create_key(
         problems.append(Problem(field="name", reason="must be 1 to 100 characters"))
     if not scopes:
         problems.append(Problem(field="scope", reason=f"give at least one of {', '.join(SCOPES)}"))
+    problems += _names("tools", tools) + _names("tags", tags)
+    problems += _names("permissions", permissions)
+    rate_count = rate_seconds = None
+    if rate is not None:
+        try:
+            rate_count, rate_seconds = parse_rate(rate)
+        except ValueError as exc:
+            problems.append(Problem(field="rate", reason=str(exc)))
+    if max_running is not None and not 0 < max_running <= 1_000_000:
+        problems.append(Problem(field="max_running", reason="must be 1 to 1000000"))
     if problems:
         raise ValidationError(problems=problems)
     key_id, text, digest = new_key()
@@ -42,12 +99,22 @@ async def create_key(
         "digest": digest,
         "scopes": list(dict.fromkeys(scopes)),
         "expires_at": expires_at,
+        "tools": _unique(tools),
+        "tags": _unique(tags),
+        "permissions": _unique(permissions),
+        "rate_count": rate_count,
+        "rate_seconds": rate_seconds,
+        "max_running": max_running,
     }
     row = await fetch_one(conn, "insert_key", params)
     if row is None:
         problem = Problem(field="name", reason=f"a key named {name!r} exists already")
         raise ValidationError(problems=[problem])
     return _key(row), text
+
+
+def _unique(values: Sequence[str] | None) -> list[str] | None:
+    return None if values is None else list(dict.fromkeys(values))
 
 
 async def list_keys(conn: Conn) -> list[ApiKey]:
@@ -70,3 +137,15 @@ async def keys_in_force(conn: Conn) -> bool:
     """Whether any key is neither revoked nor expired."""
     row = await fetch_one(conn, "keys_in_force")
     return bool(row and row["any"])
+
+
+async def lock_owner(conn: Conn, owner: uuid.UUID) -> None:
+    """Hold the key's submit lock until the transaction ends (see :func:`owner_usage`)."""
+    await execute(conn, "lock_owner", {"owner": owner})
+
+
+async def owner_usage(conn: Conn, owner: uuid.UUID, seconds: int) -> OwnerUsage:
+    """A key's submits within the last ``seconds`` and its unfinished tasks (under the lock)."""
+    row = await fetch_one(conn, "owner_usage", {"owner": owner, "seconds": seconds})
+    assert row is not None
+    return msgspec.convert(row, OwnerUsage)

@@ -19,6 +19,7 @@ from qasdk_server.routes.config import get_config, reload_config
 from qasdk_server.routes.docs import docs_assets, home, openapi_config
 from qasdk_server.routes.events import task_events
 from qasdk_server.routes.health import health
+from qasdk_server.routes.keys import KeyController
 from qasdk_server.routes.methods import get_method, list_methods
 from qasdk_server.routes.metrics import metrics
 from qasdk_server.routes.tasks import TaskController
@@ -52,6 +53,7 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
     return Litestar(
         route_handlers=[
             TaskController,
+            KeyController,
             task_events,
             list_methods,
             get_method,

@@ -66,10 +66,12 @@ class ErrorBody(msgspec.Struct):
 
 _DESCRIPTIONS = {
     400: "Invalid request: the field and the reason are in `problems`",
+    403: "The API key lacks the scope, or may not run the tool",
     404: "No such task or tool",
     408: "The request did not arrive within `limits.request_timeout` seconds",
     409: "The request conflicts with the current state",
     413: "The body is larger than `limits.request_body` bytes",
+    429: "The API key is over its rate or its cap of running tasks; retry after `Retry-After`",
     431: "The request line and headers are larger than `limits.request_headers` bytes",
     500: "A server fault; the log has its stack trace under `error_id`",
     503: "The database is unreachable; retry after `Retry-After` seconds",
@@ -81,6 +83,7 @@ _EXAMPLES = {
         "params.b: expected integer, got string",
         [ProblemBody(reason="expected integer, got string", field="params.b", tool="add")],
     ),
+    403: ErrorDetail("forbidden", "the API key 'reports' may not run tool 'add'; tools: summarize"),
     404: ErrorDetail("not_found", "no task with id 3f0c2a5e-8d8e-4f4e-9a55-0b6a2f1c9d21"),
     408: ErrorDetail(
         "request_timeout",
@@ -91,6 +94,10 @@ _EXAMPLES = {
     ),
     413: ErrorDetail(
         "body_too_large", "the request body is larger than 1048576 bytes (limits.request_body)"
+    ),
+    429: ErrorDetail(
+        "too_many_requests",
+        "the API key 'reports' may submit 10/m (10 tasks per 60 s) and has; retry in 12 s",
     ),
     431: ErrorDetail(
         "headers_too_large",

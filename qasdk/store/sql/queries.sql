@@ -128,6 +128,7 @@ SET status = 'running',
 WHERE id = %(id)s AND status IN ('pending', 'running') AND NOT cancel_requested
 RETURNING id AS task_id, status, kind, description AS task_description, method, params,
           priority, timeout, result, error, attempts, created_at, started_at, completed_at,
+          owner,
           (SELECT COALESCE(max(seq), 0) FROM task_steps WHERE task_id = tasks.id) AS last_seq;
 
 -- name: finish_task
@@ -300,25 +301,49 @@ SELECT (SELECT count(*) FROM deleted) AS tasks, (SELECT count(*) FROM jobs) AS j
 DROP DATABASE IF EXISTS {database} WITH (FORCE);
 
 -- name: insert_key
-INSERT INTO api_keys (id, name, digest, scopes, expires_at)
-VALUES (%(id)s, %(name)s, %(digest)s, %(scopes)s, %(expires_at)s)
+INSERT INTO api_keys (id, name, digest, scopes, expires_at, tools, tags, permissions,
+                      rate_count, rate_seconds, max_running)
+VALUES (%(id)s, %(name)s, %(digest)s, %(scopes)s, %(expires_at)s, %(tools)s, %(tags)s,
+        %(permissions)s, %(rate_count)s, %(rate_seconds)s, %(max_running)s)
 ON CONFLICT (name) DO NOTHING
-RETURNING id, name, scopes, created_at, expires_at, revoked_at;
+RETURNING id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
+    rate_count, rate_seconds, max_running;
 
 -- name: list_keys
-SELECT id, name, scopes, created_at, expires_at, revoked_at
+SELECT id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
+    rate_count, rate_seconds, max_running
 FROM api_keys
 ORDER BY created_at, name;
 
 -- name: key_digest
-SELECT id, name, scopes, created_at, expires_at, revoked_at, digest
+SELECT id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
+    rate_count, rate_seconds, max_running, digest
 FROM api_keys
 WHERE id = %(id)s;
 
 -- name: revoke_key
 UPDATE api_keys SET revoked_at = now()
 WHERE name = %(name)s AND revoked_at IS NULL
-RETURNING id, name, scopes, created_at, expires_at, revoked_at;
+RETURNING id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
+    rate_count, rate_seconds, max_running;
+
+-- name: lock_owner
+-- Submits of one key wait for each other here (on every server), so the counts below
+-- and the insert that follows them see each other: a limit cannot be overrun by a race.
+SELECT pg_advisory_xact_lock(hashtextextended('qasdk.owner:' || %(owner)s::text, 0));
+
+-- name: owner_usage
+-- A key's submits within the window (and the oldest of them), and its unfinished tasks.
+SELECT
+    count(*) FILTER (WHERE created_at > now() - make_interval(secs => %(seconds)s)) AS recent,
+    min(created_at) FILTER (WHERE created_at > now() - make_interval(secs => %(seconds)s))
+        AS oldest,
+    count(*) FILTER (WHERE status IN ('pending', 'running')) AS open,
+    now() AS now
+FROM tasks
+WHERE owner = %(owner)s
+  AND (created_at > now() - make_interval(secs => %(seconds)s)
+       OR status IN ('pending', 'running'));
 
 -- name: keys_in_force
 -- Whether any key can still be used: then every request needs one.

@@ -7,7 +7,9 @@ from litestar import get
 
 from qasdk._excerpt import excerpt
 from qasdk.models import MethodMetadata
+from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError, error_responses
+from qasdk_server.quota import refuse_tool
 from qasdk_server.state import ServerState
 
 __all__ = ["get_method", "list_methods"]
@@ -33,19 +35,29 @@ class MethodList(msgspec.Struct, omit_defaults=True):
     responses=error_responses(),
     opt={"scope": "read"},
 )
-async def list_methods(server: ServerState) -> MethodList:
-    methods = sorted(server.registry.methods.values(), key=lambda m: m.name)
-    refused = [RefusedMethod(n, r) for n, r in sorted(server.registry.refused.items())]
+async def list_methods(server: ServerState, principal: Principal) -> MethodList:
+    """The tools (those the caller's API key may run when it is limited to some)."""
+    key = principal.key
+    methods = sorted(
+        (m for m in server.registry.methods.values() if key is None or key.may_run(m)),
+        key=lambda m: m.name,
+    )
+    # Why a row is refused is the operators' business (an admin key, or an open server).
+    refused = [
+        RefusedMethod(n, r)
+        for n, r in sorted(server.registry.refused.items())
+        if principal.sees_all
+    ]
     return MethodList(methods=methods, count=len(methods), refused=refused)
 
 
 @get(
     "/api/methods/{name:str}",
     summary="Read a registered tool",
-    responses=error_responses(404),
+    responses=error_responses(403, 404),
     opt={"scope": "read"},
 )
-async def get_method(name: str, server: ServerState) -> MethodMetadata:
+async def get_method(name: str, server: ServerState, principal: Principal) -> MethodMetadata:
     method = await server.registry.find(name)
     if method is None:
         if name in server.registry.refused:
@@ -53,4 +65,6 @@ async def get_method(name: str, server: ServerState) -> MethodMetadata:
             raise ApiError(404, "not_found", f"tool {name!r} is not loaded: {reason}")
         hint = server.registry.suggest(name)
         raise ApiError(404, "not_found", f"no registered tool named {excerpt(name)!r}{hint}")
+    if principal.key is not None and not principal.key.may_run(method):
+        raise refuse_tool(principal.key, method.name)
     return method

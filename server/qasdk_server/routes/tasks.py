@@ -20,6 +20,7 @@ from qasdk.store import tasks as store
 from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError, error_responses
 from qasdk_server.executor import prepare_params
+from qasdk_server.quota import admit, refuse_tool
 from qasdk_server.routes._lookup import invalid, load_task, wait_until_done
 from qasdk_server.state import ServerState
 
@@ -183,7 +184,7 @@ class TaskController(Controller):
         "/",
         status_code=201,
         summary="Submit a task",
-        responses=error_responses(400),
+        responses=error_responses(400, 403, 429),
         opt={"scope": "submit"},
     )
     async def submit_task(
@@ -212,6 +213,8 @@ class TaskController(Controller):
             method = await server.registry.find(data.method)
             if method is None:
                 raise _unknown_method(server, data.method)
+            if principal.key is not None and not principal.key.may_run(method):
+                raise refuse_tool(principal.key, method.name)
             try:
                 params = prepare_params(method, data.params or {}, fill_defaults=False)
             except ValidationError as exc:
@@ -227,6 +230,8 @@ class TaskController(Controller):
                 ) from None
             kind = "direct"
         async with server.pool.connection() as conn:
+            if principal.key is not None:
+                await admit(conn, principal.key)
             task = await store.insert_task(
                 conn,
                 kind=kind,

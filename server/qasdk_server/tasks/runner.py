@@ -32,6 +32,7 @@ from psycopg.rows import DictRow
 from qasdk.config import Config, ModelConfig
 from qasdk.errors import QasdkError
 from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
+from qasdk.store import keys as keys_store
 from qasdk.store import tasks as store
 from qasdk.store.connection import Pool, connect, is_outage
 from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
@@ -52,6 +53,8 @@ __all__ = [
 
 logger = logging.getLogger("qasdk.runner")
 _RETENTION_BATCH = 1000
+#: Tool lists kept built (per registry version and key allow-list) before starting afresh.
+_TOOL_SETS = 32
 
 
 class StopReason(enum.Enum):
@@ -118,7 +121,7 @@ class TaskRunner:
         self.worker_name = worker_name
         self.threads = threads
         self._llm: tuple[ModelConfig, Any] | None = None
-        self._tools: tuple[int, list[Any]] | None = None
+        self._tools: dict[tuple[int, frozenset[str]], list[Any]] = {}
         self.running: dict[uuid.UUID, asyncio.Task[Any]] = {}
         #: Outcomes waiting for the database to come back, written in the background.
         self.pending_outcomes: set[asyncio.Task[None]] = set()
@@ -149,10 +152,13 @@ class TaskRunner:
         cached = self._llm
         if cached is None or cached[0] != model:
             cached = self._llm = (model, build_llm(model))
-        version = self.registry.version
-        if self._tools is None or self._tools[0] != version:
-            self._tools = (version, qwen_tools(methods))
-        return cached[1], self._tools[1]
+        version = (self.registry.version, frozenset(methods))
+        tools = self._tools.get(version)
+        if tools is None:
+            if len(self._tools) >= _TOOL_SETS:  # one per registry version and key's allow-list
+                self._tools.clear()
+            tools = self._tools[version] = qwen_tools(methods)
+        return cached[1], tools
 
     # -- housekeeping -----------------------------------------------------------
 
@@ -466,11 +472,24 @@ class TaskRunner:
         if name not in self.executor.methods and await self.registry.find(name) is not None:
             self.executor.replace_methods(self.registry.configs())
 
+    async def _methods_for(self, owner: uuid.UUID | None) -> Mapping[str, MethodConfig]:
+        """The tools the task's key may run: all of them unless its key is limited."""
+        methods = self.registry.configs()
+        if owner is None:
+            return methods
+        async with self.pool.connection() as conn:
+            found = await keys_store.find_key(conn, owner)
+        key = None if found is None else found[0]
+        if key is not None and not key.limits_tools:
+            return methods
+        # A key that is gone may run nothing; a limited one, what it allows.
+        return {n: m for n, m in methods.items() if key is not None and key.may_run(m)}
+
     async def _described(
         self, task: Task, attempt: int, recorder: TraceRecorder, deadline: float | None
     ) -> tuple[str, Any, TaskError | None]:
         assert task.task_description is not None
-        methods = self.registry.configs()
+        methods = await self._methods_for(task.owner)
         model = self.config.model
         llm, tools = self._model_resources(model, methods)
         loop = asyncio.get_running_loop()
