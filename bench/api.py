@@ -11,7 +11,9 @@ one trivial tool, and measures, on this machine:
 2. direct tasks end to end with the embedded worker: submit, then wait for
    ``completed`` with ``GET /api/tasks/{id}?wait=``; p50/p99 one at a time, and
    tasks/s with 16 clients;
-3. per model turn, qasdk's agent (trace to PostgreSQL, tools in worker
+3. the same submits with an API key, then with a key that has a rate limit
+   (checked in PostgreSQL on every submit, shared by all servers);
+4. per model turn, qasdk's agent (trace to PostgreSQL, tools in worker
    processes) against bare qwen-agent with an in-process tool, both against
    the scripted model with zero latency.
 
@@ -59,15 +61,19 @@ def percentile(values: list[float], q: float) -> float:
 class Connection:
     """One keep-alive HTTP/1.1 connection with just enough parsing for this API."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: str | None
+    ) -> None:
         self.reader, self.writer = reader, writer
+        self.auth = f"Authorization: Bearer {key}\r\n" if key else ""
 
     @classmethod
-    async def open(cls, host: str, port: int) -> Connection:
-        return cls(*await asyncio.open_connection(host, port))
+    async def open(cls, host: str, port: int, key: str | None = None) -> Connection:
+        return cls(*await asyncio.open_connection(host, port), key)
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+        head += self.auth
         if body:
             head += "Content-Type: application/json\r\n"
         self.writer.write(head.encode() + b"\r\n" + body)
@@ -87,11 +93,13 @@ class Connection:
         self.writer.close()
 
 
-async def bench_submits(host: str, port: int, total: int, concurrency: int) -> dict[str, float]:
+async def bench_submits(
+    host: str, port: int, total: int, concurrency: int, key: str | None = None
+) -> dict[str, float]:
     body = json.dumps({"method": "bench_add", "params": {"a": 1, "b": 2}}).encode()
     latencies: list[float] = []
     counter = itertools.count()
-    connections = [await Connection.open(host, port) for _ in range(concurrency)]
+    connections = [await Connection.open(host, port, key) for _ in range(concurrency)]
 
     async def client(conn: Connection) -> None:
         while next(counter) < total:
@@ -351,12 +359,51 @@ def main() -> None:
         turns = bench_model_turns(project, url, args.turns)
         clean(url)
 
+        # Last: once a key exists, every request needs one.
+        keyed = {}
+        for name, limits in (
+            ("bench-plain", []),
+            ("bench-limited", ["--rate", "1000000/h"]),
+        ):
+            made = subprocess.run(
+                [sys.executable, "-m", "qasdk", "keys", "create", name, "--scope", "submit",
+                 *limits],
+                cwd=project, env=env, check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            keyed[name] = made.stdout.strip()
+        proc, port = start_server(project, env, "--no-worker")
+        try:
+            with_key = asyncio.run(
+                bench_submits(
+                    "127.0.0.1", port, args.submits, args.concurrency, keyed["bench-plain"]
+                )
+            )
+            clean(url)
+            with_limits = asyncio.run(
+                bench_submits(
+                    "127.0.0.1", port, args.submits, args.concurrency, keyed["bench-limited"]
+                )
+            )
+        finally:
+            stop_server(proc)
+        clean(url)
+
         print(
             f"submits: {submits['n']} at concurrency {args.concurrency} (qasdk serve --no-worker)"
         )
         print(f"  throughput        {submits['rate']:8.0f} /s       goal >= 1500")
         print(f"  latency p50       {submits['p50']:8.2f} ms")
         print(f"  latency p99       {submits['p99']:8.2f} ms")
+        for label, result in (
+            ("with an API key", with_key),
+            ("with a rate limit (never reached)", with_limits),
+        ):
+            print(f"submits {label}")
+            print(
+                f"  throughput        {result['rate']:8.0f} /s       "
+                f"({result['rate'] / submits['rate'] - 1:+.0%} vs open)"
+            )
+            print(f"  latency p50/p99   {result['p50']:8.2f} / {result['p99']:.2f} ms")
         print("direct tasks, submit -> completed (embedded worker, concurrency 4)")
         print(f"  one client  p50   {sequential['p50']:8.2f} ms      goal <= 20")
         print(f"  one client  p99   {sequential['p99']:8.2f} ms")

@@ -15,26 +15,17 @@ from qasdk.models import Problem
 from qasdk.store._sql import Conn, execute, fetch_all, fetch_one
 
 __all__ = [
-    "OwnerUsage",
     "create_key",
     "find_key",
     "keys_in_force",
     "list_keys",
     "lock_owner",
-    "owner_usage",
+    "open_tasks",
     "revoke_key",
+    "take_rate",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:*-]{1,200}$")
-
-
-class OwnerUsage(msgspec.Struct, frozen=True):
-    """What a key has used: submits in the window (the oldest of them), tasks unfinished."""
-
-    recent: int
-    oldest: datetime | None
-    open: int
-    now: datetime
 
 
 def _key(row: dict[str, object]) -> ApiKey:
@@ -144,8 +135,22 @@ async def lock_owner(conn: Conn, owner: uuid.UUID) -> None:
     await execute(conn, "lock_owner", {"owner": owner})
 
 
-async def owner_usage(conn: Conn, owner: uuid.UUID, seconds: int) -> OwnerUsage:
-    """A key's submits within the last ``seconds`` and its unfinished tasks (under the lock)."""
-    row = await fetch_one(conn, "owner_usage", {"owner": owner, "seconds": seconds})
-    assert row is not None
-    return msgspec.convert(row, OwnerUsage)
+async def open_tasks(conn: Conn, owner: uuid.UUID, cap: int) -> int:
+    """How many of the key's tasks are pending or running, counted up to ``cap``."""
+    row = await fetch_one(conn, "open_tasks", {"owner": owner, "cap": cap})
+    return int(row["open"]) if row else 0
+
+
+async def take_rate(conn: Conn, key: uuid.UUID, count: int, seconds: int) -> float | None:
+    """Count one submit against ``count`` per ``seconds``: ``None`` if allowed, else the wait.
+
+    The generic cell rate algorithm: a burst of ``count``, then one per
+    ``seconds / count``. Runs in the submit's transaction: a submit that fails
+    later gives its place back.
+    """
+    interval = seconds / count
+    params = {"key": key, "interval": interval, "tolerance": seconds - interval}
+    if await fetch_one(conn, "take_rate", params) is not None:
+        return None
+    row = await fetch_one(conn, "rate_wait", params)
+    return float(row["wait"]) if row else float(seconds)

@@ -97,7 +97,8 @@ _EXAMPLES = {
     ),
     429: ErrorDetail(
         "too_many_requests",
-        "the API key 'reports' may submit 10/m (10 tasks per 60 s) and has; retry in 12 s",
+        "the API key 'reports' may submit 10/m (10 tasks per 60 s, in bursts of up to 10); "
+        "retry in 6 s",
     ),
     431: ErrorDetail(
         "headers_too_large",

@@ -1,8 +1,10 @@
 """What a key may submit: its tools, its rate of submits, its tasks unfinished at once.
 
-The counts come from the ``tasks`` table under a per-key advisory lock held by
-the submit's own transaction, so every server of a database sees the same
-numbers and two submits racing on two servers cannot both take the last slot.
+Both live in PostgreSQL and are checked in the submit's own transaction: the
+running tasks are counted under a per-key advisory lock, the rate is one row
+per key (GCRA) locked by its update, so every server of a database sees the
+same numbers and two submits racing on two servers cannot both take the last
+slot.
 """
 
 from __future__ import annotations
@@ -32,29 +34,29 @@ def refuse_tool(key: ApiKey, name: str) -> ApiError:
 
 
 async def admit(conn: psycopg.AsyncConnection[DictRow], key: ApiKey) -> None:
-    """Raise 429 (with ``Retry-After``) when ``key`` is over its rate or its running cap.
+    """Raise 429 (with ``Retry-After``) when ``key`` is over its running cap or its rate.
 
     Call it in the transaction that then inserts the task: the lock it takes
-    holds until that commits.
+    holds until that commits, and a refused or failed submit takes nothing.
     """
-    if key.rate_count is None and key.max_running is None:
-        return
-    await store.lock_owner(conn, key.id)
-    usage = await store.owner_usage(conn, key.id, key.rate_seconds or 1)
-    if key.max_running is not None and usage.open >= key.max_running:
-        raise _too_many(
-            f"the API key {key.name!r} has {usage.open} tasks pending or running, its cap "
-            f"(max_running {key.max_running}); submit again when one has finished",
-            RUNNING_RETRY,
-        )
-    rate, window = key.rate_count, key.rate_seconds
-    if rate is not None and window is not None and usage.recent >= rate and usage.oldest:
-        retry = max(1, math.ceil((usage.oldest - usage.now).total_seconds() + window))
-        raise _too_many(
-            f"the API key {key.name!r} may submit {key.rate} ({rate} tasks per {window} s) "
-            f"and has; retry in {retry} s",
-            retry,
-        )
+    if key.max_running is not None:
+        await store.lock_owner(conn, key.id)
+        running = await store.open_tasks(conn, key.id, key.max_running)
+        if running >= key.max_running:
+            raise _too_many(
+                f"the API key {key.name!r} has {running} tasks pending or running, its cap "
+                f"(max_running {key.max_running}); submit again when one has finished",
+                RUNNING_RETRY,
+            )
+    if key.rate_count is not None and key.rate_seconds is not None:
+        wait = await store.take_rate(conn, key.id, key.rate_count, key.rate_seconds)
+        if wait is not None:
+            retry = max(1, math.ceil(wait))
+            raise _too_many(
+                f"the API key {key.name!r} may submit {key.rate} ({key.rate_count} tasks per "
+                f"{key.rate_seconds} s, in bursts of up to {key.rate_count}); retry in {retry} s",
+                retry,
+            )
 
 
 def _too_many(message: str, retry_after: int) -> ApiError:

@@ -328,22 +328,33 @@ RETURNING id, name, scopes, created_at, expires_at, revoked_at, tools, tags, per
     rate_count, rate_seconds, max_running;
 
 -- name: lock_owner
--- Submits of one key wait for each other here (on every server), so the counts below
--- and the insert that follows them see each other: a limit cannot be overrun by a race.
+-- Submits of one key wait for each other here (on every server), so the count of its
+-- open tasks and the insert that follows see each other: a cap cannot be overrun by a race.
 SELECT pg_advisory_xact_lock(hashtextextended('qasdk.owner:' || %(owner)s::text, 0));
 
--- name: owner_usage
--- A key's submits within the window (and the oldest of them), and its unfinished tasks.
-SELECT
-    count(*) FILTER (WHERE created_at > now() - make_interval(secs => %(seconds)s)) AS recent,
-    min(created_at) FILTER (WHERE created_at > now() - make_interval(secs => %(seconds)s))
-        AS oldest,
-    count(*) FILTER (WHERE status IN ('pending', 'running')) AS open,
-    now() AS now
-FROM tasks
-WHERE owner = %(owner)s
-  AND (created_at > now() - make_interval(secs => %(seconds)s)
-       OR status IN ('pending', 'running'));
+-- name: take_rate
+-- One submit against a key's rate, by the generic cell rate algorithm: each submit moves
+-- the key's theoretical arrival time on by window/count; a submit that would move it more
+-- than the window ahead is refused (no row returned), and changes nothing.
+INSERT INTO key_rates AS r (key_id, tat)
+VALUES (%(key)s, now() + make_interval(secs => %(interval)s))
+ON CONFLICT (key_id) DO UPDATE
+SET tat = greatest(r.tat, now()) + make_interval(secs => %(interval)s)
+WHERE greatest(r.tat, now()) - now() <= make_interval(secs => %(tolerance)s)
+RETURNING tat;
+
+-- name: rate_wait
+-- Seconds until a refused key may submit again.
+SELECT greatest(0, extract(epoch FROM tat - now()) - %(tolerance)s)::float8 AS wait
+FROM key_rates WHERE key_id = %(key)s;
+
+-- name: open_tasks
+-- A key's tasks pending or running, counted up to ``cap`` (all a cap needs to know).
+SELECT count(*) AS open FROM (
+    SELECT 1 FROM tasks
+    WHERE owner = %(owner)s AND status IN ('pending', 'running')
+    LIMIT %(cap)s
+) AS capped;
 
 -- name: keys_in_force
 -- Whether any key can still be used: then every request needs one.

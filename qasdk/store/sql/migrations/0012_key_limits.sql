@@ -7,3 +7,10 @@ ALTER TABLE api_keys
     ADD COLUMN IF NOT EXISTS rate_count   integer CHECK (rate_count > 0),
     ADD COLUMN IF NOT EXISTS rate_seconds integer CHECK (rate_seconds > 0),
     ADD COLUMN IF NOT EXISTS max_running  integer CHECK (max_running > 0);
+
+-- Each rate-limited key's theoretical arrival time (GCRA): one row per key, updated in
+-- the submit's transaction, so checking a rate costs the same whatever the traffic.
+CREATE TABLE IF NOT EXISTS key_rates (
+    key_id  uuid PRIMARY KEY REFERENCES api_keys (id) ON DELETE CASCADE,
+    tat     timestamptz NOT NULL
+);
