@@ -26,6 +26,14 @@ ANNOUNCE = re.compile(r"serving (http://\S+) ")
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
+def until(condition: Any, what: str = "the condition never held", within: float = 20.0) -> None:
+    """Wait for ``condition()`` (polled; generous: the machine may be busy), else fail."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
 def make_project(root: Path, model_url: str, *, worker: dict[str, Any] | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(

@@ -7,7 +7,6 @@ needs one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,12 +15,11 @@ import pytest
 
 from qasdk.testing import ScriptedModel
 from tests.conftest import scratch_database
-from tests.integration.harness import Server, make_project, qasdk
+from tests.integration.harness import Server, make_project, qasdk, until
 
 pytestmark = [pytest.mark.integration]
 
 ADD = {"method": "add", "params": {"a": 1, "b": 2}}
-PATIENCE = 20.0  # seconds for the server to see a key change (it caches keys for 2 s)
 
 
 class Keyed:
@@ -45,13 +43,6 @@ class Keyed:
         return self.clients[name]
 
 
-def _until(check: object, what: str) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def keyed(
     tmp_path_factory: pytest.TempPathFactory,
@@ -71,7 +62,7 @@ def keyed(
             keys.create("bob", "read", "submit", "cancel")
             keys.create("reader", "read")
             keys.create("ops", "admin")
-            _until(lambda: server.http.get("/api/tasks").status_code == 401, "keys never applied")
+            until(lambda: server.http.get("/api/tasks").status_code == 401, "keys never applied")
             yield keys
         finally:
             for client in keys.clients.values():
@@ -142,10 +133,10 @@ def test_a_cancel_needs_the_cancel_scope_and_the_task(keyed: Keyed) -> None:
 
 def test_a_revoked_key_stops_working(keyed: Keyed) -> None:
     keyed.create("temp", "read")
-    _until(lambda: keyed["temp"].get("/api/tasks").status_code == 200, "the new key never worked")
+    until(lambda: keyed["temp"].get("/api/tasks").status_code == 200, "the new key never worked")
     revoked = qasdk(keyed.project, keyed.url, "keys", "revoke", "temp")
     assert revoked.returncode == 0, revoked.stderr
-    _until(lambda: keyed["temp"].get("/api/tasks").status_code == 401, "the key still works")
+    until(lambda: keyed["temp"].get("/api/tasks").status_code == 401, "the key still works")
     assert "revoked" in keyed["temp"].get("/api/tasks").json()["error"]["message"]
     listed = qasdk(keyed.project, keyed.url, "keys", "list")
     assert "temp  read  revoked" in listed.stdout

@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,10 @@ import pytest
 
 from qasdk.testing import ScriptedModel, reply
 from tests.conftest import scratch_database
-from tests.integration.harness import Server, make_project, qasdk
+from tests.integration.harness import Server, make_project, qasdk, until
 
 pytestmark = [pytest.mark.integration]
 
-PATIENCE = 20.0  # seconds for the server to see a key change (it caches keys for 2 s)
 TAGGED = '''
 from qasdk import tool
 
@@ -58,13 +56,6 @@ class Limited:
         assert made.headers["cache-control"] == "no-store"
         key: str = made.json()["key"]
         return key
-
-
-def _until(check: Any, what: str) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +192,7 @@ def test_keys_are_managed_over_http_by_admins_only(limited: Limited) -> None:
         assert reader.post("/api/keys", json={"name": "x", "scopes": ["admin"]}).status_code == 403
         revoked = limited.admin.delete("/api/keys/temp")
         assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
-        _until(lambda: reader.get("/api/tasks").status_code == 401, "the revoked key still works")
+        until(lambda: reader.get("/api/tasks").status_code == 401, "the revoked key still works")
     assert limited.admin.delete("/api/keys/temp").status_code == 404
 
 

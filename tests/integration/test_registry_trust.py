@@ -23,7 +23,7 @@ from qasdk.security.signing import SigningKey, new_secret
 from qasdk.store.methods import sign_methods, upsert_methods
 from qasdk.testing import ScriptedModel
 from qasdk_server.executor import Executor
-from tests.integration.harness import Server, make_project, qasdk
+from tests.integration.harness import Server, make_project, qasdk, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -60,13 +60,6 @@ def loaded(server: Server) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def until(condition: Any, within: float = 15.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.05)
 
 
 def refusals(server: Server) -> dict[str, str]:
