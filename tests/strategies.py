@@ -78,6 +78,8 @@ def method_dicts(draw: st.DrawFn, name: str | None = None) -> dict[str, Any]:
         method["timeout"] = draw(st.floats(min_value=0.5, max_value=600, allow_nan=False))
     if draw(st.booleans()):
         method["tags"] = draw(st.lists(identifiers, max_size=3))
+    if draw(st.booleans()):
+        method["permissions"] = sorted(draw(st.lists(permission_names, max_size=3, unique=True)))
     return method
 
 
@@ -105,6 +107,7 @@ def config_from_dict(method: dict[str, Any]) -> MethodConfig:
         function_name=method["function_name"],
         timeout=method.get("timeout"),
         tags=tuple(method.get("tags", ())),
+        permissions=tuple(method.get("permissions", ())),
     )
 
 
