@@ -29,6 +29,14 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None = None
     timeout: float | None = None
     tags: tuple[str, ...] = ()
+    permissions: tuple[str, ...] = ()
+
+
+def _listed(values: Iterable[str]) -> Any:
+    """A tuple of what was given as a list; a string (or a non-list) as is, for the rules."""
+    if isinstance(values, Iterable) and not isinstance(values, str):
+        return tuple(values)
+    return values
 
 
 def _check(option: str, reasons: Iterator[str]) -> None:
@@ -48,6 +56,7 @@ def tool(
     description: str | None = None,
     timeout: float | None = None,
     tags: Iterable[str] = (),
+    permissions: Iterable[str] = (),
 ) -> Callable[[F], F]: ...
 
 
@@ -59,6 +68,7 @@ def tool(
     description: str | None = None,
     timeout: float | None = None,
     tags: Iterable[str] = (),
+    permissions: Iterable[str] = (),
 ) -> F | Callable[[F], F]:
     """Register ``func`` as a tool when its folder is synced.
 
@@ -73,19 +83,25 @@ def tool(
         description: Overrides the docstring summary.
         timeout: Seconds the tool may run before it is stopped (default 30).
         tags: Free-form labels, listed by ``qasdk methods``.
+        permissions: What the tool needs (``network``, ``fs:read``, ``fs:write``,
+            ``subprocess``, ``env``, ``gpu`` or a custom name): keys may be limited
+            by it. A declaration, not a sandbox.
     """
     if name is not None:
         _check("name", rules.check_name(name))
     if description is not None:
         _check("description", rules.check_description(description))
     _check("timeout", rules.check_timeout(timeout))
-    labels = tuple(tags) if isinstance(tags, Iterable) and not isinstance(tags, str) else tags
+    labels = _listed(tags)
     _check("tags", rules.check_tags(labels))
+    needs = _listed(permissions)
+    _check("permissions", rules.check_permissions(needs))
     spec = ToolSpec(
         name=name,
         description=description,
         timeout=None if timeout is None else float(timeout),
         tags=tuple(labels),
+        permissions=tuple(sorted(needs)),
     )
 
     def mark(f: F) -> F:

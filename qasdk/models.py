@@ -7,11 +7,13 @@ and serialised natively by Litestar.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
 from msgspec import UNSET, UnsetType
+
+from qasdk.permissions import WELL_KNOWN
 
 __all__ = [
     "UNSET",
@@ -80,8 +82,19 @@ class MethodParameter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
         return self.default is not UNSET
 
 
+_PERMISSIONS = msgspec.Meta(
+    description=f"What the tool declares it needs ({', '.join(WELL_KNOWN)}, or a custom name): "
+    "what API keys can be limited by. A declaration, not a sandbox. Absent: none declared.",
+    examples=[["fs:write", "network"]],
+)
+
+
 class MethodConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A tool as declared in ``methods.yaml`` or scanned from a ``@tool`` function."""
+    """A tool as declared in ``methods.yaml`` or scanned from a ``@tool`` function.
+
+    ``omit_defaults`` is load-bearing: registry signatures cover this encoding, so a
+    field added with a default (``permissions``) leaves rows signed before it valid.
+    """
 
     name: str
     description: str
@@ -91,6 +104,8 @@ class MethodConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     function_name: str
     timeout: float | None = None
     tags: tuple[str, ...] = ()
+    #: What the tool says it needs (see :mod:`qasdk.permissions`). Sync writes them sorted.
+    permissions: Annotated[tuple[str, ...], _PERMISSIONS] = ()
 
 
 class MethodMetadata(MethodConfig, frozen=True, kw_only=True):

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from qasdk.models import MethodConfig, MethodParameter
+from qasdk.permissions import NAME_PATTERN, WELL_KNOWN, name_problem
 from qasdk.registration.types import TYPE_NAMES, base_schema
 
 # Seed 000: letters and digits, starting with a letter, a valid identifier.
@@ -23,6 +24,11 @@ texts = st.text(
     max_size=200,
 ).filter(lambda s: s.strip() != "")
 
+#: What a tool may declare: the well-known permissions and custom names of the documented shape.
+permission_names = st.one_of(
+    st.sampled_from(sorted(WELL_KNOWN)),
+    st.from_regex(NAME_PATTERN, fullmatch=True).filter(lambda n: name_problem(n) is None),
+)
 param_types = st.sampled_from(["string", "int", "float", "bool", "dict", "list"])
 return_types = st.sampled_from(list(TYPE_NAMES))
 module_paths = st.lists(identifiers, min_size=1, max_size=4).map(".".join)
@@ -72,6 +78,8 @@ def method_dicts(draw: st.DrawFn, name: str | None = None) -> dict[str, Any]:
         method["timeout"] = draw(st.floats(min_value=0.5, max_value=600, allow_nan=False))
     if draw(st.booleans()):
         method["tags"] = draw(st.lists(identifiers, max_size=3))
+    if draw(st.booleans()):
+        method["permissions"] = sorted(draw(st.lists(permission_names, max_size=3, unique=True)))
     return method
 
 
@@ -99,6 +107,7 @@ def config_from_dict(method: dict[str, Any]) -> MethodConfig:
         function_name=method["function_name"],
         timeout=method.get("timeout"),
         tags=tuple(method.get("tags", ())),
+        permissions=tuple(method.get("permissions", ())),
     )
 
 

@@ -112,8 +112,15 @@ def sync_json(catalog: Catalog, report: SyncReport, database: str) -> str:
 
 
 def describe_check(catalog: Catalog) -> str:
+    """The tools that passed, then what each declares it needs (what keys may be limited by)."""
     names = ", ".join(entry.config.name for entry in catalog.entries)
-    return f"{len(catalog.entries)} tools OK: {names}"
+    lines = [f"{len(catalog.entries)} tools OK: {names}"]
+    lines.extend(
+        f"  {entry.config.name} needs {', '.join(entry.config.permissions)}"
+        for entry in catalog.entries
+        if entry.config.permissions
+    )
+    return "\n".join(lines)
 
 
 def check_json(catalog: Catalog) -> str:
@@ -159,6 +166,8 @@ def describe_methods(methods: Sequence[MethodMetadata]) -> str:
             options.append(f"timeout {method.timeout:g} s")
         if method.tags:
             options.append("tags " + ",".join(method.tags))
+        if method.permissions:
+            options.append("permissions " + ",".join(method.permissions))
         rows.append(
             (
                 method.name,

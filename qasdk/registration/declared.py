@@ -10,6 +10,7 @@ The format is seed 000's::
         parameters:
           - {name: city, type: string, description: City name, required: true}
         return_type: dict
+        permissions: [network]   # optional: what it needs (see qasdk.permissions)
 
 A parameter may add ``enum``, ``items`` (the element type of a list) or a full
 JSON ``schema``. An entry with ``override: true`` only needs ``name``: its
@@ -71,6 +72,7 @@ class DeclaredMethod(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     parameters: list[Any] | None = None
     timeout: float | None = None
     tags: list[str] | None = None
+    permissions: list[str] | None = None
     override: bool = False
 
 
@@ -193,6 +195,8 @@ class _Reader:
             fields["return_type"] = normalize_type(fields["return_type"]) or fields["return_type"]
         if declared.tags is not None:
             fields["tags"] = tuple(declared.tags)
+        if declared.permissions is not None:
+            fields["permissions"] = tuple(sorted(declared.permissions))
 
         if declared.override:
             if name is None:
@@ -223,6 +227,7 @@ class _Reader:
             function_name=fields.get("function_name", ""),
             timeout=fields.get("timeout"),
             tags=fields.get("tags", ()),
+            permissions=fields.get("permissions", ()),
         )
         self.out.entries.append(
             ToolEntry(

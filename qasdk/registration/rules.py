@@ -14,6 +14,8 @@ from __future__ import annotations
 import keyword
 from collections.abc import Iterator
 
+from qasdk.permissions import name_problem
+
 __all__ = [
     "DESCRIPTION_MAX",
     "MODULE_PATH_MAX",
@@ -24,6 +26,7 @@ __all__ = [
     "check_identifier",
     "check_module_path",
     "check_name",
+    "check_permissions",
     "check_tags",
     "check_timeout",
     "is_module_path",
@@ -117,6 +120,25 @@ def check_tags(value: object) -> Iterator[str]:
         yield f"must be a list of strings, got {value!r}"
     elif any(not t.strip() for t in value):
         yield "tags must not be empty strings"
+
+
+def check_permissions(value: object) -> Iterator[str]:
+    """A list (or set) of permission names (:mod:`qasdk.permissions`), each once."""
+    if isinstance(value, str):
+        yield f"must be a list of permission names, not a single string (write [{value!r}])"
+        return
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        yield f"must be a list of permission names, got {kind_of(value)}"
+        return
+    seen: set[str] = set()
+    for name in value:
+        why = name_problem(name)
+        if why is not None:
+            yield why
+        elif name in seen:
+            yield f"{name!r} is listed twice"
+        else:
+            seen.add(name)
 
 
 def check_module_path(value: object) -> Iterator[str]:

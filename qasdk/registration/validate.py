@@ -52,6 +52,7 @@ def _check(config: MethodConfig) -> Iterator[tuple[str, str]]:
         ("function_name", rules.check_function_name, config.function_name),
         ("timeout", rules.check_timeout, config.timeout),
         ("tags", rules.check_tags, config.tags),
+        ("permissions", rules.check_permissions, config.permissions),
     ):
         for reason in rule(value):
             yield field, reason

@@ -65,7 +65,12 @@ class SigningKey(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def canonical(config: MethodConfig) -> bytes:
-    """The bytes a row's signature covers: every field of the tool, JSON with sorted keys."""
+    """The bytes a row's signature covers: every field of the tool, JSON with sorted keys.
+
+    A field at its default (no tags, no permissions) is left out, as ``MethodConfig``
+    encodes it: a row signed before such a field existed still verifies, and giving it
+    a value (a stray ``UPDATE`` adding or removing permissions) changes the bytes.
+    """
     return _DOMAIN + msgspec.json.encode(config, order="sorted")
 
 

@@ -130,6 +130,7 @@ def _row(config: MethodConfig) -> dict[str, object]:
         "function_name": config.function_name,
         "timeout": config.timeout,
         "tags": list(config.tags),
+        "permissions": list(config.permissions),
     }
 
 

@@ -24,7 +24,7 @@ class Unit(str, Enum):
     C = "celsius"
     F = "fahrenheit"
 
-@tool(tags=["geo"])
+@tool(tags=["geo"], permissions=["network"])
 def cli_weather(city: str, unit: Unit = Unit.C) -> dict:
     """Weather of a city.
 
@@ -129,6 +129,22 @@ async def test_sync_all_docstring_styles_and_methods_yaml(
     assert ours["cli_count"]["description"] == "Count words (overridden)."
     assert ours["cli_count"]["timeout"] == 3.0
     assert ours["cli_legacy"]["function_name"] == "legacy"
+    assert ours["cli_weather"]["permissions"] == ["network"]
+    assert "permissions" not in ours["cli_legacy"]  # absent: none declared
+    table = qasdk(project, "methods", url=pg_url).stdout
+    (weather,) = [line for line in table.splitlines() if line.startswith("cli_weather ")]
+    assert "tags geo; permissions network" in weather
+
+    # A change of permissions is an update of the tool, in the plan and the table.
+    geo = project / "tools" / "geo.py"
+    geo.write_text(
+        geo.read_text().replace('permissions=["network"]', 'permissions=["network", "env"]')
+    )
+    changed = qasdk(project, "sync", "tools", url=pg_url)
+    (update,) = [line for line in changed.stdout.splitlines() if "~ cli_weather " in line]
+    assert update.endswith("updated: permissions"), changed.stdout
+    listed = json.loads(qasdk(project, "methods", "--json", url=pg_url).stdout)
+    assert {m["name"]: m for m in listed}["cli_weather"]["permissions"] == ["env", "network"]
 
     (project / "tools" / "calc.py").unlink()
     dry = qasdk(project, "sync", "tools", "--prune", "--dry-run", url=pg_url)
@@ -240,7 +256,10 @@ async def test_database_errors_are_logged_with_statement_and_sqlstate(
 async def test_check_needs_no_database(project: Path) -> None:
     result = qasdk(project, "check", "tools", url="postgresql://nobody@127.0.0.1:9/x")
     assert result.returncode == 0
-    assert result.stdout.strip() == "4 tools OK: cli_calculate, cli_count, cli_legacy, cli_weather"
+    assert result.stdout.strip().splitlines() == [
+        "4 tools OK: cli_calculate, cli_count, cli_legacy, cli_weather",
+        "  cli_weather needs network",
+    ]
 
 
 async def test_embedded_database_by_default(project: Path) -> None:
@@ -287,7 +306,7 @@ async def test_without_paths_check_reads_the_configured_tools_or_tools(project: 
     configured = qasdk(project, "check")
     assert configured.returncode == 0, configured.stderr
     assert configured.stderr.strip() == "reading tools/geo.py (tools: in model_config.yaml)"
-    assert configured.stdout.strip() == "1 tools OK: cli_weather"
+    assert configured.stdout.startswith("1 tools OK: cli_weather\n")
 
 
 async def test_a_folder_outside_the_module_root_is_one_warning(project: Path) -> None:

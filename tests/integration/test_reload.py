@@ -6,6 +6,7 @@ import json
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,20 @@ async def test_a_valid_change_is_applied_everywhere(
     assert stored.description == " ".join(doc.split())
     assert [(p.name, p.type) for p in stored.parameters] == [(p, TYPES[t]) for p, t in params]
     assert world.state.registry.get(name) == stored
+
+
+async def test_a_change_of_permissions_is_an_update_of_the_tool(conn: Any, world: World) -> None:
+    name = f"hot_needs_{uuid.uuid4().hex[:8]}"
+    source = tool_source(name, [("url", "str")], "Fetch a page.")
+    for needs, change in ((["network"], "created"), (["network", "env"], "updated")):
+        decorated = source.replace("@tool", f"@tool(permissions={needs!r})")
+        (world.tools / "mod.py").write_text(decorated)
+        outcome = await world.reloader.reload("test")
+        assert outcome.outcome == "applied", outcome.problems
+        assert outcome.tools is not None and getattr(outcome.tools, change) == [name]
+        stored = world.state.registry.get(name)
+        assert stored is not None and stored.permissions == tuple(sorted(needs))
+    await conn.commit()
 
 
 BAD_CONFIGS = [

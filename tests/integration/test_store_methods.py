@@ -239,6 +239,9 @@ def test_plan_is_pure() -> None:
     assert (plan.created, plan.unchanged, plan.updated, plan.deleted) == (["bb"], ["aa"], {}, [])
     assert plan_sync([a, b], [a], prune=True).deleted == ["bb"]
     assert plan_sync([a, b], [a]).stale == ["bb"]
+    needs = msgspec.structs.replace(a, permissions=("network",))
+    assert plan_sync([a], [needs]).updated == {"aa": ["permissions"]}
+    assert plan_sync([needs], [a]).updated == {"aa": ["permissions"]}
 
 
 async def test_migrations_on_a_fresh_database(fresh_database: str) -> None:

@@ -34,6 +34,15 @@ def test_decorator_with_options_records_them() -> None:
     )
 
 
+def test_permissions_are_recorded_sorted() -> None:
+    @tool(permissions=["network", "fs:write"])
+    def fetch(url: str) -> str:
+        return url
+
+    assert fetch("u") == "u"
+    assert getattr(fetch, TOOL_ATTRIBUTE).permissions == ("fs:write", "network")
+
+
 def test_async_function_stays_a_coroutine_function() -> None:
     @tool
     async def fetch(x: int) -> int:
@@ -60,6 +69,9 @@ def test_exceptions_propagate_unchanged() -> None:
         ({"timeout": 0}, "positive number"),
         ({"timeout": True}, "positive number"),
         ({"tags": "geo"}, "list of strings"),
+        ({"permissions": "network"}, r"permissions must be a list .* \(write \['network'\]\)"),
+        ({"permissions": ["netwrok"]}, r"did you mean 'network'\?"),
+        ({"permissions": ["gpu", "gpu"]}, "'gpu' is listed twice"),
     ],
 )
 def test_bad_options_fail_at_decoration(kwargs: dict[str, object], message: str) -> None:

@@ -20,7 +20,7 @@ from qasdk.registration.scan.docstrings import entry_line, how_to_document, read
 from qasdk.registration.scan.enums import enum_member_value
 from qasdk.registration.scan.expressions import Unsupported, module_literal, to_ast
 from qasdk.registration.scan.names import ClassFinder, Names
-from qasdk.registration.scan.options import read_options, tool_decorator
+from qasdk.registration.scan.options import option_line, read_options, tool_decorator
 
 __all__ = ["extract_tool"]
 
@@ -63,10 +63,13 @@ class _Extraction:
         self.hints: dict[str, str] = {}
         self.locations: dict[str, Source] = {}
 
-    def problem(self, field: str | None, reason: str) -> None:
+    def problem(self, field: str | None, reason: str, *, line: int | None = None) -> None:
         self.problems.append(
             Problem(
-                source=Source(self.display, self.line), tool=self.tool, field=field, reason=reason
+                source=Source(self.display, line or self.line),
+                tool=self.tool,
+                field=field,
+                reason=reason,
             )
         )
 
@@ -74,9 +77,19 @@ class _Extraction:
         function = self.function
         decorator = tool_decorator(function)
         assert decorator is not None
-        options = read_options(decorator, self._literal, self.problem)
+
+        def report(field: str | None, reason: str) -> None:
+            line = option_line(decorator, self.lines, field) if field else None
+            self.problem(field, reason, line=line)
+
+        first = len(self.problems)
+        options = read_options(decorator, self._literal, report)
         if isinstance(options.get("name"), str):
             self.tool = options["name"]
+            # Problems with the other options name the tool as the model will know it.
+            self.problems[first:] = [
+                msgspec.structs.replace(p, tool=self.tool) for p in self.problems[first:]
+            ]
 
         documented = read_docstring(function)
         self.hints["description"] = "no description: add a docstring or pass @tool(description=...)"
@@ -89,6 +102,7 @@ class _Extraction:
             function_name=function.name,
             timeout=options.get("timeout"),
             tags=tuple(options.get("tags", ())),
+            permissions=tuple(sorted(options.get("permissions", ()))),
         )
         locations = {"name": Source(self.display, self.line), **self.locations}
         if function.docstring is not None and function.docstring.lineno:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import griffe
 
+from qasdk._documents import suggestion
 from qasdk.registration import rules
 
-__all__ = ["OPTIONS", "TOOL_PATHS", "read_options", "tool_decorator"]
+__all__ = ["OPTIONS", "TOOL_PATHS", "option_line", "read_options", "tool_decorator"]
 
 #: Where ``@tool`` lives; griffe resolves every import style to one of these.
 TOOL_PATHS = frozenset({"qasdk.tool", "qasdk.decorator.tool"})
-OPTIONS = ("name", "description", "timeout", "tags")
+OPTIONS = ("name", "description", "timeout", "tags", "permissions")
 _RULES = {
     "name": rules.check_name,
     "description": rules.check_description,
     "timeout": rules.check_timeout,
     "tags": rules.check_tags,
+    "permissions": rules.check_permissions,
 }
 
 #: Reports a problem with an option: (field or None, reason).
@@ -33,6 +36,19 @@ def tool_decorator(function: griffe.Function) -> griffe.Decorator | None:
                 return decorator
         except Exception:  # an unresolvable expression is simply not our decorator
             continue
+    return None
+
+
+def option_line(decorator: griffe.Decorator, lines: Sequence[str], key: str) -> int | None:
+    """The line of ``key=`` in a ``@tool(...)`` written over several lines, if it is found."""
+    first = decorator.lineno
+    if first is None:
+        return None
+    last = decorator.endlineno or first
+    written = re.compile(rf"\b{re.escape(key)}\s*=")
+    for number in range(first, min(last, len(lines)) + 1):
+        if written.search(lines[number - 1]):
+            return number
     return None
 
 
@@ -54,7 +70,8 @@ def read_options(
             continue
         key = argument.name
         if key not in OPTIONS:
-            report(None, f"@tool has no option {key!r}; use name, description, timeout or tags")
+            known = f"{', '.join(OPTIONS[:-1])} or {OPTIONS[-1]}"
+            report(None, f"@tool has no option {key!r}{suggestion(key, OPTIONS)}; use {known}")
             continue
         try:
             given = literal(argument.value)

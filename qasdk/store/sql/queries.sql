@@ -28,13 +28,14 @@ SELECT pg_advisory_xact_lock(7105943210002);
 
 -- name: list_methods
 SELECT id, name, description, parameters_json AS parameters, return_type,
-       module_path, function_name, timeout, tags, created_at, updated_at, signature
+       module_path, function_name, timeout, tags, permissions, created_at, updated_at,
+       signature
 FROM registered_methods
 ORDER BY name;
 
 -- name: get_method
 SELECT id, name, description, parameters_json AS parameters, return_type,
-       module_path, function_name, timeout, tags, created_at, updated_at
+       module_path, function_name, timeout, tags, permissions, created_at, updated_at
 FROM registered_methods
 WHERE name = %(name)s;
 
@@ -42,12 +43,15 @@ WHERE name = %(name)s;
 -- Inserts new tools and updates changed ones; an identical row is not touched,
 -- so its updated_at stays. Returns only the rows written.
 INSERT INTO registered_methods AS m
-    (name, description, parameters_json, return_type, module_path, function_name, timeout, tags)
+    (name, description, parameters_json, return_type, module_path, function_name, timeout, tags,
+     permissions)
 SELECT x.name, x.description, x.parameters_json, x.return_type, x.module_path,
-       x.function_name, x.timeout, COALESCE(x.tags, '[]'::jsonb)
+       x.function_name, x.timeout, COALESCE(x.tags, '[]'::jsonb),
+       COALESCE(x.permissions, '{}'::text[])
 FROM jsonb_to_recordset(%(methods)s::jsonb) AS x(
     name VARCHAR, description TEXT, parameters_json JSONB, return_type VARCHAR,
-    module_path VARCHAR, function_name VARCHAR, timeout DOUBLE PRECISION, tags JSONB)
+    module_path VARCHAR, function_name VARCHAR, timeout DOUBLE PRECISION, tags JSONB,
+    permissions TEXT[])
 ON CONFLICT (name) DO UPDATE SET
     description = EXCLUDED.description,
     parameters_json = EXCLUDED.parameters_json,
@@ -55,12 +59,14 @@ ON CONFLICT (name) DO UPDATE SET
     module_path = EXCLUDED.module_path,
     function_name = EXCLUDED.function_name,
     timeout = EXCLUDED.timeout,
-    tags = EXCLUDED.tags
+    tags = EXCLUDED.tags,
+    permissions = EXCLUDED.permissions
 WHERE (m.description, m.parameters_json, m.return_type, m.module_path,
-       m.function_name, m.timeout, m.tags)
+       m.function_name, m.timeout, m.tags, m.permissions)
     IS DISTINCT FROM
       (EXCLUDED.description, EXCLUDED.parameters_json, EXCLUDED.return_type,
-       EXCLUDED.module_path, EXCLUDED.function_name, EXCLUDED.timeout, EXCLUDED.tags)
+       EXCLUDED.module_path, EXCLUDED.function_name, EXCLUDED.timeout, EXCLUDED.tags,
+       EXCLUDED.permissions)
 RETURNING m.name, (m.xmax = 0) AS inserted;
 
 -- name: sign_methods

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qasdk.registration.declared import METHOD_REQUIRED, load_methods_file, parse_methods
+from qasdk.registration.validate import validate_entries
 from tests.strategies import config_from_dict, method_dicts
 
 SEED_EXAMPLE = """
@@ -178,6 +179,54 @@ def test_override_entries_are_partial() -> None:
     (override,) = declared.overrides
     assert override.fields == {"description": "better"}
     assert override.parameters == ({"name": "x", "description": "X!"},)
+
+
+PERMISSIONS = """
+methods:
+  - name: fetch
+    description: Fetch a page.
+    module_path: tools.web
+    function_name: fetch
+    return_type: string
+    permissions: {given}
+"""
+
+
+def test_permissions_are_declared_and_sorted() -> None:
+    declared = parse_methods(PERMISSIONS.format(given="[network, fs:write]"), "methods.yaml")
+    assert declared.problems == []
+    assert validate_entries(declared.entries) == []
+    assert declared.configs[0].permissions == ("fs:write", "network")
+
+
+@pytest.mark.parametrize(
+    ("given", "field", "reason"),
+    [
+        ("network", "permissions", "expected list, got string"),
+        ("[1]", "permissions[0]", "expected string, got integer"),
+        (
+            "[netwrok]",
+            "permissions",
+            "'netwrok' is not a known permission (did you mean 'network'?)",
+        ),
+        ("[fs:wirte]", "permissions", "did you mean 'fs:write'?"),
+        ("['fs:*']", "permissions", "wildcards are for limiting keys"),
+        ("[gpu, gpu]", "permissions", "'gpu' is listed twice"),
+    ],
+)
+def test_bad_permissions_name_file_line_and_field(given: str, field: str, reason: str) -> None:
+    declared = parse_methods(PERMISSIONS.format(given=given), "tools/methods.yaml")
+    (problem,) = declared.problems + validate_entries(declared.entries)
+    assert str(problem).startswith(f"tools/methods.yaml:8: tool 'fetch': {field}: "), str(problem)
+    assert reason in problem.reason
+
+
+def test_an_override_may_change_permissions() -> None:
+    declared = parse_methods(
+        {"methods": [{"name": "ab", "override": True, "permissions": ["network", "env"]}]}
+    )
+    (override,) = declared.overrides
+    assert override.fields == {"permissions": ("env", "network")}
 
 
 def test_enum_items_and_schema_shorthands() -> None:

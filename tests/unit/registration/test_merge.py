@@ -115,6 +115,22 @@ def test_override_replaces_given_fields_only(tmp_path: Path) -> None:
     assert unique.default is True and unique.required is False
 
 
+def test_an_override_declares_permissions_and_a_bad_one_names_its_line(tmp_path: Path) -> None:
+    override = "methods:\n  - name: word_count\n    override: true\n    permissions: [{}]\n"
+    folder = write(
+        tmp_path,
+        {"a.py": TOOL.format(name="word_count"), "methods.yaml": override.format("env, network")},
+    )
+    (config,) = collect([folder], module_root=tmp_path).configs
+    assert config.permissions == ("env", "network")
+    (folder / "methods.yaml").write_text(override.format("envv"))
+    with pytest.raises(ValidationError) as info:
+        collect([folder], module_root=tmp_path)
+    (problem,) = info.value.problems
+    assert "tools/methods.yaml:4: tool 'word_count': permissions: 'envv'" in str(problem)
+    assert "did you mean 'env'?" in problem.reason
+
+
 def test_override_can_document_an_undocumented_parameter(tmp_path: Path) -> None:
     folder = write(
         tmp_path,

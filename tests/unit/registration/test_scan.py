@@ -199,6 +199,97 @@ def test_non_literal_decorator_option_is_reported() -> None:
     assert any("must be a literal" in p.reason and p.field == "name" for p in result.problems)
 
 
+def test_permissions_are_read_without_running_code() -> None:
+    config = only('''
+    from qasdk import tool
+
+    @tool(permissions=["network", "fs:write"])
+    def fetch(x: int) -> None:
+        """Fetch.
+
+        Args:
+            x: X.
+        """
+    ''')
+    assert config.permissions == ("fs:write", "network")  # sorted: order is not a change
+
+
+def test_permissions_from_a_constant() -> None:
+    result = scan('''
+    from qasdk import tool
+
+    NEEDS = {"subprocess", "network:api.example.com"}
+
+    @tool(permissions=NEEDS)
+    def run(x: int) -> None:
+        """Run.
+
+        Args:
+            x: X.
+        """
+    ''')
+    assert result.problems == []
+    assert result.entries[0].config.permissions == ("network:api.example.com", "subprocess")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ('os.environ["NEEDS"]', "@tool(permissions=os.environ['NEEDS']) must be a literal value"),
+        ("needed()", "must be a literal value: qasdk reads it without running your code"),
+        (
+            '"network"',
+            "must be a list of permission names, not a single string (write ['network'])",
+        ),
+        ("3", "must be a list of permission names, got integer"),
+        ('["netwrok"]', "'netwrok' is not a known permission (did you mean 'network'?)"),
+        ('["fs:wirte"]', "did you mean 'fs:write'?"),
+        ('["fs:*"]', "wildcards are for limiting keys"),
+        ('["Network"]', "'Network' is not a permission name"),
+        ('["gpu", "gpu"]', "'gpu' is listed twice"),
+        ("[1]", "permissions are strings, got 1"),
+    ],
+)
+def test_bad_permissions_name_file_line_and_field(value: str, reason: str) -> None:
+    result = scan(f'''
+    import os
+    from qasdk import tool
+
+    @tool(
+        name="fetcher",
+        permissions={value},
+    )
+    def fetch(x: int) -> None:
+        """Fetch.
+
+        Args:
+            x: X.
+        """
+    ''')
+    (problem,) = result.problems
+    assert problem.source is not None
+    assert (problem.source.path, problem.source.line) == ("tools/mod.py", 7)  # the argument's line
+    assert (problem.tool, problem.field) == ("fetcher", "permissions")
+    assert reason in problem.reason, problem.reason
+    assert result.entries[0].config.permissions == ()
+
+
+def test_a_misspelled_option_is_pointed_at() -> None:
+    result = scan('''
+    from qasdk import tool
+
+    @tool(permission=["gpu"])
+    def fn(x: int) -> None:
+        """F.
+
+        Args:
+            x: X.
+        """
+    ''')
+    (problem,) = result.problems
+    assert "no option 'permission' (did you mean 'permissions'?)" in problem.reason
+
+
 TYPE_CASES = [
     ("str", "string", {"type": "string"}),
     ("int", "int", {"type": "integer"}),
