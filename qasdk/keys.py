@@ -19,13 +19,13 @@ import hmac
 import re
 import secrets
 import uuid
-from collections.abc import Collection
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
 from qasdk.models import MethodConfig
+from qasdk.permissions import permitted
 
 __all__ = [
     "SCOPES",
@@ -84,15 +84,10 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
             by_name = method.name in (self.tools or ())
             if not by_name and not set(method.tags) & set(self.tags or ()):
                 return False
-        return self.permissions is None or permitted((), self.permissions)
+        return permitted(method.permissions, self.permissions)
 
     def active(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
-
-
-def permitted(needed: Collection[str], granted: Collection[str]) -> bool:
-    """Whether ``granted`` covers every permission in ``needed`` (``fs:*`` covers ``fs:read``)."""
-    return all(need in granted or f"{need.partition(':')[0]}:*" in granted for need in needed)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

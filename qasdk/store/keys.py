@@ -12,6 +12,7 @@ import msgspec
 from qasdk.errors import ValidationError
 from qasdk.keys import SCOPES, ApiKey, new_key, parse_rate
 from qasdk.models import Problem
+from qasdk.permissions import grant_problem
 from qasdk.store._sql import Conn, execute, fetch_all, fetch_one
 
 __all__ = [
@@ -58,9 +59,9 @@ async def create_key(
 ) -> tuple[ApiKey, str]:
     """Store a new key; returns it and its text (shown once, never stored).
 
-    ``tools``/``tags``: what it may run (``None``: everything); ``permissions``: what
-    its tools may need; ``rate``: submits such as ``10/m``; ``max_running``: tasks
-    pending or running at once.
+    ``tools``/``tags``: what it may run (``None``: everything); ``permissions``:
+    what its tools may need (``[]``: only tools that need none); ``rate``: submits
+    such as ``10/m``; ``max_running``: tasks pending or running at once.
     """
     problems = [
         Problem(field="scope", reason=f"unknown scope {s!r}; scopes: {', '.join(SCOPES)}")
@@ -72,7 +73,12 @@ async def create_key(
     if not scopes:
         problems.append(Problem(field="scope", reason=f"give at least one of {', '.join(SCOPES)}"))
     problems += _names("tools", tools) + _names("tags", tags)
-    problems += _names("permissions", permissions)
+    problems += [
+        Problem(field="permissions", reason=reason)
+        for reason in map(grant_problem, permissions or ())
+        if reason is not None
+    ]
+
     rate_count = rate_seconds = None
     if rate is not None:
         try:

@@ -36,6 +36,16 @@ def multiply(a: int, b: int) -> int:
         b: Second.
     """
     return a * b
+
+
+@tool(permissions=["network"])
+def lookup(host: str) -> str:
+    """Pretend to look a host up (it declares that it needs the network).
+
+    Args:
+        host: The name.
+    """
+    return host.upper()
 '''
 
 
@@ -107,6 +117,28 @@ def test_a_key_runs_only_the_tools_and_tags_it_is_given(limited: Limited) -> Non
         assert (done["status"], done["result"]) == ("completed", 6)
     every = {m["name"] for m in limited.admin.get("/api/methods").json()["methods"]}
     assert {"add", "multiply", "echo", "record"} <= every  # an unlimited key sees them all
+
+
+def test_a_key_runs_only_tools_whose_permissions_it_covers(limited: Limited) -> None:
+    offline = limited.create("offline", scopes=["read", "submit"], permissions=[])
+    online = limited.create("online", scopes=["read", "submit"], permissions=["network", "fs:*"])
+    lookup = {"method": "lookup", "params": {"host": "example.com"}}
+    with limited.client(offline) as client:
+        refused = client.post("/api/tasks", json=lookup)
+        assert refused.status_code == 403, refused.text
+        assert "may not run tool 'lookup'" in refused.json()["error"]["message"]
+        names = {m["name"] for m in client.get("/api/methods").json()["methods"]}
+        assert "lookup" not in names and "add" in names
+        assert client.post("/api/tasks", json={"method": "add", "params": {"a": 1, "b": 1}})
+    with limited.client(online) as client:
+        accepted = client.post("/api/tasks", json=lookup)
+        assert accepted.status_code == 201, accepted.text
+        shown = client.get("/api/methods/lookup").json()
+        assert shown["permissions"] == ["network"]
+    bad = limited.admin.post(
+        "/api/keys", json={"name": "typo", "scopes": ["read"], "permissions": ["netwrok"]}
+    )
+    assert bad.status_code == 400 and "network" in bad.json()["error"]["message"], bad.text
 
 
 def test_the_model_is_offered_only_the_tools_of_the_tasks_key(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qasdk.keys import ApiKey, format_rate, new_key, parse_key, parse_rate, permitted, verify
+from qasdk.keys import ApiKey, format_rate, new_key, parse_key, parse_rate, verify
 from qasdk.models import MethodConfig
 
 
@@ -66,9 +67,11 @@ def test_a_key_limited_to_tools_and_tags_runs_only_those() -> None:
     assert not _key(tags=("math",)).may_run(_tool("add"))
 
 
-def test_permissions_cover_what_they_name_and_their_wildcards() -> None:
-    assert permitted([], [])
-    assert permitted(["network"], ["network"])
-    assert permitted(["fs:read", "fs:write"], ["fs:*"])
-    assert not permitted(["fs:write"], ["fs:read"])
-    assert not permitted(["network", "fs:read"], ["network"])
+def test_a_key_limited_to_permissions_runs_only_tools_needing_no_more() -> None:
+    key = _key(permissions=("network", "fs:*"))
+    assert key.may_run(_tool("offline"))
+    assert key.may_run(msgspec.structs.replace(_tool("fetch"), permissions=("network",)))
+    assert key.may_run(msgspec.structs.replace(_tool("save"), permissions=("fs:write",)))
+    shell = msgspec.structs.replace(_tool("shell"), permissions=("subprocess", "network"))
+    assert not key.may_run(shell)
+    assert _key().may_run(shell)  # unlimited
