@@ -103,8 +103,10 @@ def _unfence(body: str) -> str | None:
         return None
     language = body[len(_FENCE) : newline].strip().lower()
     inner = body[newline + 1 : -len(_FENCE)]
-    if language not in _FENCE_LANGUAGES or _FENCE in inner:
+    if language not in _FENCE_LANGUAGES:
         return None
+    # A fence inside is fine where it is part of the JSON (a string holding ```); two
+    # blocks in a row leave text between them that no JSON parse accepts.
     return inner.strip()
 
 
