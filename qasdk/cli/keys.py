@@ -67,13 +67,15 @@ def create(
     json_output: bool,
 ) -> None:
     """Create a key called NAME and print its secret (shown this once only)."""
+    from qasdk.audit import Actor
     from qasdk.store.keys import create_key
 
     expires = None
     if expires_in is not None:
         expires = datetime.now(timezone.utc) + timedelta(days=expires_in)
     key, text = _with_database(
-        state, lambda conn: create_key(conn, name, scopes, expires_at=expires)
+        state,
+        lambda conn: create_key(conn, name, scopes, actor=Actor.local("cli"), expires_at=expires),
     )
     if json_output:
         click.echo(msgspec.json.encode({"key": text, **msgspec.structs.asdict(key)}).decode())
@@ -117,11 +119,12 @@ def list_(state: State, json_output: bool) -> None:
 @handle_errors()
 def revoke(state: State, name: str) -> None:
     """Revoke the key called NAME: requests with it are refused from now on."""
+    from qasdk.audit import Actor
     from qasdk.errors import ValidationError
     from qasdk.models import Problem
     from qasdk.store.keys import revoke_key
 
-    key = _with_database(state, lambda conn: revoke_key(conn, name))
+    key = _with_database(state, lambda conn: revoke_key(conn, name, actor=Actor.local("cli")))
     if key is None:
         problem = Problem(
             field="name", reason=f"no key in force is called {name!r} (qasdk keys list)"
