@@ -22,7 +22,14 @@ from qasdk.redaction import redact, redact_value
 from qasdk.store._sql import Conn, execute, fetch_all
 from qasdk.store.values import clean_text, json_text
 
-__all__ = ["DETAIL_BYTES", "TEXT_CHARS", "delete_expired_entries", "list_entries", "record"]
+__all__ = [
+    "DETAIL_BYTES",
+    "TEXT_CHARS",
+    "delete_expired_entries",
+    "list_entries",
+    "record",
+    "row_params",
+]
 
 #: Bytes of a row's detail, as JSON (beyond: a marker with its size and a preview).
 DETAIL_BYTES = 65_536
@@ -60,8 +67,24 @@ async def record(
         count: How many events the row stands for (aggregated denials).
         secrets: Values to mask wherever they appear (``Config.secrets()``).
     """
+    params = row_params(
+        actor=actor, action=action, target=target, detail=detail, count=count, secrets=secrets
+    )
+    await execute(conn, "insert_audit", params)
+
+
+def row_params(
+    *,
+    actor: Actor,
+    action: str,
+    target: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+    count: int = 1,
+    secrets: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The parameters of an audit row, masked and bounded (for statements that write one)."""
     known = list(secrets)
-    params = {
+    return {
         "actor": _text(actor.name, known),
         "key_id": actor.key_id,
         "client": _text(actor.client, known),
@@ -72,7 +95,6 @@ async def record(
         ),
         "count": max(1, count),
     }
-    await execute(conn, "insert_audit", params)
 
 
 async def list_entries(

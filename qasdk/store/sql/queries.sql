@@ -74,21 +74,30 @@ RETURNING m.name;
 DELETE FROM registered_methods WHERE name = ANY(%(names)s) RETURNING name;
 
 -- name: insert_task
--- The task and its queue job are created by one statement: an accepted task
--- always has a job, and a job never points at a missing task.
+-- The task, its queue job and (given an actor) its audit row are created by one
+-- statement: an accepted task always has a job and is always audited, a job never
+-- points at a missing task, and a submit costs one round trip.
 WITH job AS (
     SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
         %(queue)s, %(job_task)s, %(priority)s, NULL, NULL,
         jsonb_build_object('task_id', %(id)s::text), NULL
     )::procrastinate_job_to_defer_v1]))[1] AS id
+), task AS (
+    INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id, owner)
+    SELECT %(id)s, %(kind)s, %(description)s, %(method)s, %(params)s::jsonb, %(priority)s,
+           %(timeout)s, job.id, %(owner)s
+    FROM job
+    RETURNING id AS task_id, status, kind, description AS task_description, method, params,
+              priority, timeout, result, error, attempts, created_at, started_at,
+              completed_at, owner
+), audited AS (
+    INSERT INTO audit_log (actor, key_id, client, action, target, detail, count)
+    SELECT %(actor)s, %(key_id)s, %(client)s, %(action)s, task.task_id::text,
+           %(detail)s::jsonb, %(count)s
+    FROM task
+    WHERE %(actor)s::text IS NOT NULL
 )
-INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id, owner)
-SELECT %(id)s, %(kind)s, %(description)s, %(method)s, %(params)s::jsonb, %(priority)s,
-       %(timeout)s, job.id, %(owner)s
-FROM job
-RETURNING id AS task_id, status, kind, description AS task_description, method, params,
-          priority, timeout, result, error, attempts, created_at, started_at, completed_at,
-          owner;
+SELECT * FROM task;
 
 -- name: get_task
 SELECT id AS task_id, status, kind, description AS task_description, method, params,

@@ -1,6 +1,6 @@
 """``/api/tasks``: submit, read, list, cancel, trace.
 
-A submit and a cancel append their audit row in the transaction that makes them.
+A submit (by its one statement) and a cancel (in its transaction) append their audit row.
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ class TaskController(Controller):
                     problems,
                 ) from None
             kind = "direct"
-        async with server.pool.connection() as conn, conn.transaction():
+        async with server.pool.connection() as conn:
             task = await store.insert_task(
                 conn,
                 kind=kind,
@@ -227,12 +227,7 @@ class TaskController(Controller):
                 priority=data.priority,
                 timeout=data.timeout,
                 owner=principal.owner,
-            )
-            detail: dict[str, Any] = {"kind": kind, "priority": data.priority}
-            if data.method is not None:
-                detail["method"] = data.method
-            await audit.record(
-                conn, actor=actor, action="task.submit", target=str(task.task_id), detail=detail
+                actor=actor,
             )
         return Response(
             Submitted(task.task_id, task.status),
