@@ -220,9 +220,9 @@ class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 class RetentionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How long finished tasks and their traces are kept."""
+    """How long finished tasks and their traces, and audit log rows, are kept."""
 
-    #: Days after completion; ``null`` keeps everything.
+    #: Days after a task's completion or an audit row's writing; ``null`` keeps everything.
     days: Positive | None = 30.0
 
 

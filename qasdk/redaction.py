@@ -75,20 +75,26 @@ def secret_key(key: object) -> bool:
     return isinstance(key, str) and _SECRET_KEY.search(key) is not None
 
 
-def redact_value(value: Any, secrets: Iterable[str | None] = ()) -> Any:
-    """A copy of ``value`` (strings, mappings, lists) with every secret masked."""
+def redact_value(value: Any, secrets: Iterable[str | None] = (), *, by_key: bool = True) -> Any:
+    """A copy of ``value`` (strings, mappings, lists) with every secret masked.
+
+    ``by_key``: also mask whatever a key such as ``password`` holds (off where keys
+    are names of the user's, like tools, that may well be called ``get_token``).
+    """
     known = [s for s in secrets if s]
-    return _redact_value(value, known)
+    return _redact_value(value, known, by_key)
 
 
-def _redact_value(value: Any, secrets: list[str]) -> Any:
+def _redact_value(value: Any, secrets: list[str], by_key: bool) -> Any:
     if isinstance(value, str):
         return redact(value, secrets)
     if isinstance(value, Mapping):
         return {
-            k: MASK if secret_key(k) and v not in (None, "") else _redact_value(v, secrets)
+            k: MASK
+            if by_key and secret_key(k) and v not in (None, "")
+            else _redact_value(v, secrets, by_key)
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return [_redact_value(v, secrets) for v in value]
+        return [_redact_value(v, secrets, by_key) for v in value]
     return value

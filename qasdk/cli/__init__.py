@@ -1,8 +1,9 @@
 """The ``qasdk`` command: one module per group of commands, one for what they print.
 
 ``app`` holds what commands share (state, options, errors and exit statuses),
-``tools`` the registration commands, ``db`` the database, ``output`` every
-line they print (text and ``--json``). Installed packages add commands through
+``tools`` the registration commands, ``db`` the database, ``keys`` the API
+keys, ``audit`` the audit log, ``output`` every line they print (text and
+``--json``). Installed packages add commands through
 the ``qasdk.commands`` entry point: the task server adds ``serve`` and
 ``worker`` (``qasdk_server.cli``).
 """
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 import click
 
 from qasdk.cli.app import EXIT_INTERNAL, State, config_option, verbose_option
+from qasdk.cli.audit import audit
 from qasdk.cli.db import db
 from qasdk.cli.keys import keys
 from qasdk.cli.tools import check, methods, sync
@@ -73,7 +75,7 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(State)
 
 
-for command in (sync, check, methods, db, keys):
+for command in (sync, check, methods, db, keys, audit):
     cli.add_command(command)
 
 

@@ -108,6 +108,7 @@ def db_rotate_signing_key(state: State) -> None:
     file is replaced and running servers and workers here take it over; with
     registry.signing_key set, the new key is printed to set everywhere instead.
     """
+    from qasdk.audit import Actor
     from qasdk.security.signing import (
         SigningKey,
         key_file_path,
@@ -132,7 +133,7 @@ def db_rotate_signing_key(state: State) -> None:
     async def go() -> Any:
         conn = await connect(url, timeout=config.database.connect_timeout)
         async with conn:
-            report = await resign_methods(conn, old, new)
+            report = await resign_methods(conn, old, new, actor=Actor.local("cli"))
             if in_file:
                 os.replace(pending, key_file_path(config))
                 await announce_registry(conn)  # now that the file holds the key they verify

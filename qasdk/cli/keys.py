@@ -99,6 +99,7 @@ def create(
     json_output: bool,
 ) -> None:
     """Create a key called NAME and print its secret (shown this once only)."""
+    from qasdk.audit import Actor
     from qasdk.store.keys import create_key
 
     expires = None
@@ -110,6 +111,7 @@ def create(
             conn,
             name,
             scopes,
+            actor=Actor.local("cli"),
             expires_at=expires,
             tools=tools or None,
             tags=tags or None,
@@ -161,11 +163,12 @@ def list_(state: State, json_output: bool) -> None:
 @handle_errors()
 def revoke(state: State, name: str) -> None:
     """Revoke the key called NAME: requests with it are refused from now on."""
+    from qasdk.audit import Actor
     from qasdk.errors import ValidationError
     from qasdk.models import Problem
     from qasdk.store.keys import revoke_key
 
-    key = _with_database(state, lambda conn: revoke_key(conn, name))
+    key = _with_database(state, lambda conn: revoke_key(conn, name, actor=Actor.local("cli")))
     if key is None:
         problem = Problem(
             field="name", reason=f"no key in force is called {name!r} (qasdk keys list)"

@@ -7,17 +7,22 @@ Commands compute; this module words. Problems are one line each
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import timezone
 from typing import Any
 
 import msgspec
 
+from qasdk._excerpt import excerpt
+from qasdk.audit import AuditEntry
 from qasdk.errors import QasdkError
 from qasdk.models import MethodMetadata, MethodParameter
 from qasdk.registration.collect import Catalog
 from qasdk.store.methods import SyncReport
 
 __all__ = [
+    "audit_json",
     "check_json",
+    "describe_audit",
     "describe_check",
     "describe_error",
     "describe_methods",
@@ -189,3 +194,68 @@ def describe_methods(methods: Sequence[MethodMetadata]) -> str:
 
 def methods_json(methods: Sequence[MethodMetadata]) -> str:
     return _json(methods)
+
+
+# -- audit ----------------------------------------------------------------------
+
+#: Characters of an entry's detail shown on its line (``--json`` has all of it).
+DETAIL_SHOWN = 120
+
+
+def _sync_summary(detail: dict[str, Any]) -> str:
+    """``+new ~changed(fields) -gone``, and the totals when the lists were cut."""
+    parts = [f"+{name}" for name in detail.get("created", [])]
+    for name, fields in (detail.get("updated") or {}).items():
+        parts.append(f"~{name}({','.join(fields)})")
+    parts += [f"-{name}" for name in detail.get("deleted", [])]
+    counts = detail.get("counts") or {}
+    shown = len(parts)
+    total = sum(counts.get(k, 0) for k in ("created", "updated", "deleted"))
+    if total > shown:
+        parts.append(f"({total - shown} more)")
+    return " ".join(parts)
+
+
+def _detail_summary(entry: AuditEntry) -> str:
+    detail = entry.detail
+    if entry.action == "sync":
+        text = _sync_summary(detail)
+    elif entry.action == "denied":
+        paths = ", ".join(detail.get("paths") or [])
+        text = f"{detail.get('status', '')} {detail.get('reason', '')} {paths}".strip()
+    else:
+        text = " ".join(
+            f"{key}={value if isinstance(value, (str, int, float)) else _json(value)}"
+            for key, value in detail.items()
+        )
+    return excerpt(text, DETAIL_SHOWN)
+
+
+def describe_audit(entries: Sequence[AuditEntry]) -> str:
+    if not entries:
+        return "No audit entries."
+    rows = [
+        (
+            entry.at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            entry.actor,
+            entry.client or "-",
+            entry.action,
+            entry.target or "-",
+            str(entry.count),
+            _detail_summary(entry),
+        )
+        for entry in entries
+    ]
+    header = ("AT (UTC)", "ACTOR", "CLIENT", "ACTION", "TARGET", "COUNT", "DETAIL")
+    widths = [max(len(cells[i]) for cells in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+        for cells in [header, *rows]
+    ]
+    noun = "entry" if len(entries) == 1 else "entries"
+    lines.append(f"{len(entries)} {noun} shown, newest first.")
+    return "\n".join(lines)
+
+
+def audit_json(entries: Sequence[AuditEntry]) -> str:
+    return _json(entries)

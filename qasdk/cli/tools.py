@@ -63,6 +63,7 @@ def sync(
     methods.yaml / methods.json) or methods .yaml/.json files. Without PATHS:
     the `tools:` setting of model_config.yaml, else ./tools.
     """
+    from qasdk.audit import Actor
     from qasdk.redaction import mask_url
     from qasdk.registration.collect import collect
     from qasdk.security.signing import load_signing_key
@@ -80,7 +81,14 @@ def sync(
     async def go() -> Any:
         conn = await connect(url, timeout=config.database.connect_timeout)
         async with conn:
-            return await sync_methods(conn, catalog.configs, prune=prune, dry_run=dry_run, key=key)
+            return await sync_methods(
+                conn,
+                catalog.configs,
+                prune=prune,
+                dry_run=dry_run,
+                key=key,
+                actor=Actor.local("cli"),
+            )
 
     report = run(go())
     masked = mask_url(url)

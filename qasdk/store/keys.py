@@ -1,4 +1,8 @@
-"""API keys in PostgreSQL (see :mod:`qasdk.keys` for what a key is)."""
+"""API keys in PostgreSQL (see :mod:`qasdk.keys` for what a key is).
+
+Creating and revoking a key append an audit row in the same transaction, so
+whoever calls these (the CLI, an admin API) cannot change a key unrecorded.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,12 @@ from datetime import datetime
 
 import msgspec
 
+from qasdk.audit.entry import Actor
 from qasdk.errors import ValidationError
 from qasdk.keys import SCOPES, ApiKey, new_key, parse_rate
 from qasdk.models import Problem
 from qasdk.permissions import grant_problem
+from qasdk.store import audit
 from qasdk.store._sql import Conn, execute, fetch_all, fetch_one
 
 __all__ = [
@@ -50,6 +56,7 @@ async def create_key(
     name: str,
     scopes: Sequence[str],
     *,
+    actor: Actor,
     expires_at: datetime | None = None,
     tools: Sequence[str] | None = None,
     tags: Sequence[str] | None = None,
@@ -57,11 +64,12 @@ async def create_key(
     rate: str | None = None,
     max_running: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """Store a new key; returns it and its text (shown once, never stored).
+    """Store a new key and its audit row (``actor`` made it); returns it and its text.
 
-    ``tools``/``tags``: what it may run (``None``: everything); ``permissions``:
-    what its tools may need (``[]``: only tools that need none); ``rate``: submits
-    such as ``10/m``; ``max_running``: tasks pending or running at once.
+    The text is shown once and never stored. ``tools``/``tags``: what it may run
+    (``None``: everything); ``permissions``: what its tools may need (``[]``: only
+    tools that need none); ``rate``: submits such as ``10/m``; ``max_running``:
+    tasks pending or running at once.
     """
     problems = [
         Problem(field="scope", reason=f"unknown scope {s!r}; scopes: {', '.join(SCOPES)}")
@@ -103,11 +111,24 @@ async def create_key(
         "rate_seconds": rate_seconds,
         "max_running": max_running,
     }
-    row = await fetch_one(conn, "insert_key", params)
-    if row is None:
-        problem = Problem(field="name", reason=f"a key named {name!r} exists already")
-        raise ValidationError(problems=[problem])
-    return _key(row), text
+    async with conn.transaction():
+        row = await fetch_one(conn, "insert_key", params)
+        if row is None:
+            problem = Problem(field="name", reason=f"a key named {name!r} exists already")
+            raise ValidationError(problems=[problem])
+        key = _key(row)
+        detail = {
+            "id": str(key.id),
+            "scopes": list(key.scopes),
+            "expires_at": key.expires_at,
+            "limits": {
+                name: value
+                for name in ("tools", "tags", "permissions", "rate", "max_running")
+                if (value := getattr(key, name)) is not None
+            },
+        }
+        await audit.record(conn, actor=actor, action="key.create", target=key.name, detail=detail)
+    return key, text
 
 
 def _unique(values: Sequence[str] | None) -> list[str] | None:
@@ -124,10 +145,17 @@ async def find_key(conn: Conn, key_id: uuid.UUID) -> tuple[ApiKey, bytes] | None
     return None if row is None else (_key(row), bytes(row["digest"]))
 
 
-async def revoke_key(conn: Conn, name: str) -> ApiKey | None:
-    """Revoke the key called ``name``; ``None`` if there is no such key in force."""
-    row = await fetch_one(conn, "revoke_key", {"name": name})
-    return None if row is None else _key(row)
+async def revoke_key(conn: Conn, name: str, *, actor: Actor) -> ApiKey | None:
+    """Revoke the key called ``name`` (with its audit row); ``None`` if none is in force."""
+    async with conn.transaction():
+        row = await fetch_one(conn, "revoke_key", {"name": name})
+        if row is None:
+            return None
+        key = _key(row)
+        await audit.record(
+            conn, actor=actor, action="key.revoke", target=key.name, detail={"id": str(key.id)}
+        )
+    return key
 
 
 async def keys_in_force(conn: Conn) -> bool:

@@ -3,7 +3,9 @@
 A sync compares what the sources define with what the table holds and writes
 only the difference, in one transaction: new tools are inserted, changed ones
 updated, identical ones left alone (their ``updated_at`` does not move), and,
-with ``prune``, tools no longer defined are deleted.
+with ``prune``, tools no longer defined are deleted. A sync that writes
+anything appends an audit row (who, and each change: see
+:mod:`qasdk.audit.diff`) in that same transaction.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import msgspec
 import psycopg
 from psycopg.rows import DictRow
 
+from qasdk.audit.diff import bounded_names, sync_changes
+from qasdk.audit.entry import Actor
 from qasdk.models import MethodConfig, MethodMetadata, MethodParameter
 from qasdk.registration.types import CoercionError, coerce, parameter_schema
 from qasdk.security.signing import SigningKey, sign, verify
+from qasdk.store import audit
 from qasdk.store._sql import execute
 from qasdk.store.migrate import migrate
 
@@ -206,9 +211,17 @@ async def sign_methods(
 
 
 async def resign_methods(
-    conn: psycopg.AsyncConnection[DictRow], old: SigningKey, new: SigningKey
+    conn: psycopg.AsyncConnection[DictRow],
+    old: SigningKey,
+    new: SigningKey,
+    *,
+    actor: Actor | None = None,
 ) -> ResignReport:
-    """Re-sign every row the ``old`` key verifies with ``new``, in one transaction."""
+    """Re-sign every row the ``old`` key verifies with ``new``, in one transaction.
+
+    The rotation is audited (``signing_key.rotate``) as done by ``actor``
+    (default: this machine's user, ``sdk:<user>@<host>``).
+    """
     report = ResignReport()
     async with conn.transaction():
         await migrate(conn)
@@ -226,6 +239,14 @@ async def resign_methods(
         if signatures:
             payload = msgspec.json.encode(signatures).decode()
             await execute(conn, "sign_methods", {"signatures": payload})
+        detail = {
+            "resigned": len(report.resigned),
+            "refused": bounded_names(report.refused),
+            "refused_count": len(report.refused),
+        }
+        await audit.record(
+            conn, actor=actor or Actor.local("sdk"), action="signing_key.rotate", detail=detail
+        )
     return report
 
 
@@ -259,13 +280,16 @@ async def sync_methods(
     prune: bool = False,
     dry_run: bool = False,
     key: SigningKey | None = None,
+    actor: Actor | None = None,
 ) -> SyncReport:
     """Make the table match ``configs``: one transaction, only the difference written.
 
     A dry run takes the same path and rolls everything back, so its plan is
     exactly what a real sync would do. With ``key``, every row of ``configs``
     ends signed with it (rows ``configs`` does not define are never signed: a
-    row changed by hand must not become trusted because a sync ran).
+    row changed by hand must not become trusted because a sync ran). A sync
+    that writes anything is audited as done by ``actor`` (default: this
+    machine's user, ``sdk:<user>@<host>``).
     """
     signed: list[str] = []
     async with conn.transaction(force_rollback=dry_run):
@@ -287,6 +311,13 @@ async def sync_methods(
             deleted = await delete_methods(conn, plan.deleted)
             if key is not None:
                 signed = await sign_methods(conn, key, [c.name for c in configs])
+            if plan.changes or signed:
+                before = {m.name: m.to_config() for m in existing}
+                detail = sync_changes(plan, before, {c.name: c for c in configs})
+                detail.update(prune=prune, signed=len(signed))
+                await audit.record(
+                    conn, actor=actor or Actor.local("sdk"), action="sync", detail=detail
+                )
     logger.info(
         "sync%s: %d created, %d updated, %d unchanged, %d deleted",
         " (dry run)" if dry_run else "",

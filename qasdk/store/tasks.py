@@ -16,8 +16,10 @@ import msgspec
 import psycopg
 from psycopg.rows import DictRow
 
+from qasdk.audit.entry import Actor
 from qasdk.config import LimitsConfig
 from qasdk.models import Task, TaskError, TraceStep
+from qasdk.store import audit
 from qasdk.store._sql import execute, fetch_all, fetch_one
 from qasdk.store.values import clean_text, json_text
 
@@ -90,13 +92,27 @@ async def insert_task(
     timeout: float | None = None,
     task_id: uuid.UUID | None = None,
     owner: uuid.UUID | None = None,
+    actor: Actor | None = None,
 ) -> Task:
-    """Store a new pending task and queue its job, atomically; ``owner``: the API key's id."""
+    """Store a new pending task and queue its job, atomically; ``owner``: the API key's id.
+
+    With ``actor``, the submit is audited (``task.submit``) by the same statement.
+    """
+    if actor is None:
+        audited: dict[str, Any] = dict.fromkeys(("actor", "key_id", "client", "action", "detail"))
+        audited["count"] = 1
+    else:
+        detail: dict[str, Any] = {"kind": kind, "priority": priority}
+        if method is not None:
+            detail["method"] = method
+        audited = audit.row_params(actor=actor, action="task.submit", detail=detail)
+        del audited["target"]  # the task's id, as the statement stored it
     row = await (
         await execute(
             conn,
             "insert_task",
             {
+                **audited,
                 "id": task_id or uuid.uuid4(),
                 "kind": kind,
                 "description": description,

@@ -10,11 +10,13 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 
-from qasdk_server.auth import Authenticator, current_principal, guard
+from qasdk_server.auth import Authenticator, current_actor, current_principal, guard
 from qasdk_server.body import request_class_for
+from qasdk_server.denials import Denials
 from qasdk_server.errors import exception_handlers
 from qasdk_server.query import RejectUnknownQuery
 from qasdk_server.reload import Reloader
+from qasdk_server.routes.audit import list_audit
 from qasdk_server.routes.config import get_config, reload_config
 from qasdk_server.routes.docs import docs_assets, home, openapi_config
 from qasdk_server.routes.events import task_events
@@ -50,6 +52,7 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
     hosts = server.allowed_hosts
     if hosts is None:
         hosts = default_hosts(server.host)
+    denials = Denials(state.pool, secrets=lambda: state.config.secrets())
     return Litestar(
         route_handlers=[
             TaskController,
@@ -61,6 +64,7 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
             metrics,
             get_config,
             reload_config,
+            list_audit,
             home,
             docs_assets(),
         ],
@@ -68,10 +72,13 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
             "server": Provide(provide_server, sync_to_thread=False),
             "reloader": Provide(provide_reloader, sync_to_thread=False),
             "principal": Provide(current_principal, sync_to_thread=False),
+            "actor": Provide(current_actor, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
         guards=[guard],
-        state=State({"authenticator": Authenticator(state.pool, server.auth)}),
+        state=State({"authenticator": Authenticator(state.pool, server.auth), "denials": denials}),
+        on_startup=[denials.start],
+        on_shutdown=[denials.close],
         # Read when the app is built: a reload cannot change it (reload.py says so).
         request_max_body_size=state.config.limits.request_body,
         request_class=request_class_for(lambda: state.config.limits),

@@ -9,7 +9,9 @@ key is 401, one whose key lacks the scope 403. With no keys (and
 ``qasdk serve`` refuses that posture on a non-loopback address.
 
 Keys are read from the database and kept for :data:`CACHE_SECONDS`: a revoked
-key stops working within that time, on every server of a database.
+key stops working within that time, on every server of a database. Every 401
+and 403 of the guard is a :class:`Refused` that says why, and goes to the
+audit log through :mod:`qasdk_server.denials` (aggregated, never the secret).
 """
 
 from __future__ import annotations
@@ -17,20 +19,34 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from qasdk.audit import entry as audit
 from qasdk.keys import ApiKey, parse_key, verify
 from qasdk.store import keys as store
 from qasdk.store.connection import Pool
 from qasdk_server.errors import ApiError
 from qasdk_server.routes.docs import DOCS_PATH
 
-__all__ = ["CACHE_SECONDS", "OPEN", "Authenticator", "Principal", "current_principal", "guard"]
+if TYPE_CHECKING:
+    from qasdk_server.denials import Denials
+
+__all__ = [
+    "CACHE_SECONDS",
+    "OPEN",
+    "Authenticator",
+    "Principal",
+    "Refused",
+    "client_address",
+    "current_actor",
+    "current_principal",
+    "guard",
+]
 
 #: Seconds a key (or "no keys in force") is trusted before it is read again.
 CACHE_SECONDS = 2.0
@@ -61,10 +77,44 @@ class Principal(msgspec.Struct, frozen=True):
 
 OPEN = Principal()
 
+#: Why a request was refused: no key, a key that is not valid (unknown id, wrong
+#: secret, malformed), revoked, expired, or lacking the route's scope.
+Reason = Literal["no_key", "bad_key", "revoked", "expired", "scope"]
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(
-        401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="qasdk"'}
+
+class Refused(ApiError):
+    """A 401 or 403 of the guard, with why, for the audit log.
+
+    ``key`` is the stored key the request named, if any: proven for
+    ``revoked``, ``expired`` and ``scope``; only claimed (its id with a wrong
+    secret) for ``bad_key``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        *,
+        reason: Reason,
+        key: ApiKey | None = None,
+        scope: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, kind, message, headers=headers)
+        self.reason: Reason = reason
+        self.key = key
+        self.scope = scope
+
+
+def _unauthorized(message: str, reason: Reason, key: ApiKey | None = None) -> Refused:
+    return Refused(
+        401,
+        "unauthorized",
+        message,
+        reason=reason,
+        key=key,
+        headers={"WWW-Authenticate": 'Bearer realm="qasdk"'},
     )
 
 
@@ -120,17 +170,22 @@ class Authenticator:
         parsed = parse_key(presented)
         found = await self._find(parsed[0]) if parsed else None
         if parsed is None or found is None or not verify(parsed[1], found[1]):
-            raise _unauthorized("the API key is not valid (qasdk keys list shows those in force)")
+            raise _unauthorized(
+                "the API key is not valid (qasdk keys list shows those in force)",
+                "bad_key",
+                found[0] if found else None,
+            )
         key = found[0]
         if not key.active(datetime.now(timezone.utc)):
-            state = "revoked" if key.revoked_at else "expired"
-            raise _unauthorized(f"the API key {key.name!r} is {state}")
+            state: Reason = "revoked" if key.revoked_at else "expired"
+            raise _unauthorized(f"the API key {key.name!r} is {state}", state, key)
         return Principal(key)
 
     async def _refuse_missing(self) -> Principal:
         raise _unauthorized(
             "an API key is needed: send 'Authorization: Bearer <key>' (or 'X-API-Key: <key>'); "
-            "qasdk keys create NAME --scope read --scope submit makes one"
+            "qasdk keys create NAME --scope read --scope submit makes one",
+            "no_key",
         )
 
 
@@ -140,19 +195,43 @@ async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRou
     if scope == "public" or connection.scope["path"].startswith(DOCS_PATH):
         return  # the API docs are public: they describe the API, they do not use it
     authenticator: Authenticator = connection.app.state.authenticator
-    principal = await authenticator.principal(connection)
-    if not principal.allows(scope):
-        assert principal.key is not None
-        raise ApiError(
-            403,
-            "forbidden",
-            f"the API key {principal.key.name!r} lacks the {scope!r} scope "
-            f"(it has: {', '.join(principal.key.scopes)})",
-        )
+    try:
+        principal = await authenticator.principal(connection)
+        if not principal.allows(scope):
+            assert principal.key is not None
+            raise Refused(
+                403,
+                "forbidden",
+                f"the API key {principal.key.name!r} lacks the {scope!r} scope "
+                f"(it has: {', '.join(principal.key.scopes)})",
+                reason="scope",
+                key=principal.key,
+                scope=scope,
+            )
+    except Refused as refused:
+        denials: Denials | None = getattr(connection.app.state, "denials", None)
+        if denials is not None:
+            await denials.note(refused, connection)
+        raise
     connection.state.principal = principal
+
+
+def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The address the request came from (the peer's: a proxy's header is not trusted)."""
+    client = connection.client
+    return client.host if client else None
 
 
 def current_principal(request: Request[Any, Any, Any]) -> Principal:
     """The ``principal`` dependency: who the guard let in."""
     principal: Principal = getattr(request.state, "principal", OPEN)
     return principal
+
+
+def current_actor(request: Request[Any, Any, Any]) -> audit.Actor:
+    """The ``actor`` dependency: the caller as the audit log names it (key, address)."""
+    key = current_principal(request).key
+    client = client_address(request)
+    if key is None:
+        return audit.Actor(name=audit.OPEN, client=client)
+    return audit.Actor(name=key.name, key_id=key.id, client=client)

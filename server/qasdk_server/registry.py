@@ -7,7 +7,8 @@ tools synced by ``qasdk sync`` while the server runs are usable at once.
 With a :class:`~qasdk.security.guard.RowGuard`, a row that is not signed with
 this deployment's key, or whose module is outside the allowed roots, is not
 loaded: it is kept in :attr:`MethodRegistry.refused` with the reason, logged,
-and the other tools are unaffected.
+audited (``registry.refused``, once per tool and reason in each process), and
+the other tools are unaffected.
 """
 
 from __future__ import annotations
@@ -19,23 +20,40 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from types import MappingProxyType
 
+import psycopg
+import psycopg_pool
+
 from qasdk._documents import suggestion
+from qasdk.audit import Actor
+from qasdk.errors import QasdkError
 from qasdk.models import MethodConfig, MethodMetadata
 from qasdk.security.guard import RowGuard
+from qasdk.store import audit
 from qasdk.store.connection import Pool
 from qasdk.store.methods import list_signed_methods
 
 __all__ = ["MethodRegistry"]
 
 logger = logging.getLogger("qasdk.registry")
+#: Refusals audited one row each per load; the rest of a load share one row.
+_AUDITED_EACH = 100
 
 
 class MethodRegistry:
     """Registered tools by name, reloaded from PostgreSQL on demand."""
 
-    def __init__(self, pool: Pool, *, refresh_interval: float = 0.2, guard: RowGuard | None = None):
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        refresh_interval: float = 0.2,
+        guard: RowGuard | None = None,
+        actor: Actor | None = None,
+    ):
         self._pool = pool
         self.guard = guard
+        #: Who the audit log says refused a row: this process's user.
+        self.actor = actor or Actor.local("registry")
         self._methods: Mapping[str, MethodMetadata] = MappingProxyType({})
         #: Rows not loaded, by tool name: why.
         self.refused: Mapping[str, str] = MappingProxyType({})
@@ -79,7 +97,7 @@ class MethodRegistry:
             async with self._pool.connection() as conn:
                 found = await list_signed_methods(conn)
             self._last_load = started
-            methods, _ = self._admit(found)
+            methods, newly_refused = self._admit(found)
             changed = methods != dict(self._methods)
             if changed or self.loaded_at is None:
                 self._methods = MappingProxyType(methods)
@@ -91,12 +109,40 @@ class MethodRegistry:
                 for listener in self._listeners:
                     listener(configs)
                 logger.info("registry loaded: %d tools (version %d)", len(methods), self.version)
-            return changed
+        if newly_refused:
+            await self._audit_refusals(newly_refused)
+        return changed
+
+    async def _audit_refusals(self, refused: dict[str, str]) -> None:
+        items = sorted(refused.items())
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                for name, reason in items[:_AUDITED_EACH]:
+                    await audit.record(
+                        conn,
+                        actor=self.actor,
+                        action="registry.refused",
+                        target=name,
+                        detail={"reason": reason},
+                    )
+                rest = items[_AUDITED_EACH:]
+                if rest:
+                    names = [name for name, _ in rest[:_AUDITED_EACH]]
+                    detail = {"tools": names}  # their reasons are in the log
+                    await audit.record(
+                        conn,
+                        actor=self.actor,
+                        action="registry.refused",
+                        detail=detail,
+                        count=len(rest),
+                    )
+        except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout):
+            logger.warning("could not record refused rows in the audit log", exc_info=True)
 
     def _admit(
         self, found: list[tuple[MethodMetadata, str | None]]
     ) -> tuple[dict[str, MethodMetadata], dict[str, str]]:
-        """The rows to load, and the refused ones with why (logged when that changes)."""
+        """The rows to load, and those refused now for a new reason (logged), with why."""
         methods: dict[str, MethodMetadata] = {}
         refused: dict[str, str] = {}
         if self.guard is not None:
@@ -107,17 +153,14 @@ class MethodRegistry:
                 methods[method.name] = method
             else:
                 refused[method.name] = reason
-        for name, reason in refused.items():
-            if self.refused.get(name) != reason:
-                logger.error(
-                    "tool %r not loaded: %s",
-                    name,
-                    reason,
-                    extra={"tool": name, "reason": reason},
-                )
+        newly = {n: r for n, r in refused.items() if self.refused.get(n) != r}
+        for name, reason in newly.items():
+            logger.error(
+                "tool %r not loaded: %s", name, reason, extra={"tool": name, "reason": reason}
+            )
         if refused != dict(self.refused):
             self.refused = MappingProxyType(refused)
-        return methods, refused
+        return methods, newly
 
     async def find(self, name: str) -> MethodMetadata | None:
         """Look a tool up; an unknown name is looked for again in the database.

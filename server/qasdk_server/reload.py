@@ -8,6 +8,10 @@ tasks finish with the one they started with. A change that does not validate
 (bad YAML, a broken tool file, a rule violation) changes nothing: the running
 registry and configuration stay, and the reason is logged with file and line.
 ``POST /api/config/reload`` runs the same path.
+
+Each reload that changes something or is refused, and each one a client asked
+for, is audited (``reload``: the settings changed, old and new, secrets masked;
+the sync it ran has its own ``sync`` row with the tools' diff).
 """
 
 from __future__ import annotations
@@ -18,16 +22,23 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
+import psycopg
+import psycopg_pool
 
+from qasdk._excerpt import excerpt
+from qasdk.audit import Actor
+from qasdk.audit.diff import bounded_names
 from qasdk.config import Config, load_config
 from qasdk.errors import QasdkError
 from qasdk.logs import configure_logging
 from qasdk.models import Problem
+from qasdk.redaction import redact_value
 from qasdk.registration.collect import collect
 from qasdk.registration.discover import display_path
+from qasdk.store import audit
 from qasdk.store.embedded import private_folder
 from qasdk.store.methods import sync_methods
 from qasdk_server.executor.code import prune_snapshots, snapshot
@@ -81,6 +92,18 @@ def _changed_settings(old: Config, new: Config) -> list[str]:
     return changed
 
 
+def _setting(config: Config, setting: str) -> Any:
+    section, _, field = setting.partition(".")
+    return msgspec.to_builtins(getattr(getattr(config, section), field))
+
+
+def _settings_diff(old: Config, new: Config, changed: list[str]) -> dict[str, Any]:
+    """``{setting: {old, new}}``, every secret of either configuration masked."""
+    diff = {s: {"old": _setting(old, s), "new": _setting(new, s)} for s in changed}
+    masked: dict[str, Any] = redact_value(diff, [*old.secrets(), *new.secrets()])
+    return masked
+
+
 def _live(setting: str) -> bool:
     if setting in AT_START:
         return False
@@ -96,6 +119,7 @@ class Reloader:
         state: ServerState,
         *,
         watch: Sequence[str | Path] = (),
+        actor: Actor | None = None,
         module_root: Path | None = None,
         prune: bool = False,
         debounce_ms: int = 300,
@@ -104,6 +128,8 @@ class Reloader:
         #: Re-applies command-line options (--port, --concurrency...) to a reloaded file.
         self.overrides = overrides or (lambda config: config)
         self.state = state
+        #: Who reloads when no client asked (the watcher, the start): this server's user.
+        self.actor = actor or Actor.local("serve")
         self.watch_paths = [Path(p) for p in watch]
         self.module_root = module_root or Path.cwd()
         self.prune = prune
@@ -155,11 +181,16 @@ class Reloader:
 
     # -- reloading ------------------------------------------------------------
 
-    async def reload(self, trigger: str) -> ReloadOutcome:
-        """Validate everything first; apply only a change that is valid as a whole."""
+    async def reload(self, trigger: str, *, actor: Actor | None = None) -> ReloadOutcome:
+        """Validate everything first; apply only a change that is valid as a whole.
+
+        ``actor``: the client that asked (audited even when nothing changed).
+        """
         async with self._lock:
-            outcome = await self._reload(trigger)
+            outcome, settings = await self._reload(trigger, actor or self.actor)
             self.last = outcome
+            if outcome.outcome != "unchanged" or actor is not None:
+                await self._audit(outcome, settings, actor or self.actor)
         if outcome.outcome == "rejected":
             first = outcome.problems[0] if outcome.problems else None
             logger.error(
@@ -189,7 +220,37 @@ class Reloader:
                 )
         return outcome
 
-    async def _reload(self, trigger: str) -> ReloadOutcome:
+    async def _audit(self, outcome: ReloadOutcome, settings: dict[str, Any], actor: Actor) -> None:
+        detail: dict[str, Any] = {"outcome": outcome.outcome, "trigger": excerpt(outcome.trigger)}
+        if outcome.tools is not None:
+            detail["tools"] = {
+                "created": bounded_names(outcome.tools.created),
+                "updated": bounded_names(outcome.tools.updated),
+                "deleted": bounded_names(outcome.tools.deleted),
+            }
+        if settings:
+            detail["settings"] = settings
+        if outcome.needs_restart:
+            detail["needs_restart"] = outcome.needs_restart
+        if outcome.code is not None:
+            detail["code"] = outcome.code
+        if outcome.problems:
+            detail["problems"] = [excerpt(str(p), 400) for p in outcome.problems[:20]]
+        try:
+            async with self.state.pool.connection() as conn:
+                await audit.record(
+                    conn,
+                    actor=actor,
+                    action="reload",
+                    target=self.state.config.path,
+                    detail=detail,
+                    secrets=self.state.config.secrets(),
+                )
+        except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout):
+            logger.warning("could not record the reload in the audit log", exc_info=True)
+
+    async def _reload(self, trigger: str, actor: Actor) -> tuple[ReloadOutcome, dict[str, Any]]:
+        """The outcome, and the settings it changed (old → new, masked) for the audit log."""
         now = datetime.now(timezone.utc)
         state = self.state
         problems: list[Problem] = []
@@ -210,7 +271,7 @@ class Reloader:
             except QasdkError as exc:
                 problems += exc.problems or [Problem(reason=str(exc))]
         if problems:
-            return ReloadOutcome("rejected", now, trigger, problems=problems)
+            return ReloadOutcome("rejected", now, trigger, problems=problems), {}
 
         tools = None
         if registry is not None:
@@ -220,11 +281,12 @@ class Reloader:
                 guard = state.registry.guard
                 key = guard.key if guard is not None else None
                 async with state.pool.connection() as conn:
-                    report = await sync_methods(conn, registry.configs, prune=self.prune, key=key)
+                    report = await sync_methods(
+                        conn, registry.configs, prune=self.prune, key=key, actor=actor
+                    )
             except QasdkError as exc:
-                return ReloadOutcome(
-                    "rejected", now, trigger, problems=[Problem(reason=f"sync failed: {exc}")]
-                )
+                problem = Problem(reason=f"sync failed: {exc}")
+                return ReloadOutcome("rejected", now, trigger, problems=[problem]), {}
             plan = report.plan
             tools = ToolChanges(
                 created=plan.created, updated=list(plan.updated), deleted=plan.deleted
@@ -235,16 +297,18 @@ class Reloader:
             state.worker.runner.executor.replace_methods(state.registry.configs())
 
         changed = _changed_settings(state.config, new_config)
+        diff = _settings_diff(state.config, new_config, changed)
         live = [s for s in changed if _live(s)]
         restart = [s for s in changed if not _live(s)]
         if live:
             self._apply_settings(new_config, live)
         tools_changed = tools is not None and (tools.created or tools.updated or tools.deleted)
         if not live and not restart and not tools_changed and code is None:
-            return ReloadOutcome("unchanged", now, trigger, tools=tools)
-        return ReloadOutcome(
+            return ReloadOutcome("unchanged", now, trigger, tools=tools), diff
+        outcome = ReloadOutcome(
             "applied", now, trigger, tools=tools, code=code, settings=live, needs_restart=restart
         )
+        return outcome, diff
 
     async def _switch_code(self) -> str | None:
         """Snapshot the watched code; the version new tool processes run, if it changed.

@@ -383,6 +383,7 @@ async def test_openapi_schema(served: Server) -> None:
         "/metrics",
         "/api/config",
         "/api/config/reload",
+        "/api/audit",
     } <= set(paths)
     # The error bodies and status codes the API really answers with are documented.
     cancel = paths["/api/tasks/{task_id}/cancel"]["post"]["responses"]

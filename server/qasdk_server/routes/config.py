@@ -9,6 +9,7 @@ import msgspec
 from litestar import Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 
+from qasdk.audit import Actor
 from qasdk.redaction import redact_value
 from qasdk_server.errors import error_responses
 from qasdk_server.reload import Reloader, ReloadOutcome
@@ -64,7 +65,10 @@ async def get_config(server: ServerState, reloader: Reloader) -> ActiveConfig:
         **error_responses(),
     },
 )
-async def reload_config(reloader: Reloader) -> Response[ReloadOutcome]:
-    """Apply a valid change (200), or keep everything as it is and say why (422)."""
-    outcome = await reloader.reload("api")
+async def reload_config(reloader: Reloader, actor: Actor) -> Response[ReloadOutcome]:
+    """Apply a valid change (200), or keep everything as it is and say why (422).
+
+    Audited (``GET /api/audit?action=reload``) whatever the outcome.
+    """
+    outcome = await reloader.reload("api", actor=actor)
     return Response(outcome, status_code=422 if outcome.outcome == "rejected" else 200)

@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, delete, get, post
 
+from qasdk.audit import Actor
 from qasdk.errors import ValidationError
 from qasdk.keys import ApiKey, Scope
 from qasdk.store import keys as store
@@ -51,7 +52,9 @@ class KeyController(Controller):
         responses=error_responses(400),
         opt={"scope": "admin"},
     )
-    async def create_key(self, data: NewKey, server: ServerState) -> Response[CreatedKey]:
+    async def create_key(
+        self, data: NewKey, server: ServerState, actor: Actor
+    ) -> Response[CreatedKey]:
         """Create a key; the answer holds its secret, which is never shown again."""
         expires = None
         if data.expires_in_days is not None:
@@ -62,6 +65,7 @@ class KeyController(Controller):
                     conn,
                     data.name,
                     data.scopes,
+                    actor=actor,
                     expires_at=expires,
                     tools=data.tools,
                     tags=data.tags,
@@ -99,10 +103,10 @@ class KeyController(Controller):
         responses=error_responses(404),
         opt={"scope": "admin"},
     )
-    async def revoke_key(self, name: str, server: ServerState) -> ApiKey:
+    async def revoke_key(self, name: str, server: ServerState, actor: Actor) -> ApiKey:
         """Revoke the key: requests with it are refused within seconds, on every server."""
         async with server.pool.connection() as conn:
-            key = await store.revoke_key(conn, name)
+            key = await store.revoke_key(conn, name, actor=actor)
         if key is None:
             raise ApiError(404, "not_found", f"no key in force is called {name!r}")
         return key

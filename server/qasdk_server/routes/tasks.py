@@ -1,8 +1,10 @@
-"""``/api/tasks``: submit, read, list, cancel, trace."""
+"""``/api/tasks``: submit, read, list, cancel, trace.
+
+A submit (by its one statement) and a cancel (in its transaction) append their audit row.
+"""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -13,14 +15,17 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from qasdk._excerpt import excerpt
+from qasdk.audit import Actor
 from qasdk.config import LimitsConfig
 from qasdk.errors import ValidationError
 from qasdk.models import TERMINAL_STATUSES, Problem, Task, TaskStatus, TraceStep
+from qasdk.store import audit
 from qasdk.store import tasks as store
 from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError, error_responses
 from qasdk_server.executor import prepare_params
 from qasdk_server.quota import admit, refuse_tool
+from qasdk_server.routes._cursor import decode_cursor, encode_cursor
 from qasdk_server.routes._lookup import invalid, load_task, wait_until_done
 from qasdk_server.state import ServerState
 
@@ -160,20 +165,6 @@ def _check_size(data: SubmitTask, limits: LimitsConfig) -> None:
             )
 
 
-def _cursor(task: Task) -> str:
-    raw = f"{task.created_at.isoformat()}|{task.task_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, task_id = raw.partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(task_id)
-    except (ValueError, UnicodeDecodeError):
-        raise invalid("is not a cursor this API returned", "cursor") from None
-
-
 class TaskController(Controller):
     """``/api/tasks``: submit, read, list, cancel, trace (the task's events: ``events.py``)."""
 
@@ -188,7 +179,7 @@ class TaskController(Controller):
         opt={"scope": "submit"},
     )
     async def submit_task(
-        self, data: SubmitTask, server: ServerState, principal: Principal
+        self, data: SubmitTask, server: ServerState, principal: Principal, actor: Actor
     ) -> Response[Submitted]:
         """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``."""
         if data.task_description is not None and data.method is not None:
@@ -241,6 +232,7 @@ class TaskController(Controller):
                 priority=data.priority,
                 timeout=data.timeout,
                 owner=principal.owner,
+                actor=actor,
             )
         return Response(
             Submitted(task.task_id, task.status),
@@ -297,7 +289,7 @@ class TaskController(Controller):
 
         ``params`` and ``result`` are left out unless ``include`` names them.
         """
-        before = _parse_cursor(cursor) if cursor else None
+        before = decode_cursor(cursor, uuid.UUID) if cursor else None
         fields = _included(include)
         async with server.pool.connection() as conn:
             tasks = await store.list_tasks(
@@ -315,7 +307,10 @@ class TaskController(Controller):
             )
         more = len(tasks) > limit
         tasks = tasks[:limit]
-        return TaskPage(tasks=tasks, next_cursor=_cursor(tasks[-1]) if more and tasks else None)
+        next_cursor = None
+        if more and tasks:
+            next_cursor = encode_cursor(tasks[-1].created_at, tasks[-1].task_id)
+        return TaskPage(tasks=tasks, next_cursor=next_cursor)
 
     @post(
         "/{task_id:uuid}/cancel",
@@ -336,6 +331,7 @@ class TaskController(Controller):
         task_id: uuid.UUID,
         server: ServerState,
         principal: Principal,
+        actor: Actor,
         wait: Annotated[
             float,
             Parameter(ge=0, le=MAX_WAIT, description="Seconds to wait for a running task to stop."),
@@ -347,8 +343,16 @@ class TaskController(Controller):
         ``wait`` seconds, 409 if it had already finished.
         """
         await load_task(server, task_id, principal)  # 404 when unknown (or another key's)
-        async with server.pool.connection() as conn:
+        async with server.pool.connection() as conn, conn.transaction():
             status = await store.cancel_task(conn, task_id)
+            if status is not None:
+                await audit.record(
+                    conn,
+                    actor=actor,
+                    action="task.cancel",
+                    target=str(task_id),
+                    detail={"status": status},
+                )
         if status is None:
             task = await load_task(server, task_id, principal)
             raise ApiError(

@@ -84,7 +84,7 @@ class _KeepUntilDone(procrastinate.BaseRetryStrategy):
 
 
 async def _apply_retention(context: JobContext, timestamp: int) -> None:
-    """Delete finished tasks (and their traces) older than ``retention.days``."""
+    """Delete finished tasks (and their traces) and audit rows older than ``retention.days``."""
     runner: TaskRunner = context.additional_context["runner"]
     await runner.apply_retention()
 

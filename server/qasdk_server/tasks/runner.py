@@ -32,6 +32,7 @@ from psycopg.rows import DictRow
 from qasdk.config import Config, ModelConfig
 from qasdk.errors import QasdkError
 from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
+from qasdk.store import audit
 from qasdk.store import keys as keys_store
 from qasdk.store import tasks as store
 from qasdk.store.connection import Pool, connect, is_outage
@@ -162,12 +163,15 @@ class TaskRunner:
 
     # -- housekeeping -----------------------------------------------------------
 
-    async def apply_retention(self) -> int:
-        """Delete tasks finished more than ``retention.days`` ago; how many went."""
+    async def apply_retention(self) -> tuple[int, int]:
+        """Delete tasks finished, and audit rows written, more than ``retention.days`` ago.
+
+        Returns how many of each went.
+        """
         days = self.config.retention.days
         if days is None:
-            return 0
-        total = 0
+            return 0, 0
+        total = entries = 0
         while True:
             async with self.pool.connection() as conn:
                 tasks, _ = await store.delete_expired_tasks(conn, days=days, batch=_RETENTION_BATCH)
@@ -175,9 +179,22 @@ class TaskRunner:
             self.metrics.tasks_deleted.inc(tasks)
             if tasks < _RETENTION_BATCH:
                 break
-        if total:
-            logger.info("retention: deleted %d tasks finished over %g days ago", total, days)
-        return total
+        while True:
+            async with self.pool.connection() as conn:
+                deleted = await audit.delete_expired_entries(
+                    conn, days=days, batch=_RETENTION_BATCH
+                )
+            entries += deleted
+            if deleted < _RETENTION_BATCH:
+                break
+        if total or entries:
+            logger.info(
+                "retention: deleted %d tasks finished and %d audit rows written over %g days ago",
+                total,
+                entries,
+                days,
+            )
+        return total, entries
 
     # -- one task -------------------------------------------------------------
 

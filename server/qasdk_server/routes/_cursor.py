@@ -1,0 +1,38 @@
+"""Keyset cursors: where a page ended, as an opaque string the client hands back.
+
+A cursor is the (time, id) of the last row of a page, in base64: the next page
+is the rows strictly before it in ``(time, id) DESC`` order, so rows written
+meanwhile neither repeat nor shift the pages (``GET /api/tasks``,
+``GET /api/audit``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from qasdk_server.routes._lookup import invalid
+
+__all__ = ["decode_cursor", "encode_cursor"]
+
+T = TypeVar("T")
+
+
+def encode_cursor(at: datetime, row_id: object) -> str:
+    raw = f"{at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, parse_id: Callable[[str], T]) -> tuple[datetime, T]:
+    """The (time, id) of ``cursor``; 400 for anything this API did not return.
+
+    ``parse_id`` raises ``ValueError`` for an id that is not of the page's rows.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, row_id = raw.partition("|")
+        return datetime.fromisoformat(at), parse_id(row_id)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid("is not a cursor this API returned", "cursor") from None
