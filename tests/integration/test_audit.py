@@ -24,8 +24,8 @@ import pytest
 
 from qasdk.testing import ScriptedModel
 from tests.conftest import scratch_database
-from tests.integration.harness import Server, make_project, qasdk
-from tests.integration.test_access import Keyed, _until
+from tests.integration.harness import Server, make_project, qasdk, until
+from tests.integration.test_access import Keyed
 
 pytestmark = [pytest.mark.integration]
 
@@ -87,7 +87,7 @@ def audited(
             keys.create("admin", "admin")
             keys.create("alice", "read", "submit", "cancel")
             keys.create("reader", "read")
-            _until(lambda: server.http.get("/api/tasks").status_code == 401, "keys never applied")
+            until(lambda: server.http.get("/api/tasks").status_code == 401, "keys never applied")
             yield keys
         finally:
             for client in keys.clients.values():
@@ -271,7 +271,7 @@ def test_a_refused_registry_row_is_recorded(audited: Audited) -> None:
     with psycopg.connect(audited.url, autocommit=True) as conn:
         conn.execute("UPDATE registered_methods SET timeout = 99 WHERE name = 'echo'")
     try:
-        _until(
+        until(
             lambda: audited.entries(action="registry.refused", target="echo", since=since),
             "the refused row was never audited",
         )
