@@ -176,6 +176,13 @@ class Server(Process):
         """Submit ``body`` and return the task once finished (or after ``within`` seconds)."""
         return self.finished(self.submit(**body)["task_id"], within)
 
+    def methods(self) -> dict[str, Any]:
+        """``GET /api/methods``: the registry as this server holds it."""
+        response = self.http.get("/api/methods")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
     def trace(self, task_id: str) -> list[dict[str, Any]]:
         response = self.http.get(f"/api/tasks/{task_id}/trace")
         assert response.status_code == 200, response.text

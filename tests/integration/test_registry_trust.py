@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import psycopg
@@ -55,13 +54,6 @@ def server(project: Path, fresh_database: str) -> Iterator[Server]:
         server.stop()
 
 
-def loaded(server: Server) -> dict[str, Any]:
-    response = server.http.get("/api/methods")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def refusals(server: Server) -> dict[str, str]:
     return {
         r["tool"]: r["reason"]
@@ -81,7 +73,7 @@ async def test_a_row_pointed_at_os_system_is_refused_by_a_running_server(
             "parameters_json = %s::jsonb WHERE name = 'echo'",
             (SHELL_PARAMS,),
         )
-    until(lambda: "echo" not in {m["name"] for m in loaded(server)["methods"]})
+    until(lambda: "echo" not in {m["name"] for m in server.methods()["methods"]})
     response = server.http.post(
         "/api/tasks", json={"method": "echo", "params": {"command": f"touch {marker}"}}
     )
@@ -89,7 +81,7 @@ async def test_a_row_pointed_at_os_system_is_refused_by_a_running_server(
     assert "tool 'echo' is not loaded" in response.text
     time.sleep(0.5)
     assert not marker.exists()
-    (refused,) = loaded(server)["refused"]
+    (refused,) = server.methods()["refused"]
     assert refused["name"] == "echo"
     assert "signature does not match (row changed outside qasdk sync" in refused["reason"]
     assert "'os' is not under the module root" in refused["reason"]
@@ -101,8 +93,8 @@ async def test_a_row_pointed_at_os_system_is_refused_by_a_running_server(
     assert server.run(method="add", params={"a": 1, "b": 2})["result"] == 3
     # qasdk sync writes the row again, signed: it is loaded again.
     assert qasdk(project, fresh_database, "sync", "tools").returncode == 0
-    until(lambda: "echo" in {m["name"] for m in loaded(server)["methods"]})
-    assert "refused" not in loaded(server)
+    until(lambda: "echo" in {m["name"] for m in server.methods()["methods"]})
+    assert "refused" not in server.methods()
 
 
 async def test_unsigned_rows_and_rows_signed_with_another_key_are_refused(
@@ -127,7 +119,7 @@ async def test_unsigned_rows_and_rows_signed_with_another_key_are_refused(
         await conn.commit()
     server = Server(project, fresh_database)
     try:
-        body = loaded(server)
+        body = server.methods()
         names = {m["name"] for m in body["methods"]}
         assert "echo" in names and not names & {"unsigned_echo", "foreign_echo"}
         reasons = {r["name"]: r["reason"] for r in body["refused"]}
@@ -148,17 +140,17 @@ async def test_rotating_the_signing_key_keeps_every_tool_loaded(
 ) -> None:
     key_file = project / ".qasdk" / "signing.key"
     before = key_file.read_text()
-    count = len(loaded(server)["methods"])
+    count = len(server.methods()["methods"])
     rotated = qasdk(project, fresh_database, "db", "rotate-signing-key")
     assert rotated.returncode == 0, rotated.stderr
     assert f"re-signed {count} tools with a new key" in rotated.stdout
     assert key_file.read_text() != before and (key_file.stat().st_mode & 0o777) == 0o600
     # The running server takes the new key over; a new one starts with every tool.
-    until(lambda: len(loaded(server)["methods"]) == count and "refused" not in loaded(server))
+    until(lambda: len(server.methods()["methods"]) == count and "refused" not in server.methods())
     assert server.run(method="add", params={"a": 2, "b": 2})["result"] == 4
     again = Server(project, fresh_database)
     try:
-        assert len(loaded(again)["methods"]) == count and "refused" not in loaded(again)
+        assert len(again.methods()["methods"]) == count and "refused" not in again.methods()
     finally:
         again.stop()
 

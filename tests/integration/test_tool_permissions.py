@@ -67,13 +67,6 @@ def server(project: Path, fresh_database: str) -> Iterator[Server]:
         server.stop()
 
 
-def listed(server: Server) -> dict[str, Any]:
-    response = server.http.get("/api/methods")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def until(condition: Any, within: float = 15.0) -> None:
     deadline = time.monotonic() + within
     while not condition():
@@ -88,7 +81,7 @@ async def test_synced_permissions_are_stored_and_shown(server: Server, fresh_dat
     assert stored["echo_env"] == ["env"]
     assert stored["echo"] == []
 
-    methods = {m["name"]: m for m in listed(server)["methods"]}
+    methods = {m["name"]: m for m in server.methods()["methods"]}
     assert methods["save_page"]["permissions"] == ["fs:write", "network"]
     assert methods["echo_env"]["permissions"] == ["env"]
     assert "permissions" not in methods["echo"]  # absent: nothing declared
@@ -106,13 +99,13 @@ async def test_synced_permissions_are_stored_and_shown(server: Server, fresh_dat
 async def test_a_row_whose_permissions_were_changed_by_hand_is_refused(
     project: Path, server: Server, fresh_database: str
 ) -> None:
-    assert {"save_page", "echo"} <= {m["name"] for m in listed(server)["methods"]}
+    assert {"save_page", "echo"} <= {m["name"] for m in server.methods()["methods"]}
     with psycopg.connect(fresh_database, autocommit=True) as conn:
         # Hide what one tool needs, and add a need to another: both are tampering.
         conn.execute("UPDATE registered_methods SET permissions = '{}' WHERE name = 'save_page'")
         conn.execute("UPDATE registered_methods SET permissions = '{network}' WHERE name = 'echo'")
-    until(lambda: "refused" in listed(server) and len(listed(server)["refused"]) == 2)
-    body = listed(server)
+    until(lambda: "refused" in server.methods() and len(server.methods()["refused"]) == 2)
+    body = server.methods()
     names = {m["name"] for m in body["methods"]}
     assert not names & {"save_page", "echo"} and "echo_env" in names
     for refused in body["refused"]:
@@ -123,8 +116,8 @@ async def test_a_row_whose_permissions_were_changed_by_hand_is_refused(
     again = qasdk(project, fresh_database, "sync", "tools")
     assert again.returncode == 0, again.stderr
     assert "updated: permissions" in again.stdout
-    until(lambda: "refused" not in listed(server))
-    methods = {m["name"]: m for m in listed(server)["methods"]}
+    until(lambda: "refused" not in server.methods())
+    methods = {m["name"]: m for m in server.methods()["methods"]}
     assert methods["save_page"]["permissions"] == ["fs:write", "network"]
     assert "permissions" not in methods["echo"]
 
@@ -140,7 +133,7 @@ async def test_rows_signed_before_permissions_existed_still_load(
         before = conn.execute("SELECT count(*) FROM registered_methods").fetchone()
     server = Server(project, fresh_database)  # applies 0015: every row gets '{}'
     try:
-        body = listed(server)
+        body = server.methods()
         assert "refused" not in body
         assert before is not None and body["count"] == before[0] > 0
         assert server.run(method="add", params={"a": 1, "b": 2})["result"] == 3

@@ -9,13 +9,13 @@ meanwhile neither repeat nor shift the pages (``GET /api/tasks``,
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
 from qasdk_server.routes._lookup import invalid
 
-__all__ = ["decode_cursor", "encode_cursor"]
+__all__ = ["decode_cursor", "encode_cursor", "page"]
 
 T = TypeVar("T")
 
@@ -36,3 +36,16 @@ def decode_cursor(cursor: str, parse_id: Callable[[str], T]) -> tuple[datetime, 
         return datetime.fromisoformat(at), parse_id(row_id)
     except (ValueError, UnicodeDecodeError):
         raise invalid("is not a cursor this API returned", "cursor") from None
+
+
+def page(
+    rows: Sequence[T], limit: int, position: Callable[[T], tuple[datetime, object]]
+) -> tuple[list[T], str | None]:
+    """The first ``limit`` of ``rows`` (fetched as ``limit + 1``) and the next page's cursor.
+
+    ``position`` is a row's (time, id); there is a next page only when the extra row came.
+    """
+    shown = list(rows[:limit])
+    if len(rows) <= limit or not shown:
+        return shown, None
+    return shown, encode_cursor(*position(shown[-1]))

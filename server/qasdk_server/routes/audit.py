@@ -12,7 +12,7 @@ from litestar.params import Parameter
 from qasdk.audit import AuditEntry
 from qasdk.store import audit as store
 from qasdk_server.errors import error_responses
-from qasdk_server.routes._cursor import decode_cursor, encode_cursor
+from qasdk_server.routes._cursor import decode_cursor, page
 from qasdk_server.state import ServerState
 
 __all__ = ["list_audit"]
@@ -79,7 +79,5 @@ async def list_audit(
             limit=limit + 1,
             before=before,
         )
-    more = len(entries) > limit
-    entries = entries[:limit]
-    last = entries[-1] if more and entries else None
-    return AuditPage(entries=entries, next_cursor=encode_cursor(last.at, last.id) if last else None)
+    shown, next_cursor = page(entries, limit, lambda e: (e.at, e.id))
+    return AuditPage(entries=shown, next_cursor=next_cursor)

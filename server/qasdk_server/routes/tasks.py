@@ -25,7 +25,7 @@ from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError, error_responses
 from qasdk_server.executor import prepare_params
 from qasdk_server.quota import admit, refuse_tool
-from qasdk_server.routes._cursor import decode_cursor, encode_cursor
+from qasdk_server.routes._cursor import decode_cursor, page
 from qasdk_server.routes._lookup import invalid, load_task, wait_until_done
 from qasdk_server.state import ServerState
 
@@ -305,12 +305,8 @@ class TaskController(Controller):
                 with_result="result" in fields,
                 owner=None if principal.sees_all else principal.owner,
             )
-        more = len(tasks) > limit
-        tasks = tasks[:limit]
-        next_cursor = None
-        if more and tasks:
-            next_cursor = encode_cursor(tasks[-1].created_at, tasks[-1].task_id)
-        return TaskPage(tasks=tasks, next_cursor=next_cursor)
+        shown, next_cursor = page(tasks, limit, lambda t: (t.created_at, t.task_id))
+        return TaskPage(tasks=shown, next_cursor=next_cursor)
 
     @post(
         "/{task_id:uuid}/cancel",
