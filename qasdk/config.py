@@ -176,6 +176,8 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     stalled_after: Positive = 10.0
     #: Seconds running tasks get to finish on shutdown before they are handed back.
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    #: Seconds a cancelled tool that takes a ``ToolContext`` has to stop before it is killed.
+    cancel_grace: Annotated[float, msgspec.Meta(ge=0, le=60)] = 1.0
     #: What one tool call may use, unless ``tool_limits_by_tool`` says otherwise.
     tool_limits: ToolLimits = ToolLimits()
     #: Limits of particular tools, by name (fields left out come from ``tool_limits``).

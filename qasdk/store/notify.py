@@ -6,9 +6,12 @@ trace step, and every change of ``registered_methods``, whoever made it.
 
 from __future__ import annotations
 
+import json
+import uuid
+
 from qasdk.store._sql import Conn, execute
 
-__all__ = ["REGISTRY_CHANNEL", "TASK_CHANNEL", "announce_registry", "listen"]
+__all__ = ["REGISTRY_CHANNEL", "TASK_CHANNEL", "announce_progress", "announce_registry", "listen"]
 
 TASK_CHANNEL = "qasdk_task_events"
 REGISTRY_CHANNEL = "qasdk_registry"
@@ -23,3 +26,21 @@ async def listen(conn: Conn) -> None:
 async def announce_registry(conn: Conn) -> None:
     """Tell every listener to reload the registry (its rows did not change: its key did)."""
     await execute(conn, "announce_registry")
+
+
+async def announce_progress(
+    conn: Conn, task_id: uuid.UUID, tool: str, fraction: float | None, message: str | None
+) -> None:
+    """A ``progress`` event of ``task_id`` on the task channel (kept under its 8000-byte cap)."""
+    event = {
+        "task_id": str(task_id),
+        "event": "progress",
+        "tool": tool,
+        "fraction": fraction,
+        "message": message,
+    }
+    payload = json.dumps(event)
+    if len(payload.encode()) > 7900 and message:
+        event["message"] = message[:1000]
+        payload = json.dumps(event)
+    await execute(conn, "announce_progress", {"payload": payload})

@@ -243,6 +243,7 @@ async def _start(
         default_timeout=worker.tool_timeout,
         limits=worker.tool_limits,
         limits_by_tool=worker.tool_limits_by_tool,
+        cancel_grace=worker.cancel_grace,
         allowed_packages=packages,
         cwd=root,
         env={"PYTHONDONTWRITEBYTECODE": "1"},

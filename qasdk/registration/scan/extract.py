@@ -14,6 +14,7 @@ from typing import Any
 import griffe
 import msgspec
 
+from qasdk.context import CONTEXT_PATHS
 from qasdk.models import MethodConfig, MethodParameter, Problem, Source, ToolEntry
 from qasdk.registration.scan.annotations import SUPPORTED_HINTS, AnnotationReader, Typed
 from qasdk.registration.scan.docstrings import entry_line, how_to_document, read_docstring
@@ -135,6 +136,8 @@ class _Extraction:
                 )
                 continue
 
+            if self._is_context(param):
+                continue  # the tool process passes it; the model never sees it
             typed = self._parameter_type(param, label)
             description = documented.get(param.name) or (typed.description if typed else None)
             self.hints[f"{label}.description"] = self._undocumented(param.name, documented, style)
@@ -147,6 +150,14 @@ class _Extraction:
                 default=msgspec.UNSET if required else self._default(param, label),
                 schema=dict(typed.schema) if typed else {},
             )
+
+    def _is_context(self, param: griffe.Parameter) -> bool:
+        """``ctx: ToolContext`` (imported from ``qasdk``), however it is imported or quoted."""
+        if param.annotation is None:
+            return False
+        written = str(param.annotation).strip().strip("'\"")
+        resolved = self.names.resolve(written)
+        return resolved in CONTEXT_PATHS or resolved == "ToolContext"  # ``from qasdk import *``
 
     def _undocumented(self, name: str, documented: dict[str, str], style: str) -> str:
         """Why ``name`` has no description, with the likely typo when the docstring has one."""

@@ -275,6 +275,10 @@ LISTEN qasdk_registry;
 -- The registry's key changed (qasdk db rotate-signing-key): servers and workers reload it.
 SELECT pg_notify('qasdk_registry', '');
 
+-- name: announce_progress
+-- A tool's ToolContext.report_progress: not stored, only told to the task's followers.
+SELECT pg_notify('qasdk_task_events', %(payload)s);
+
 -- name: settle_orphans
 -- Tasks still pending or running whose job has ended (or is gone): nothing will ever
 -- record their outcome, so they end as failed instead of staying stuck. ``grace`` keeps

@@ -1,8 +1,10 @@
 """``GET /api/tasks/{id}/events``: a task's progress as Server-Sent Events.
 
 The stream opens with the task's current state and the trace so far, then
-sends each status change (``event: status``) and trace step (``event: step``)
-as it happens, wherever the task runs: PostgreSQL notifications are the bus.
+sends each status change (``event: status``), trace step (``event: step``)
+and tool progress report (``event: progress``: ``tool``, ``fraction``,
+``message``, from ``ToolContext.report_progress``) as it happens, wherever the
+task runs: PostgreSQL notifications are the bus.
 It ends after the terminal status. ``curl -N`` shows it as it comes.
 """
 
@@ -33,6 +35,11 @@ def _message(event: str, payload: object, event_id: str | None = None) -> Server
     return ServerSentEventMessage(
         data=msgspec.json.encode(payload).decode(), event=event, id=event_id
     )
+
+
+def _progress(event: dict[str, object]) -> dict[str, object]:
+    """A progress notification as followers see it (only its known fields)."""
+    return {key: event.get(key) for key in ("tool", "fraction", "message")}
 
 
 @get(
@@ -69,15 +76,21 @@ async def task_events(
                 if task.status in TERMINAL_STATUSES:
                     return
                 timeout = KEEP_ALIVE if server.events.connected else 0.25
+                events = []
                 try:
-                    await asyncio.wait_for(queue.get(), timeout)
+                    events.append(await asyncio.wait_for(queue.get(), timeout))
                 except asyncio.TimeoutError:
                     if server.events.connected:
                         yield ServerSentEventMessage(comment="keep-alive")
                 # A burst of notifications collapses into one read.
                 with contextlib.suppress(asyncio.QueueEmpty):
                     while True:
-                        queue.get_nowait()
+                        events.append(queue.get_nowait())
+                progress = [e for e in events if e.get("event") == "progress"]
+                if progress:  # only the latest of a burst matters
+                    yield _message("progress", _progress(progress[-1]))
+                    if len(progress) == len(events):
+                        continue
                 current = await load_task(server, task_id)
                 if current.status != task.status:
                     if current.status in TERMINAL_STATUSES:

@@ -36,11 +36,14 @@ from qasdk.store import audit
 from qasdk.store import keys as keys_store
 from qasdk.store import tasks as store
 from qasdk.store.connection import Pool, connect, is_outage
+from qasdk.store.notify import announce_progress
 from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
 from qasdk_server.agent.run import CANCELLED_CALL
 from qasdk_server.executor import Executor
+from qasdk_server.executor.child import CallContext
 from qasdk_server.metrics import Metrics, tool_outcome
 from qasdk_server.registry import MethodRegistry
+from qasdk_server.tasks.progress import ProgressRelay
 from qasdk_server.tasks.trace import TraceRecorder
 
 __all__ = [
@@ -124,6 +127,8 @@ class TaskRunner:
         self._llm: tuple[ModelConfig, Any] | None = None
         self._tools: dict[tuple[int, frozenset[str]], list[Any]] = {}
         self.running: dict[uuid.UUID, asyncio.Task[Any]] = {}
+        #: Progress announcements still on their way (strong references).
+        self._announcing: set[asyncio.Task[None]] = set()
         #: Outcomes waiting for the database to come back, written in the background.
         self.pending_outcomes: set[asyncio.Task[None]] = set()
 
@@ -133,6 +138,7 @@ class TaskRunner:
         self.executor.default_timeout = config.worker.tool_timeout
         self.executor.limits = config.worker.tool_limits
         self.executor.limits_by_tool = config.worker.tool_limits_by_tool
+        self.executor.cancel_grace = config.worker.cancel_grace
 
     # -- shared, lazily built model resources -------------------------------
 
@@ -453,7 +459,9 @@ class TaskRunner:
             )
 
         try:
-            outcome = await self.call_tool(task.method, task.params or {}, deadline)
+            outcome = await self.call_tool(
+                task.method, task.params or {}, deadline, task_id=task.task_id, attempt=attempt
+            )
         except asyncio.CancelledError:
             # Cancelled (by request, timeout or shutdown) while the tool ran: the trace says so.
             await asyncio.shield(recorder.add(step(error=CANCELLED_CALL)))
@@ -475,14 +483,44 @@ class TaskRunner:
         return "completed", outcome.result, None
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], deadline: float | None
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        deadline: float | None,
+        *,
+        task_id: uuid.UUID | None = None,
+        attempt: int = 1,
     ) -> ExecutionResult:
-        """Run a tool through the executor (capped by the task's deadline) and count it."""
-        outcome = await self.executor.execute(name, arguments, timeout=_remaining(deadline))
+        """Run a tool through the executor (capped by the task's deadline) and count it.
+
+        A tool that takes a ``ToolContext`` learns the task, attempt and
+        deadline; its progress reports become the task's ``progress`` events.
+        """
+        remaining = _remaining(deadline)
+        context = CallContext(
+            task_id=None if task_id is None else str(task_id),
+            attempt=attempt,
+            deadline=None if remaining is None else time.time() + remaining,
+        )
+        relay = None if task_id is None else self._progress_relay(task_id, name)
+        try:
+            outcome = await self.executor.execute(
+                name, arguments, timeout=remaining, context=context, on_progress=relay
+            )
+        finally:
+            if relay is not None:
+                relay.close()
         self.metrics.observe_tool(
             name, tool_outcome(outcome.success, outcome.error_type), outcome.execution_time
         )
         return outcome
+
+    def _progress_relay(self, task_id: uuid.UUID, tool: str) -> ProgressRelay:
+        async def announce(fraction: float | None, message: str | None) -> None:
+            async with self.pool.connection() as conn:
+                await announce_progress(conn, task_id, tool, fraction, message)
+
+        return ProgressRelay(announce, self._announcing)
 
     async def _ensure_method(self, name: str) -> None:
         """A task may name a tool synced after this worker loaded the registry."""
@@ -510,7 +548,7 @@ class TaskRunner:
         model = self.config.model
         llm, tools = self._model_resources(model, methods)
         loop = asyncio.get_running_loop()
-        context = _TaskContext(self, recorder, attempt, deadline, loop)
+        context = _TaskContext(self, recorder, task.task_id, attempt, deadline, loop)
         worker = self.config.worker
         agent = AgentRun(
             model=model,
@@ -544,11 +582,13 @@ class _TaskContext:
         self,
         runner: TaskRunner,
         recorder: TraceRecorder,
+        task_id: uuid.UUID,
         attempt: int,
         deadline: float | None,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.attempt = attempt
+        self._task_id = task_id
         self._runner = runner
         self._recorder = recorder
         self._deadline = deadline
@@ -560,7 +600,9 @@ class _TaskContext:
     def call_tool(
         self, name: str, arguments: dict[str, Any]
     ) -> concurrent.futures.Future[ExecutionResult]:
-        call = self._runner.call_tool(name, arguments, self._deadline)
+        call = self._runner.call_tool(
+            name, arguments, self._deadline, task_id=self._task_id, attempt=self.attempt
+        )
         return asyncio.run_coroutine_threadsafe(call, self._loop)
 
 

@@ -77,6 +77,7 @@ class Worker:
             default_timeout=config.worker.tool_timeout,
             limits=config.worker.tool_limits,
             limits_by_tool=config.worker.tool_limits_by_tool,
+            cancel_grace=config.worker.cancel_grace,
             allowed_packages=config.registry.allowed_packages,
             cwd=os.getcwd(),
             # Tool files edited and synced within the same second must not load stale bytecode.
