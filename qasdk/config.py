@@ -34,10 +34,12 @@ from qasdk.redaction import url_password
 
 __all__ = [
     "DEFAULT_LOG_FORMAT",
+    "DEFAULT_MIDDLEWARE",
     "Config",
     "DatabaseConfig",
     "LimitsConfig",
     "LoggingConfig",
+    "MiddlewareConfig",
     "ModelConfig",
     "RegistryConfig",
     "RetentionConfig",
@@ -247,6 +249,24 @@ class RegistryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     key_file: str | None = None
 
 
+class MiddlewareConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One entry of ``middleware:``, the chain around every tool call, in order."""
+
+    #: A built-in (``metrics``, ``logging``, ``slow_calls``), an entry point of the
+    #: ``qasdk.middleware`` group, or ``package.module:Class`` under the module root.
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    enabled: bool = True
+    #: Keyword arguments of its constructor.
+    options: dict[str, Any] = {}
+    #: The tools it applies to, by name or by tag (both empty: every tool).
+    tools: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+#: The chain when ``middleware:`` is not set.
+DEFAULT_MIDDLEWARE = (MiddlewareConfig(name="metrics"), MiddlewareConfig(name="slow_calls"))
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything ``model_config.yaml`` and the environment say."""
 
@@ -260,6 +280,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     registry: RegistryConfig = RegistryConfig()
     #: Where the tools are: what ``qasdk sync`` and ``qasdk check`` read when given no path.
     tools: tuple[str, ...] = ()
+    #: The chain of middleware every tool call goes through, outermost first.
+    middleware: tuple[MiddlewareConfig, ...] = DEFAULT_MIDDLEWARE
     #: The file this came from, or ``None`` when only defaults and env applied.
     path: str | None = None
 
@@ -287,7 +309,7 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "registry": RegistryConfig,
 }
 #: Top-level settings that are not sections.
-_SETTINGS = ("tools",)
+_SETTINGS = ("tools", "middleware")
 _INTERPOLATION = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 
 
@@ -349,6 +371,9 @@ def _check_fields(
     """Validate every setting on its own, so one bad value does not hide the next."""
     problems = []
     for section, values in data.items():
+        if section == "middleware" and isinstance(values, list):
+            problems += _check_middleware(values, document, overridden)
+            continue
         if section in _SETTINGS:
             try:
                 msgspec.convert({section: values}, Config, strict=False)
@@ -382,6 +407,23 @@ def _check_fields(
                 msgspec.convert({section: {key: value}}, Config, strict=False)
             except msgspec.ValidationError as exc:
                 problems.append(_problem_from(exc, document, overridden))
+    return problems
+
+
+def _check_middleware(
+    entries: list[Any], document: Document | None, overridden: dict[KeyPath, str]
+) -> list[Problem]:
+    """Each entry of the chain on its own, so every bad one is named with its index."""
+    problems = []
+    for index, entry in enumerate(entries):
+        try:
+            msgspec.convert(entry, MiddlewareConfig, strict=False)
+        except msgspec.ValidationError as exc:
+            problems.append(
+                _problem_from(
+                    exc, document, overridden, prefix=("middleware", index), into=MiddlewareConfig
+                )
+            )
     return problems
 
 

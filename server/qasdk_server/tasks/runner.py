@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import psycopg_pool
@@ -41,7 +41,10 @@ from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwe
 from qasdk_server.agent.run import CANCELLED_CALL
 from qasdk_server.executor import Executor
 from qasdk_server.executor.child import CallContext
-from qasdk_server.metrics import Metrics, tool_outcome
+from qasdk_server.metrics import Metrics
+from qasdk_server.middleware.base import ToolCall
+from qasdk_server.middleware.chain import Chain
+from qasdk_server.middleware.load import chain_for
 from qasdk_server.registry import MethodRegistry
 from qasdk_server.tasks.progress import ProgressRelay
 from qasdk_server.tasks.trace import TraceRecorder
@@ -116,8 +119,11 @@ class TaskRunner:
         worker_name: str,
         threads: concurrent.futures.Executor,
         metrics: Metrics | None = None,
+        chain: Chain | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
+        #: The middleware every tool call goes through (``config.middleware``).
+        self.chain = chain if chain is not None else chain_for(config, self.metrics)
         self.config = config
         self.pool = pool
         self.registry = registry
@@ -127,14 +133,22 @@ class TaskRunner:
         self._llm: tuple[ModelConfig, Any] | None = None
         self._tools: dict[tuple[int, frozenset[str]], list[Any]] = {}
         self.running: dict[uuid.UUID, asyncio.Task[Any]] = {}
-        #: Progress announcements still on their way (strong references).
-        self._announcing: set[asyncio.Task[None]] = set()
+        #: Progress announcements and chain closings still on their way (strong references).
+        self._background: set[asyncio.Task[None]] = set()
         #: Outcomes waiting for the database to come back, written in the background.
         self.pending_outcomes: set[asyncio.Task[None]] = set()
 
-    def apply_config(self, config: Config) -> None:
-        """Use ``config`` from the next task on; running tasks keep what they started with."""
+    def apply_config(self, config: Config, chain: Chain | None = None) -> None:
+        """Use ``config`` from the next task on; running tasks keep what they started with.
+
+        ``chain``: the middleware of ``config``, built (and so validated) by the caller.
+        """
         self.config = config
+        if chain is not None:
+            old, self.chain = self.chain, chain
+            closing = asyncio.get_running_loop().create_task(old.close())
+            self._background.add(closing)
+            closing.add_done_callback(self._background.discard)
         self.executor.default_timeout = config.worker.tool_timeout
         self.executor.limits = config.worker.tool_limits
         self.executor.limits_by_tool = config.worker.tool_limits_by_tool
@@ -460,7 +474,12 @@ class TaskRunner:
 
         try:
             outcome = await self.call_tool(
-                task.method, task.params or {}, deadline, task_id=task.task_id, attempt=attempt
+                task.method,
+                task.params or {},
+                deadline,
+                task_id=task.task_id,
+                attempt=attempt,
+                owner=task.owner,
             )
         except asyncio.CancelledError:
             # Cancelled (by request, timeout or shutdown) while the tool ran: the trace says so.
@@ -490,37 +509,49 @@ class TaskRunner:
         *,
         task_id: uuid.UUID | None = None,
         attempt: int = 1,
+        owner: uuid.UUID | None = None,
+        source: Literal["direct", "model"] = "direct",
     ) -> ExecutionResult:
-        """Run a tool through the executor (capped by the task's deadline) and count it.
+        """Run a tool through the middleware chain and the executor (capped by the deadline).
 
         A tool that takes a ``ToolContext`` learns the task, attempt and
         deadline; its progress reports become the task's ``progress`` events.
         """
-        remaining = _remaining(deadline)
-        context = CallContext(
-            task_id=None if task_id is None else str(task_id),
+        call = ToolCall(
+            name,
+            arguments,
+            method=self.executor.methods.get(name),
+            task_id=task_id,
             attempt=attempt,
+            owner=owner,
+            source=source,
+            deadline=deadline,
+        )
+        return await self.chain.run(call, self._execute_call)
+
+    async def _execute_call(self, call: ToolCall) -> ExecutionResult:
+        """The innermost step of the chain: the tool process."""
+        remaining = _remaining(call.deadline)
+        context = CallContext(
+            task_id=None if call.task_id is None else str(call.task_id),
+            attempt=call.attempt,
             deadline=None if remaining is None else time.time() + remaining,
         )
-        relay = None if task_id is None else self._progress_relay(task_id, name)
+        relay = None if call.task_id is None else self._progress_relay(call.task_id, call.tool)
         try:
-            outcome = await self.executor.execute(
-                name, arguments, timeout=remaining, context=context, on_progress=relay
+            return await self.executor.execute(
+                call.tool, call.arguments, timeout=remaining, context=context, on_progress=relay
             )
         finally:
             if relay is not None:
                 relay.close()
-        self.metrics.observe_tool(
-            name, tool_outcome(outcome.success, outcome.error_type), outcome.execution_time
-        )
-        return outcome
 
     def _progress_relay(self, task_id: uuid.UUID, tool: str) -> ProgressRelay:
         async def announce(fraction: float | None, message: str | None) -> None:
             async with self.pool.connection() as conn:
                 await announce_progress(conn, task_id, tool, fraction, message)
 
-        return ProgressRelay(announce, self._announcing)
+        return ProgressRelay(announce, self._background)
 
     async def _ensure_method(self, name: str) -> None:
         """A task may name a tool synced after this worker loaded the registry."""
@@ -548,7 +579,7 @@ class TaskRunner:
         model = self.config.model
         llm, tools = self._model_resources(model, methods)
         loop = asyncio.get_running_loop()
-        context = _TaskContext(self, recorder, task.task_id, attempt, deadline, loop)
+        context = _TaskContext(self, recorder, task, attempt, deadline, loop)
         worker = self.config.worker
         agent = AgentRun(
             model=model,
@@ -582,13 +613,13 @@ class _TaskContext:
         self,
         runner: TaskRunner,
         recorder: TraceRecorder,
-        task_id: uuid.UUID,
+        task: Task,
         attempt: int,
         deadline: float | None,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.attempt = attempt
-        self._task_id = task_id
+        self._task = task
         self._runner = runner
         self._recorder = recorder
         self._deadline = deadline
@@ -601,7 +632,13 @@ class _TaskContext:
         self, name: str, arguments: dict[str, Any]
     ) -> concurrent.futures.Future[ExecutionResult]:
         call = self._runner.call_tool(
-            name, arguments, self._deadline, task_id=self._task_id, attempt=self.attempt
+            name,
+            arguments,
+            self._deadline,
+            task_id=self._task.task_id,
+            attempt=self.attempt,
+            owner=self._task.owner,
+            source="model",
         )
         return asyncio.run_coroutine_threadsafe(call, self._loop)
 
