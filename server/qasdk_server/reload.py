@@ -278,7 +278,7 @@ class Reloader:
         chain = None
         if not problems and new_config.middleware != state.config.middleware:
             try:  # built (imported, constructed) before anything is swapped in
-                chain = chain_for(new_config, state.metrics, self.module_root)
+                chain = chain_for(new_config, state.metrics, state.pool, self.module_root)
             except QasdkError as exc:
                 problems += exc.problems or [Problem(reason=str(exc))]
         if problems:

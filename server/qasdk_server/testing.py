@@ -263,6 +263,6 @@ async def _start(
         worker_name=f"tests:{os.getpid()}",
         threads=threads,
         metrics=metrics,
-        chain=chain_for(config, metrics, root),
+        chain=chain_for(config, metrics, pool, root),
     )
     return Tools(asyncio.get_running_loop(), runner, pool)

@@ -419,3 +419,44 @@ WITH expired AS (
 )
 DELETE FROM audit_log USING expired WHERE audit_log.id = expired.id
 RETURNING audit_log.id;
+
+-- name: breaker_admit
+-- May a call of the tool go on? Returns the breaker as it is. An open breaker past its
+-- retry_at (or a half-open one whose probe was lost) lets exactly one caller through
+-- as the probe: that caller's row says probing.
+WITH probe AS (
+    UPDATE tool_breakers
+    SET state = 'half_open', retry_at = now() + make_interval(secs => %(probe_timeout)s),
+        updated_at = now()
+    WHERE tool = %(tool)s AND state IN ('open', 'half_open') AND retry_at <= now()
+    RETURNING state, outcomes, retry_at
+)
+SELECT state, outcomes, retry_at, true AS probing FROM probe
+UNION ALL
+SELECT state, outcomes, retry_at, false AS probing FROM tool_breakers
+WHERE tool = %(tool)s AND NOT EXISTS (SELECT 1 FROM probe);
+
+-- name: breaker_record
+-- One call's outcome, kept among the last %(window)s; returns the breaker, locked until commit.
+INSERT INTO tool_breakers AS b (tool, outcomes) VALUES (%(tool)s, ARRAY[%(ok)s::boolean])
+ON CONFLICT (tool) DO UPDATE
+SET outcomes = (b.outcomes || %(ok)s::boolean)[
+        greatest(1, cardinality(b.outcomes) + 2 - %(window)s):],
+    updated_at = now()
+RETURNING state, outcomes, retry_at;
+
+-- name: breaker_set
+-- A transition: open (retry after %(cool_down)s s) or closed (its history cleared).
+UPDATE tool_breakers
+SET state = %(state)s,
+    outcomes = CASE WHEN %(state)s = 'closed' THEN '{}'::boolean[] ELSE outcomes END,
+    opened_at = CASE WHEN %(state)s = 'open' THEN now() ELSE NULL END,
+    retry_at = CASE WHEN %(state)s = 'open' THEN now() + make_interval(secs => %(cool_down)s)
+               ELSE NULL END,
+    updated_at = now()
+WHERE tool = %(tool)s
+RETURNING state, outcomes, retry_at;
+
+-- name: get_breaker
+SELECT tool, state, outcomes, opened_at, retry_at, updated_at FROM tool_breakers
+WHERE tool = %(tool)s;

@@ -23,8 +23,10 @@ from qasdk.config import Config, MiddlewareConfig
 from qasdk.errors import ConfigurationError, QasdkError
 from qasdk.models import Problem, Source
 from qasdk.security.roots import roots_for
+from qasdk.store.connection import Pool
 from qasdk_server.metrics import Metrics
 from qasdk_server.middleware.base import Middleware
+from qasdk_server.middleware.breaker import Breaker
 from qasdk_server.middleware.chain import Chain, Link
 from qasdk_server.middleware.log_calls import LogCalls
 from qasdk_server.middleware.metrics import MetricsMiddleware
@@ -36,16 +38,31 @@ __all__ = ["BUILTINS", "ENTRY_POINTS", "build_chain", "chain_for"]
 ENTRY_POINTS = "qasdk.middleware"
 
 
-def _metrics(metrics: Metrics, **options: Any) -> Middleware:
+class Services:
+    """What built-in middleware may use of the process it runs in."""
+
+    def __init__(self, metrics: Metrics, pool: Pool | None) -> None:
+        self.metrics = metrics
+        self.pool = pool
+
+
+def _metrics(services: Services, **options: Any) -> Middleware:
     if options:
         raise TypeError(f"takes no options, got {', '.join(sorted(options))}")
-    return MetricsMiddleware(metrics)
+    return MetricsMiddleware(services.metrics)
+
+
+def _breaker(services: Services, **options: Any) -> Middleware:
+    if services.pool is None:
+        raise ValueError("needs the database, and this process has none")
+    return Breaker(services.pool, services.metrics, **options)
 
 
 BUILTINS: dict[str, Callable[..., Middleware]] = {
-    "logging": lambda metrics, **options: LogCalls(**options),
+    "breaker": _breaker,
+    "logging": lambda services, **options: LogCalls(**options),
     "metrics": _metrics,
-    "slow_calls": lambda metrics, **options: SlowCalls(**options),
+    "slow_calls": lambda services, **options: SlowCalls(**options),
 }
 
 
@@ -105,6 +122,7 @@ def build_chain(
     configs: Sequence[MiddlewareConfig],
     *,
     metrics: Metrics,
+    pool: Pool | None = None,
     root: str | Path = ".",
     allowed_packages: tuple[str, ...] = (),
     config_path: str | None = None,
@@ -123,7 +141,7 @@ def build_chain(
         name = entry.name
         factory: Callable[..., Middleware] | None = None
         if name in BUILTINS:
-            factory = functools.partial(BUILTINS[name], metrics)
+            factory = functools.partial(BUILTINS[name], Services(metrics, pool))
         else:
             if entry_points is None:
                 entry_points = _entry_points()
@@ -172,11 +190,14 @@ def build_chain(
     return Chain(links)
 
 
-def chain_for(config: Config, metrics: Metrics, root: str | Path | None = None) -> Chain:
+def chain_for(
+    config: Config, metrics: Metrics, pool: Pool | None, root: str | Path | None = None
+) -> Chain:
     """The chain of ``config.middleware``, user classes found under ``root`` (default: cwd)."""
     return build_chain(
         config.middleware,
         metrics=metrics,
+        pool=pool,
         root=os.getcwd() if root is None else root,
         allowed_packages=config.registry.allowed_packages,
         config_path=config.path,

@@ -2,8 +2,9 @@
 
 The stream opens with the task's current state and the trace so far, then
 sends each status change (``event: status``), trace step (``event: step``)
-and tool progress report (``event: progress``: ``tool``, ``fraction``,
-``message``, from ``ToolContext.report_progress``) as it happens, wherever the
+tool progress report (``event: progress``: ``tool``, ``fraction``,
+``message``, from ``ToolContext.report_progress``) and circuit breaker
+transition its calls caused (``event: breaker``) as it happens, wherever the
 task runs: PostgreSQL notifications are the bus.
 It ends after the terminal status. ``curl -N`` shows it as it comes.
 """
@@ -37,9 +38,16 @@ def _message(event: str, payload: object, event_id: str | None = None) -> Server
     )
 
 
-def _progress(event: dict[str, object]) -> dict[str, object]:
-    """A progress notification as followers see it (only its known fields)."""
-    return {key: event.get(key) for key in ("tool", "fraction", "message")}
+#: Events that are told, not stored, and the fields followers see of each.
+TOLD = {
+    "progress": ("tool", "fraction", "message"),
+    "breaker": ("tool", "state", "failures", "calls", "retry_at"),
+}
+
+
+def _told(event: dict[str, object]) -> dict[str, object]:
+    """A told event as followers see it (only its known fields)."""
+    return {key: event.get(key) for key in TOLD[str(event["event"])]}
 
 
 @get(
@@ -86,11 +94,13 @@ async def task_events(
                 with contextlib.suppress(asyncio.QueueEmpty):
                     while True:
                         events.append(queue.get_nowait())
-                progress = [e for e in events if e.get("event") == "progress"]
-                if progress:  # only the latest of a burst matters
-                    yield _message("progress", _progress(progress[-1]))
-                    if len(progress) == len(events):
-                        continue
+                told = [e for e in events if e.get("event") in TOLD]
+                progress = [e for e in told if e["event"] == "progress"]
+                for event in told:
+                    if event["event"] != "progress" or event is progress[-1]:
+                        yield _message(event["event"], _told(event))  # progress: the latest
+                if told and len(told) == len(events):
+                    continue
                 current = await load_task(server, task_id)
                 if current.status != task.status:
                     if current.status in TERMINAL_STATUSES:

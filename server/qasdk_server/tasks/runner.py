@@ -123,7 +123,7 @@ class TaskRunner:
     ) -> None:
         self.metrics = metrics or Metrics()
         #: The middleware every tool call goes through (``config.middleware``).
-        self.chain = chain if chain is not None else chain_for(config, self.metrics)
+        self.chain = chain if chain is not None else chain_for(config, self.metrics, pool)
         self.config = config
         self.pool = pool
         self.registry = registry

@@ -73,7 +73,7 @@ class Worker:
         """Start tool processes, agent threads, the runner and the job loop; stop in reverse."""
         concurrency = config.worker.concurrency
         metrics = metrics or Metrics()
-        chain = chain_for(config, metrics)  # a bad chain stops the worker before it starts
+        chain = chain_for(config, metrics, pool)  # a bad chain stops the worker before it starts
         executor = Executor(
             registry.configs(),
             processes=concurrency,
