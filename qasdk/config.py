@@ -252,8 +252,9 @@ class RegistryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 class MiddlewareConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One entry of ``middleware:``, the chain around every tool call, in order."""
 
-    #: A built-in (``metrics``, ``logging``, ``slow_calls``), an entry point of the
-    #: ``qasdk.middleware`` group, or ``package.module:Class`` under the module root.
+    #: A built-in (``metrics``, ``logging``, ``slow_calls``, ``cache``, ``breaker``), an
+    #: entry point of the ``qasdk.middleware`` group, or ``package.module:Class`` under the
+    #: module root.
     name: Annotated[str, msgspec.Meta(min_length=1)]
     enabled: bool = True
     #: Keyword arguments of its constructor.
@@ -264,7 +265,11 @@ class MiddlewareConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 #: The chain when ``middleware:`` is not set.
-DEFAULT_MIDDLEWARE = (MiddlewareConfig(name="metrics"), MiddlewareConfig(name="slow_calls"))
+DEFAULT_MIDDLEWARE = (
+    MiddlewareConfig(name="metrics"),
+    MiddlewareConfig(name="slow_calls"),
+    MiddlewareConfig(name="cache"),
+)
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

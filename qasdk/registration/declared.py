@@ -11,6 +11,9 @@ The format is seed 000's::
           - {name: city, type: string, description: City name, required: true}
         return_type: dict
         permissions: [network]   # optional: what it needs (see qasdk.permissions)
+        cache_ttl: 3600          # optional: reuse results for an hour (deterministic tools)
+        retries: 3               # optional: retry timeouts and the errors of retry_on
+        retry_on: [ConnectionError]
 
 A parameter may add ``enum``, ``items`` (the element type of a list) or a full
 JSON ``schema``. An entry with ``override: true`` only needs ``name``: its
@@ -38,7 +41,15 @@ from qasdk._documents import (
     parse_document,
 )
 from qasdk.errors import ConfigurationError
-from qasdk.models import MethodConfig, MethodParameter, Problem, Source, ToolEntry, ToolOverride
+from qasdk.models import (
+    MethodConfig,
+    MethodParameter,
+    Problem,
+    Source,
+    ToolEntry,
+    ToolOverride,
+    ToolPolicy,
+)
 from qasdk.registration.rules import kind_of
 from qasdk.registration.types import base_schema, normalize_type
 
@@ -73,6 +84,9 @@ class DeclaredMethod(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     timeout: float | None = None
     tags: list[str] | None = None
     permissions: list[str] | None = None
+    cache_ttl: float | None = None
+    retries: int | None = None
+    retry_on: list[str] | None = None
     override: bool = False
 
 
@@ -197,6 +211,9 @@ class _Reader:
             fields["tags"] = tuple(declared.tags)
         if declared.permissions is not None:
             fields["permissions"] = tuple(sorted(declared.permissions))
+        policy = ToolPolicy.of({key: getattr(declared, key) for key in ToolPolicy.OPTIONS})
+        if policy is not None:
+            fields["policy"] = policy
 
         if declared.override:
             if name is None:
@@ -228,6 +245,7 @@ class _Reader:
             timeout=fields.get("timeout"),
             tags=fields.get("tags", ()),
             permissions=fields.get("permissions", ()),
+            policy=fields.get("policy"),
         )
         self.out.entries.append(
             ToolEntry(

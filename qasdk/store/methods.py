@@ -136,6 +136,7 @@ def _row(config: MethodConfig) -> dict[str, object]:
         "timeout": config.timeout,
         "tags": list(config.tags),
         "permissions": list(config.permissions),
+        "policy": None if config.policy is None else msgspec.to_builtins(config.policy),
     }
 
 

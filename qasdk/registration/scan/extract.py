@@ -15,7 +15,14 @@ import griffe
 import msgspec
 
 from qasdk.context import CONTEXT_PATHS
-from qasdk.models import MethodConfig, MethodParameter, Problem, Source, ToolEntry
+from qasdk.models import (
+    MethodConfig,
+    MethodParameter,
+    Problem,
+    Source,
+    ToolEntry,
+    ToolPolicy,
+)
 from qasdk.registration.scan.annotations import SUPPORTED_HINTS, AnnotationReader, Typed
 from qasdk.registration.scan.docstrings import entry_line, how_to_document, read_docstring
 from qasdk.registration.scan.enums import enum_member_value
@@ -104,6 +111,7 @@ class _Extraction:
             timeout=options.get("timeout"),
             tags=tuple(options.get("tags", ())),
             permissions=tuple(sorted(options.get("permissions", ()))),
+            policy=ToolPolicy.of(options),
         )
         locations = {"name": Source(self.display, self.line), **self.locations}
         if function.docstring is not None and function.docstring.lineno:

@@ -28,14 +28,14 @@ SELECT pg_advisory_xact_lock(7105943210002);
 
 -- name: list_methods
 SELECT id, name, description, parameters_json AS parameters, return_type,
-       module_path, function_name, timeout, tags, permissions, created_at, updated_at,
+       module_path, function_name, timeout, tags, permissions, policy, created_at, updated_at,
        signature
 FROM registered_methods
 ORDER BY name;
 
 -- name: get_method
 SELECT id, name, description, parameters_json AS parameters, return_type,
-       module_path, function_name, timeout, tags, permissions, created_at, updated_at
+       module_path, function_name, timeout, tags, permissions, policy, created_at, updated_at
 FROM registered_methods
 WHERE name = %(name)s;
 
@@ -44,14 +44,14 @@ WHERE name = %(name)s;
 -- so its updated_at stays. Returns only the rows written.
 INSERT INTO registered_methods AS m
     (name, description, parameters_json, return_type, module_path, function_name, timeout, tags,
-     permissions)
+     permissions, policy)
 SELECT x.name, x.description, x.parameters_json, x.return_type, x.module_path,
        x.function_name, x.timeout, COALESCE(x.tags, '[]'::jsonb),
-       COALESCE(x.permissions, '{}'::text[])
+       COALESCE(x.permissions, '{}'::text[]), x.policy
 FROM jsonb_to_recordset(%(methods)s::jsonb) AS x(
     name VARCHAR, description TEXT, parameters_json JSONB, return_type VARCHAR,
     module_path VARCHAR, function_name VARCHAR, timeout DOUBLE PRECISION, tags JSONB,
-    permissions TEXT[])
+    permissions TEXT[], policy JSONB)
 ON CONFLICT (name) DO UPDATE SET
     description = EXCLUDED.description,
     parameters_json = EXCLUDED.parameters_json,
@@ -60,13 +60,14 @@ ON CONFLICT (name) DO UPDATE SET
     function_name = EXCLUDED.function_name,
     timeout = EXCLUDED.timeout,
     tags = EXCLUDED.tags,
-    permissions = EXCLUDED.permissions
+    permissions = EXCLUDED.permissions,
+    policy = EXCLUDED.policy
 WHERE (m.description, m.parameters_json, m.return_type, m.module_path,
-       m.function_name, m.timeout, m.tags, m.permissions)
+       m.function_name, m.timeout, m.tags, m.permissions, m.policy)
     IS DISTINCT FROM
       (EXCLUDED.description, EXCLUDED.parameters_json, EXCLUDED.return_type,
        EXCLUDED.module_path, EXCLUDED.function_name, EXCLUDED.timeout, EXCLUDED.tags,
-       EXCLUDED.permissions)
+       EXCLUDED.permissions, EXCLUDED.policy)
 RETURNING m.name, (m.xmax = 0) AS inserted;
 
 -- name: sign_methods
@@ -192,14 +193,14 @@ SELECT pg_advisory_unlock(%(key)s) AS unlocked;
 
 -- name: insert_step
 INSERT INTO task_steps (task_id, seq, kind, name, attempt, arguments, result, error, content,
-                        thinking, usage, started_at, duration_ms, code_version)
+                        thinking, usage, started_at, duration_ms, code_version, cached, retries)
 VALUES (%(task_id)s, %(seq)s, %(kind)s, %(name)s, %(attempt)s, %(arguments)s::jsonb,
         %(result)s::jsonb, %(error)s::jsonb, %(content)s, %(thinking)s, %(usage)s::jsonb,
-        %(started_at)s, %(duration_ms)s, %(code_version)s);
+        %(started_at)s, %(duration_ms)s, %(code_version)s, %(cached)s, %(retries)s);
 
 -- name: list_steps
 SELECT seq, kind, name, attempt, arguments, result, error, content, thinking, usage,
-       started_at, duration_ms, code_version
+       started_at, duration_ms, code_version, cached, retries
 FROM task_steps
 WHERE task_id = %(id)s AND seq > %(after)s
 ORDER BY seq;
@@ -460,3 +461,21 @@ RETURNING state, outcomes, retry_at;
 -- name: get_breaker
 SELECT tool, state, outcomes, opened_at, retry_at, updated_at FROM tool_breakers
 WHERE tool = %(tool)s;
+
+-- name: cached_result
+-- A live result of this tool version for these arguments, counted as a hit.
+UPDATE tool_results SET hits = hits + 1
+WHERE tool = %(tool)s AND arguments_hash = %(arguments_hash)s AND version = %(version)s
+  AND expires_at > now()
+RETURNING result;
+
+-- name: store_result
+INSERT INTO tool_results (tool, arguments_hash, version, result, expires_at)
+VALUES (%(tool)s, %(arguments_hash)s, %(version)s, %(result)s::jsonb,
+        now() + make_interval(secs => %(ttl)s))
+ON CONFLICT (tool, arguments_hash) DO UPDATE
+SET version = EXCLUDED.version, result = EXCLUDED.result, created_at = now(),
+    expires_at = EXCLUDED.expires_at, hits = 0;
+
+-- name: delete_expired_results
+DELETE FROM tool_results WHERE expires_at <= now();

@@ -184,6 +184,11 @@ class Executor:
             self._spawn_in_background()
 
     @property
+    def cwd(self) -> str:
+        """The tool processes' working directory: the module root."""
+        return self._cwd
+
+    @property
     def code(self) -> CodeVersion | None:
         """The code snapshot new tool processes import from (``None``: the working tree)."""
         return self._code

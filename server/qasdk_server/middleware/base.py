@@ -31,6 +31,7 @@ class ToolCall:
     __slots__ = (
         "arguments",
         "attempt",
+        "code_version",
         "deadline",
         "method",
         "owner",
@@ -52,6 +53,7 @@ class ToolCall:
         owner: uuid.UUID | None = None,
         source: Literal["direct", "model"] = "direct",
         deadline: float | None = None,
+        code_version: str | None = None,
     ) -> None:
         #: The registered tool's name, and the arguments it will be called with.
         self.tool = tool
@@ -66,6 +68,8 @@ class ToolCall:
         self.source = source
         #: The task's deadline on ``time.monotonic()``'s clock (``None``: none).
         self.deadline = deadline
+        #: The tool code the call will run (a snapshot's id, or the module file's digest).
+        self.code_version = code_version
         #: When the call entered the chain (``time.perf_counter()``).
         self.started = time.perf_counter()
         #: Scratch space for middleware, per call (key it by your middleware's name).

@@ -27,6 +27,7 @@ from qasdk.store.connection import Pool
 from qasdk_server.metrics import Metrics
 from qasdk_server.middleware.base import Middleware
 from qasdk_server.middleware.breaker import Breaker
+from qasdk_server.middleware.cache import ResultCache
 from qasdk_server.middleware.chain import Chain, Link
 from qasdk_server.middleware.log_calls import LogCalls
 from qasdk_server.middleware.metrics import MetricsMiddleware
@@ -52,6 +53,14 @@ def _metrics(services: Services, **options: Any) -> Middleware:
     return MetricsMiddleware(services.metrics)
 
 
+def _cache(services: Services, **options: Any) -> Middleware:
+    if options:
+        raise TypeError(f"takes no options, got {', '.join(sorted(options))}")
+    if services.pool is None:
+        raise ValueError("needs the database, and this process has none")
+    return ResultCache(services.pool)
+
+
 def _breaker(services: Services, **options: Any) -> Middleware:
     if services.pool is None:
         raise ValueError("needs the database, and this process has none")
@@ -60,6 +69,7 @@ def _breaker(services: Services, **options: Any) -> Middleware:
 
 BUILTINS: dict[str, Callable[..., Middleware]] = {
     "breaker": _breaker,
+    "cache": _cache,
     "logging": lambda services, **options: LogCalls(**options),
     "metrics": _metrics,
     "slow_calls": lambda services, **options: SlowCalls(**options),

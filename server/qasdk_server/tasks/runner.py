@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures
 import enum
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -31,9 +32,10 @@ from psycopg.rows import DictRow
 
 from qasdk.config import Config, ModelConfig
 from qasdk.errors import QasdkError
-from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
+from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, ToolPolicy, TraceStep
 from qasdk.store import audit
 from qasdk.store import keys as keys_store
+from qasdk.store import results as results_store
 from qasdk.store import tasks as store
 from qasdk.store.connection import Pool, connect, is_outage
 from qasdk.store.notify import announce_progress
@@ -41,6 +43,7 @@ from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwe
 from qasdk_server.agent.run import CANCELLED_CALL
 from qasdk_server.executor import Executor
 from qasdk_server.executor.child import CallContext
+from qasdk_server.executor.code import ModuleDigests
 from qasdk_server.metrics import Metrics
 from qasdk_server.middleware.base import ToolCall
 from qasdk_server.middleware.chain import Chain
@@ -125,6 +128,7 @@ class TaskRunner:
         #: The middleware every tool call goes through (``config.middleware``).
         self.chain = chain if chain is not None else chain_for(config, self.metrics, pool)
         self.config = config
+        self._digests = ModuleDigests(executor.cwd)
         self.pool = pool
         self.registry = registry
         self.executor = executor
@@ -184,10 +188,15 @@ class TaskRunner:
     # -- housekeeping -----------------------------------------------------------
 
     async def apply_retention(self) -> tuple[int, int]:
-        """Delete tasks finished, and audit rows written, more than ``retention.days`` ago.
+        """Delete tasks finished, and audit rows written, more than ``retention.days`` ago,
+        and cached tool results past their ``cache_ttl``.
 
         Returns how many of each went.
         """
+        async with self.pool.connection() as conn:
+            expired = await results_store.delete_expired(conn)  # cached results past their ttl
+        if expired:
+            logger.debug("result cache: deleted %d expired results", expired)
         days = self.config.retention.days
         if days is None:
             return 0, 0
@@ -495,6 +504,8 @@ class TaskRunner:
                 result=outcome.result if outcome.success else None,
                 error=error,
                 code_version=outcome.code_version,
+                cached=outcome.cached,
+                retries=outcome.retries,
             )
         )
         if error is not None:
@@ -517,20 +528,61 @@ class TaskRunner:
         A tool that takes a ``ToolContext`` learns the task, attempt and
         deadline; its progress reports become the task's ``progress`` events.
         """
+        method = self.executor.methods.get(name)
         call = ToolCall(
             name,
             arguments,
-            method=self.executor.methods.get(name),
+            method=method,
             task_id=task_id,
             attempt=attempt,
             owner=owner,
             source=source,
             deadline=deadline,
+            code_version=self._code_version(method),
         )
         return await self.chain.run(call, self._execute_call)
 
+    def _code_version(self, method: MethodConfig | None) -> str | None:
+        """The code the call will run: the snapshot in use, or the module file's digest."""
+        if method is None or method.policy is None or method.policy.cache_ttl is None:
+            return None  # only the result cache asks
+        code = self.executor.code
+        if code is not None:
+            return code.id
+        return self._digests.digest(method.module_path)
+
     async def _execute_call(self, call: ToolCall) -> ExecutionResult:
-        """The innermost step of the chain: the tool process."""
+        """The innermost step of the chain: the tool process, again if the tool allows it.
+
+        A tool with ``retries`` is called again after a timeout or an error type
+        of its ``retry_on``, after ``worker.retry_backoff * 2**n`` seconds
+        (jittered, at most 30 s), while the task's deadline leaves room.
+        """
+        policy = None if call.method is None else call.method.policy
+        tries = 1 + (policy.retries if policy is not None else 0)
+        for retry in range(tries):
+            outcome = await self._execute_once(call)
+            if outcome.success or retry == tries - 1 or not _retryable(outcome, policy):
+                break
+            delay = min(30.0, self.config.worker.retry_backoff * 2**retry)
+            delay *= 0.5 + random.random()
+            remaining = _remaining(call.deadline)
+            if remaining is not None and remaining <= delay:
+                break
+            logger.info(
+                "tool %r failed (%s); retry %d/%d in %.2f s",
+                call.tool,
+                outcome.error_type,
+                retry + 1,
+                tries - 1,
+                delay,
+                extra={"method": call.tool},
+            )
+            await asyncio.sleep(delay)
+        outcome.retries = retry
+        return outcome
+
+    async def _execute_once(self, call: ToolCall) -> ExecutionResult:
         remaining = _remaining(call.deadline)
         context = CallContext(
             task_id=None if call.task_id is None else str(call.task_id),
@@ -641,6 +693,13 @@ class _TaskContext:
             source="model",
         )
         return asyncio.run_coroutine_threadsafe(call, self._loop)
+
+
+def _retryable(outcome: ExecutionResult, policy: ToolPolicy | None) -> bool:
+    """A timeout, or an error type the tool names as worth another try."""
+    if policy is None or not policy.retries:
+        return False
+    return outcome.error_type == "TimeoutError" or outcome.error_type in policy.retry_on
 
 
 def _remaining(deadline: float | None) -> float | None:
