@@ -252,7 +252,7 @@ class RegistryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 class MiddlewareConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One entry of ``middleware:``, the chain around every tool call, in order."""
 
-    #: A built-in (``metrics``, ``logging``, ``slow_calls``, ``cache``, ``breaker``), an
+    #: A built-in (``metrics``, ``logging``, ``slow_calls``, ``cache``, ``limits``, ``breaker``), an
     #: entry point of the ``qasdk.middleware`` group, or ``package.module:Class`` under the
     #: module root.
     name: Annotated[str, msgspec.Meta(min_length=1)]
@@ -269,6 +269,7 @@ DEFAULT_MIDDLEWARE = (
     MiddlewareConfig(name="metrics"),
     MiddlewareConfig(name="slow_calls"),
     MiddlewareConfig(name="cache"),
+    MiddlewareConfig(name="limits"),
 )
 
 

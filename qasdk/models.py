@@ -103,9 +103,19 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     retries: int = 0
     #: ...on these error types (a timeout always qualifies).
     retry_on: tuple[str, ...] = ()
+    #: Calls running at once, across every worker (the ``limits`` middleware)...
+    max_concurrency: int | None = None
+    #: ...and calls started per period (``10/s``, ``100/m``); over either, a call waits.
+    rate: str | None = None
 
     #: The options of ``@tool`` / ``methods.yaml`` that make up a policy.
-    OPTIONS: ClassVar[tuple[str, ...]] = ("cache_ttl", "retries", "retry_on")
+    OPTIONS: ClassVar[tuple[str, ...]] = (
+        "cache_ttl",
+        "retries",
+        "retry_on",
+        "max_concurrency",
+        "rate",
+    )
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> ToolPolicy | None:
@@ -113,11 +123,12 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         given = {k: options[k] for k in cls.OPTIONS if options.get(k) not in (None, 0, (), [])}
         if not given:
             return None
-        if "cache_ttl" in given:
-            given["cache_ttl"] = float(given["cache_ttl"])
-        if "retry_on" in given:
+        ttl = given.get("cache_ttl")
+        if isinstance(ttl, int) and not isinstance(ttl, bool):
+            given["cache_ttl"] = float(ttl)
+        if isinstance(given.get("retry_on"), list):
             given["retry_on"] = tuple(given["retry_on"])
-        return cls(**given)
+        return cls(**given)  # checked by the registration rules, not here
 
 
 class MethodConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -87,6 +87,8 @@ class DeclaredMethod(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     cache_ttl: float | None = None
     retries: int | None = None
     retry_on: list[str] | None = None
+    max_concurrency: int | None = None
+    rate: str | None = None
     override: bool = False
 
 

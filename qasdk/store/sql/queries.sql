@@ -479,3 +479,20 @@ SET version = EXCLUDED.version, result = EXCLUDED.result, created_at = now(),
 
 -- name: delete_expired_results
 DELETE FROM tool_results WHERE expires_at <= now();
+
+-- name: take_tool_rate
+-- One call against a tool's rate (as take_rate for keys): no row when it must wait.
+INSERT INTO tool_rates AS r (tool, tat)
+VALUES (%(tool)s, now() + make_interval(secs => %(interval)s))
+ON CONFLICT (tool) DO UPDATE
+SET tat = greatest(r.tat, now()) + make_interval(secs => %(interval)s)
+WHERE greatest(r.tat, now()) - now() <= make_interval(secs => %(tolerance)s)
+RETURNING tat;
+
+-- name: tool_rate_wait
+SELECT greatest(0, extract(epoch FROM tat - now()) - %(tolerance)s)::float8 AS wait
+FROM tool_rates WHERE tool = %(tool)s;
+
+-- name: try_tool_slot
+-- One of a tool's max_concurrency slots, held by this session until it ends (or unlocks).
+SELECT pg_try_advisory_lock(hashtext('qasdk.tool:' || %(tool)s), %(slot)s) AS taken;

@@ -9,6 +9,8 @@ for) goes through the configured chain before it reaches a tool process::
     after(call, result)     inner → outer, for a successful result
     on_error(call, error)   inner → outer, for a failed one; may return a
                             result that replaces it (a fallback, a retry)
+    done(call)              inner → outer, always (cancelled too): release
+                            what before() took
 
 A middleware's hooks run in the worker's event loop: never block in them
 (``await asyncio.to_thread(...)`` for blocking work).
@@ -128,6 +130,9 @@ class Middleware:
 
     async def on_error(self, call: ToolCall, error: ToolError) -> ExecutionResult | None:
         return None
+
+    async def done(self, call: ToolCall) -> None:
+        """Always last, however the call ended (cancelled too): release what before() took."""
 
     async def close(self) -> None:
         """The chain is being replaced (a reload) or the worker stops."""
