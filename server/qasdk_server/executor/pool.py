@@ -203,13 +203,19 @@ class Executor:
         return prepare_params(config, params)
 
     async def execute(
-        self, name: str, params: Mapping[str, Any], *, timeout: float | None = None
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        traceparent: str | None = None,
     ) -> ExecutionResult:
         """Run tool ``name``; every failure of the tool comes back as ``success=False``.
 
         The tool's limit is its ``timeout`` (or the default), capped by
         ``timeout``, which also bounds the wait for a free process. Cancelling
-        the caller kills the child running the call.
+        the caller kills the child running the call. ``traceparent`` (the
+        tool-call span's) is the trace context the tool runs in.
         """
         if not self._started or self._closed:
             raise MethodExecutionError(name, "the executor is not running (the worker is stopping)")
@@ -240,6 +246,7 @@ class Executor:
                 prepared,
                 registered_defaults(config, prepared),
                 limits.wire,
+                traceparent,
             )
             try:
                 frame = msgspec.json.encode(call)

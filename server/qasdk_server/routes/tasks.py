@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
@@ -28,6 +28,7 @@ from qasdk_server.quota import admit, refuse_tool
 from qasdk_server.routes._cursor import decode_cursor, page
 from qasdk_server.routes._lookup import invalid, load_task, wait_until_done
 from qasdk_server.state import ServerState
+from qasdk_server.telemetry.carrier import trace_carrier
 
 __all__ = ["TaskController"]
 
@@ -179,9 +180,18 @@ class TaskController(Controller):
         opt={"scope": "submit"},
     )
     async def submit_task(
-        self, data: SubmitTask, server: ServerState, principal: Principal, actor: Actor
+        self,
+        data: SubmitTask,
+        server: ServerState,
+        principal: Principal,
+        actor: Actor,
+        request: Request[Any, Any, Any],
     ) -> Response[Submitted]:
-        """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``."""
+        """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``.
+
+        A W3C ``traceparent`` header makes the task's trace (OpenTelemetry) part of the
+        caller's.
+        """
         if data.task_description is not None and data.method is not None:
             raise invalid("give either task_description or method, not both")
         if data.task_description is None and data.method is None:
@@ -233,6 +243,7 @@ class TaskController(Controller):
                 timeout=data.timeout,
                 owner=principal.owner,
                 actor=actor,
+                trace_context=trace_carrier(request.headers),
             )
         return Response(
             Submitted(task.task_id, task.status),

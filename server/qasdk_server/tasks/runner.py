@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import psycopg_pool
@@ -42,6 +42,9 @@ from qasdk_server.executor import Executor
 from qasdk_server.metrics import Metrics, tool_outcome
 from qasdk_server.registry import MethodRegistry
 from qasdk_server.tasks.trace import TraceRecorder
+
+if TYPE_CHECKING:
+    from qasdk_server.telemetry.spans import TaskSpan, Tracing
 
 __all__ = [
     "DatabaseUnavailable",
@@ -113,8 +116,11 @@ class TaskRunner:
         worker_name: str,
         threads: concurrent.futures.Executor,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
+        #: OpenTelemetry spans of tasks (``None``: telemetry is off, nothing is traced).
+        self.tracing = tracing
         self.config = config
         self.pool = pool
         self.registry = registry
@@ -152,7 +158,7 @@ class TaskRunner:
         """
         cached = self._llm
         if cached is None or cached[0] != model:
-            cached = self._llm = (model, build_llm(model))
+            cached = self._llm = (model, build_llm(model, report_usage=self.tracing is not None))
         version = (self.registry.version, frozenset(methods))
         tools = self._tools.get(version)
         if tools is None:
@@ -244,8 +250,27 @@ class TaskRunner:
             # Cancelled or finished already; or cancelled while its last worker died.
             await store.cancel_abandoned(conn, task_id)
             return
-        task, last_seq = claimed
+        task, last_seq = claimed.task, claimed.last_seq
         attempt = task.attempts
+        span = None
+        if self.tracing is not None:
+            span = self.tracing.task(task_id, task.kind, attempt, claimed.trace_context)
+        try:
+            await self._attempt(conn, task, last_seq, stop_reason, span)
+        finally:
+            if span is not None:
+                span.end("interrupted")  # unless it ended with an outcome
+
+    async def _attempt(
+        self,
+        conn: psycopg.AsyncConnection[DictRow],
+        task: Task,
+        last_seq: int,
+        stop_reason: Callable[[], StopReason | None],
+        span: TaskSpan | None,
+    ) -> None:
+        """Run one claimed attempt at ``task`` and record its outcome (in ``span`` too)."""
+        task_id, attempt = task.task_id, task.attempts
         recorder = TraceRecorder(
             conn, task_id, last_seq, asyncio.get_running_loop(), limits=self.config.limits
         )
@@ -262,7 +287,7 @@ class TaskRunner:
             self.running[task_id] = current
         started = time.monotonic()
         try:
-            status, result, error = await self._execute(task, attempt, recorder)
+            status, result, error = await self._execute(task, attempt, recorder, span)
         except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             if is_outage(exc):
                 raise
@@ -273,6 +298,8 @@ class TaskRunner:
             await recorder.flush()
             if reason is StopReason.SHUTDOWN:
                 await asyncio.shield(store.release_task(conn, task_id, attempt))
+                if span is not None:
+                    span.end("handed_back")
                 logger.info("task %s handed back: the worker is stopping", task_id, extra=log_extra)
                 raise HandBack(str(task_id)) from None
             error = TaskError("Cancelled", "cancelled by request")
@@ -280,6 +307,8 @@ class TaskRunner:
                 self._finish(conn, task_id, attempt, recorder, "cancelled", None, error)
             )
             self.metrics.observe_task(task.kind, "cancelled", time.monotonic() - started)
+            if span is not None:
+                span.end("cancelled", error)
             logger.info("task %s cancelled", task_id, extra=log_extra)
             return
         finally:
@@ -287,6 +316,8 @@ class TaskRunner:
         written = await self._finish(conn, task_id, attempt, recorder, status, result, error)
         elapsed = time.monotonic() - started
         self.metrics.observe_task(task.kind, status, elapsed)
+        if span is not None:
+            span.end(status if written else "superseded", error)
         if not written:
             logger.warning(
                 "task %s: a newer attempt owns it; outcome of attempt %d dropped",
@@ -412,14 +443,14 @@ class TaskRunner:
             return
 
     async def _execute(
-        self, task: Task, attempt: int, recorder: TraceRecorder
+        self, task: Task, attempt: int, recorder: TraceRecorder, span: TaskSpan | None = None
     ) -> tuple[str, Any, TaskError | None]:
         deadline = None if task.timeout is None else time.monotonic() + task.timeout
         try:
             if task.kind == "direct":
-                coro = self._direct(task, attempt, recorder, deadline)
+                coro = self._direct(task, attempt, recorder, deadline, span)
             else:
-                coro = self._described(task, attempt, recorder, deadline)
+                coro = self._described(task, attempt, recorder, deadline, span)
             if task.timeout is None:
                 return await coro
             return await asyncio.wait_for(coro, task.timeout)
@@ -434,7 +465,12 @@ class TaskRunner:
             )
 
     async def _direct(
-        self, task: Task, attempt: int, recorder: TraceRecorder, deadline: float | None
+        self,
+        task: Task,
+        attempt: int,
+        recorder: TraceRecorder,
+        deadline: float | None,
+        span: TaskSpan | None,
     ) -> tuple[str, Any, TaskError | None]:
         assert task.method is not None
         await self._ensure_method(task.method)
@@ -453,7 +489,7 @@ class TaskRunner:
             )
 
         try:
-            outcome = await self.call_tool(task.method, task.params or {}, deadline)
+            outcome = await self.call_tool(task.method, task.params or {}, deadline, span)
         except asyncio.CancelledError:
             # Cancelled (by request, timeout or shutdown) while the tool ran: the trace says so.
             await asyncio.shield(recorder.add(step(error=CANCELLED_CALL)))
@@ -475,13 +511,31 @@ class TaskRunner:
         return "completed", outcome.result, None
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], deadline: float | None
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        deadline: float | None,
+        span: TaskSpan | None = None,
     ) -> ExecutionResult:
-        """Run a tool through the executor (capped by the task's deadline) and count it."""
-        outcome = await self.executor.execute(name, arguments, timeout=_remaining(deadline))
-        self.metrics.observe_tool(
-            name, tool_outcome(outcome.success, outcome.error_type), outcome.execution_time
-        )
+        """Run a tool through the executor (capped by the task's deadline) and count it.
+
+        Traced, it is a span under the task's, and the tool runs in that span's context.
+        """
+        if span is None:
+            outcome = await self.executor.execute(name, arguments, timeout=_remaining(deadline))
+        else:
+            call = span.tool_call(name)
+            try:
+                outcome = await self.executor.execute(
+                    name, arguments, timeout=_remaining(deadline), traceparent=call.traceparent
+                )
+            except BaseException:
+                call.end(None, "cancelled")
+                raise
+        label = tool_outcome(outcome.success, outcome.error_type)
+        self.metrics.observe_tool(name, label, outcome.execution_time)
+        if span is not None:
+            call.end(outcome, label)
         return outcome
 
     async def _ensure_method(self, name: str) -> None:
@@ -503,14 +557,19 @@ class TaskRunner:
         return {n: m for n, m in methods.items() if key is not None and key.may_run(m)}
 
     async def _described(
-        self, task: Task, attempt: int, recorder: TraceRecorder, deadline: float | None
+        self,
+        task: Task,
+        attempt: int,
+        recorder: TraceRecorder,
+        deadline: float | None,
+        span: TaskSpan | None,
     ) -> tuple[str, Any, TaskError | None]:
         assert task.task_description is not None
         methods = await self._methods_for(task.owner)
         model = self.config.model
         llm, tools = self._model_resources(model, methods)
         loop = asyncio.get_running_loop()
-        context = _TaskContext(self, recorder, attempt, deadline, loop)
+        context = _TaskContext(self, recorder, attempt, deadline, loop, span)
         worker = self.config.worker
         agent = AgentRun(
             model=model,
@@ -520,6 +579,7 @@ class TaskRunner:
             context=context,
             retries=worker.model_retries,
             backoff=worker.retry_backoff,
+            span=span,
         )
         future = loop.run_in_executor(self.threads, agent.run, task.task_description)
         try:
@@ -547,8 +607,10 @@ class _TaskContext:
         attempt: int,
         deadline: float | None,
         loop: asyncio.AbstractEventLoop,
+        span: TaskSpan | None = None,
     ) -> None:
         self.attempt = attempt
+        self._span = span
         self._runner = runner
         self._recorder = recorder
         self._deadline = deadline
@@ -560,7 +622,7 @@ class _TaskContext:
     def call_tool(
         self, name: str, arguments: dict[str, Any]
     ) -> concurrent.futures.Future[ExecutionResult]:
-        call = self._runner.call_tool(name, arguments, self._deadline)
+        call = self._runner.call_tool(name, arguments, self._deadline, self._span)
         return asyncio.run_coroutine_threadsafe(call, self._loop)
 
 

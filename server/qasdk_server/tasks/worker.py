@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 import procrastinate
 
 from qasdk.config import Config
+from qasdk.redaction import mask_url
 from qasdk.store.connection import Pool, ping
 from qasdk.store.queue import recover_stalled_jobs
 from qasdk.store.tasks import QUEUE, settle_orphans
@@ -33,6 +34,7 @@ from qasdk_server.metrics import Metrics
 from qasdk_server.registry import MethodRegistry
 from qasdk_server.tasks.queue import queue_app, worker_name
 from qasdk_server.tasks.runner import TaskRunner
+from qasdk_server.telemetry import start as start_tracing
 
 __all__ = ["Worker"]
 
@@ -69,8 +71,18 @@ class Worker:
         *,
         metrics: Metrics | None = None,
     ) -> AsyncIterator[Worker]:
-        """Start tool processes, agent threads, the runner and the job loop; stop in reverse."""
+        """Start tool processes, agent threads, the runner and the job loop; stop in reverse.
+
+        With telemetry on, the spans still queued are exported last.
+        """
         concurrency = config.worker.concurrency
+        tracing = start_tracing(config.telemetry)
+        tool_env = {"PYTHONDONTWRITEBYTECODE": "1"}
+        if tracing is not None:
+            tool_env.update(tracing.tool_environment(os.environ))
+            logger.info(
+                "telemetry: sending traces to %s", mask_url(tracing.config.otlp_endpoint or "")
+            )
         executor = Executor(
             registry.configs(),
             processes=concurrency,
@@ -80,7 +92,7 @@ class Worker:
             allowed_packages=config.registry.allowed_packages,
             cwd=os.getcwd(),
             # Tool files edited and synced within the same second must not load stale bytecode.
-            env={"PYTHONDONTWRITEBYTECODE": "1"},
+            env=tool_env,
             base_env=tool_environment(
                 os.environ,
                 # The database URL too: where it holds no password it still says where to go.
@@ -105,6 +117,7 @@ class Worker:
             worker_name=worker_name(),
             threads=threads,
             metrics=metrics,
+            tracing=tracing,
         )
         warm = asyncio.create_task(runner.warm_up(), name="qasdk warm-up")
         app = queue_app(url, pool_size=concurrency + 2, busy_delay=config.worker.stalled_after)
@@ -119,6 +132,8 @@ class Worker:
             await app.close_async()
             await executor.close()
             threads.shutdown(wait=False, cancel_futures=True)
+            if tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)
 
     async def start(self) -> None:
         self._worker_task = asyncio.create_task(self._supervise(), name="qasdk worker")
