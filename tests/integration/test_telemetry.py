@@ -1,0 +1,194 @@
+"""OpenTelemetry traces of a real `qasdk serve`, received by a local OTLP/HTTP collector.
+
+The collector is a plain HTTP server that keeps the ``ExportTraceServiceRequest``
+bodies posted to ``/v1/traces``, decoded with ``opentelemetry-proto``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from qasdk.testing import ScriptedModel, reply
+from tests.integration.harness import Server, make_project, qasdk, until
+
+pytestmark = [pytest.mark.integration]
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+TRACED_TOOL = '''
+from opentelemetry import trace
+
+from qasdk import tool
+
+tracer = trace.get_tracer("tests.traced_tool")
+
+
+@tool
+def traced_add(a: int, b: int) -> int:
+    """Add two integers inside a span of the tool's own.
+
+    Args:
+        a: First.
+        b: Second.
+    """
+    with tracer.start_as_current_span("traced_add.inner") as span:
+        span.set_attribute("tool.sum", a + b)
+        return a + b
+'''
+
+
+class Collector(http.server.ThreadingHTTPServer):
+    """Keeps every span posted to ``/v1/traces``, with its service's name."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.spans: list[tuple[str, Any]] = []
+        self.lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def named(self, name: str) -> list[Any]:
+        with self.lock:
+            return [span for _, span in self.spans if span.name == name]
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: Collector
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        if self.path != "/v1/traces":
+            self.send_response(404)
+            self.end_headers()
+            return
+        request = ExportTraceServiceRequest.FromString(body)
+        with self.server.lock:
+            for resource in request.resource_spans:
+                service = next(
+                    (a.value.string_value for a in resource.resource.attributes if a.key == "service.name"),
+                    "",
+                )
+                for scope in resource.scope_spans:
+                    self.server.spans.extend((service, span) for span in scope.spans)
+        answer = ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    server = Collector()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def attributes(span: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for item in span.attributes:
+        value = item.value
+        kind = value.WhichOneof("value")
+        if kind == "array_value":
+            values[item.key] = [v.string_value for v in value.array_value.values]
+        else:
+            values[item.key] = getattr(value, kind)
+    return values
+
+
+def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
+    tmp_path: Path, session_model: ScriptedModel, fresh_database: str, collector: Collector
+) -> None:
+    model = session_model
+    model.reset()
+    project = make_project(tmp_path / "project", model.url)
+    (project / "tools" / "traced.py").write_text(TRACED_TOOL)
+    config = yaml.safe_load((project / "model_config.yaml").read_text())
+    config["telemetry"] = {"otlp_endpoint": collector.endpoint, "service_name": "qasdk-test"}
+    (project / "model_config.yaml").write_text(yaml.safe_dump(config))
+    synced = qasdk(project, fresh_database, "sync", "tools")
+    assert synced.returncode == 0, synced.stderr
+
+    model.push(reply.tool_call("traced_add", {"a": 2, "b": 3}), reply.text("The sum is 5."))
+    server = Server(project, fresh_database)
+    try:
+        response = server.http.post(
+            "/api/tasks",
+            json={"task_description": "add 2 and 3"},
+            headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
+        )
+        assert response.status_code == 201, response.text
+        task = server.finished(response.json()["task_id"])
+        assert task["status"] == "completed", task
+    finally:
+        code = server.stop()
+    assert code == 0, server.output
+    model.reset()
+
+    # Stopping flushed the server's spans; the tool process exported its own on exit.
+    until(lambda: collector.named("traced_add.inner"), "the tool's own span never arrived")
+    until(lambda: collector.named("qasdk.task"), "the task span never arrived")
+    (task_span,) = collector.named("qasdk.task")
+    turns = collector.named("chat qwen3:4b")
+    (tool_span,) = collector.named("execute_tool traced_add")
+    (inner,) = collector.named("traced_add.inner")
+
+    # One trace: the request's.
+    for span in (task_span, *turns, tool_span, inner):
+        assert span.trace_id.hex() == TRACE_ID
+    assert task_span.parent_span_id.hex() == PARENT_ID
+    assert attributes(task_span)["qasdk.task.id"] == task["task_id"]
+    assert attributes(task_span)["qasdk.task.kind"] == "described"
+    assert attributes(task_span)["qasdk.task.status"] == "completed"
+
+    # Model turns under the task, with GenAI attributes from the endpoint's usage.
+    assert len(turns) == 2
+    for turn in turns:
+        assert turn.parent_span_id == task_span.span_id
+        found = attributes(turn)
+        assert found["gen_ai.operation.name"] == "chat"
+        assert found["gen_ai.request.model"] == "qwen3:4b"
+        assert found["gen_ai.usage.input_tokens"] > 0
+        assert found["gen_ai.usage.output_tokens"] > 0
+        # Nous function calling: the call is text, so the endpoint says "stop" both times.
+        assert found["gen_ai.response.finish_reasons"] == ["stop"]
+    turns.sort(key=lambda t: t.start_time_unix_nano)
+    assert attributes(turns[0])["qasdk.model.tool_calls"] == 1
+    assert "qasdk.model.tool_calls" not in attributes(turns[1])
+
+    # The tool call under the task, and the tool's own span under the call.
+    assert tool_span.parent_span_id == task_span.span_id
+    found = attributes(tool_span)
+    assert found["gen_ai.tool.name"] == "traced_add"
+    assert found["qasdk.tool.outcome"] == "success"
+    assert found["qasdk.tool.duration_ms"] >= 0
+    assert inner.parent_span_id == tool_span.span_id
+    assert attributes(inner)["tool.sum"] == 5
+    services = {service for service, span in collector.spans if span.name == "traced_add.inner"}
+    assert services == {"qasdk-test"}
