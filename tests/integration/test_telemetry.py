@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import gzip
 import http.server
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -47,6 +49,16 @@ def traced_add(a: int, b: int) -> int:
     with tracer.start_as_current_span("traced_add.inner") as span:
         span.set_attribute("tool.sum", a + b)
         return a + b
+
+
+@tool
+def traced_fail(reason: str) -> int:
+    """Fail, as a tool may.
+
+    Args:
+        reason: Why.
+    """
+    raise ValueError(reason)
 '''
 
 
@@ -82,7 +94,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with self.server.lock:
             for resource in request.resource_spans:
                 service = next(
-                    (a.value.string_value for a in resource.resource.attributes if a.key == "service.name"),
+                    (
+                        a.value.string_value
+                        for a in resource.resource.attributes
+                        if a.key == "service.name"
+                    ),
                     "",
                 )
                 for scope in resource.scope_spans:
@@ -146,6 +162,15 @@ def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
         assert response.status_code == 201, response.text
         task = server.finished(response.json()["task_id"])
         assert task["status"] == "completed", task
+        # A direct task, submitted with an invalid traceparent: a trace of its own.
+        response = server.http.post(
+            "/api/tasks",
+            json={"method": "traced_fail", "params": {"reason": "no"}},
+            headers={"traceparent": "00-not-a-trace-01"},
+        )
+        assert response.status_code == 201, response.text
+        failed = server.finished(response.json()["task_id"])
+        assert failed["status"] == "failed", failed
     finally:
         code = server.stop()
     assert code == 0, server.output
@@ -153,8 +178,9 @@ def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
 
     # Stopping flushed the server's spans; the tool process exported its own on exit.
     until(lambda: collector.named("traced_add.inner"), "the tool's own span never arrived")
-    until(lambda: collector.named("qasdk.task"), "the task span never arrived")
-    (task_span,) = collector.named("qasdk.task")
+    until(lambda: len(collector.named("qasdk.task")) == 2, "the task spans never arrived")
+    by_task = {attributes(s)["qasdk.task.id"]: s for s in collector.named("qasdk.task")}
+    task_span = by_task[task["task_id"]]
     turns = collector.named("chat qwen3:4b")
     (tool_span,) = collector.named("execute_tool traced_add")
     (inner,) = collector.named("traced_add.inner")
@@ -192,3 +218,82 @@ def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
     assert attributes(inner)["tool.sum"] == 5
     services = {service for service, span in collector.spans if span.name == "traced_add.inner"}
     assert services == {"qasdk-test"}
+
+    # The failed direct task: a root span, its failure on it and on its tool call.
+    failed_span = by_task[failed["task_id"]]
+    assert failed_span.trace_id.hex() != TRACE_ID
+    assert failed_span.parent_span_id == b""
+    found = attributes(failed_span)
+    assert (found["qasdk.task.kind"], found["qasdk.task.status"]) == ("direct", "failed")
+    assert found["error.type"] == "ValueError"
+    assert failed_span.status.code == 2  # STATUS_CODE_ERROR
+    (fail_call,) = collector.named("execute_tool traced_fail")
+    assert fail_call.parent_span_id == failed_span.span_id
+    assert attributes(fail_call)["error.type"] == "ValueError"
+    assert fail_call.status.code == 2
+
+
+PROBE = '''
+import os, sys
+
+from opentelemetry import trace
+
+
+def probe():
+    """What the tool process holds of tracing while a call runs."""
+    current = trace.get_current_span().get_span_context()
+    return {
+        "traceparent": os.environ.get("TRACEPARENT"),
+        "trace_id": format(current.trace_id, "032x") if current.is_valid else None,
+        "span_id": format(current.span_id, "016x") if current.is_valid else None,
+    }
+
+
+def loaded():
+    """The opentelemetry modules the tool process imported."""
+    return sorted(m for m in sys.modules if m.startswith("opentelemetry"))
+'''
+
+
+def _method(name: str) -> Any:
+    from qasdk.models import MethodConfig
+
+    return MethodConfig(
+        name=name,
+        description=name,
+        return_type="dict" if name == "probe" else "list",
+        module_path="probe",
+        function_name=name,
+    )
+
+
+@pytest.mark.anyio
+async def test_the_tool_process_stays_light_untraced_and_nests_traced_calls(
+    tmp_path: Path,
+) -> None:
+    from qasdk_server.executor.pool import Executor
+
+    (tmp_path / "probe.py").write_text(PROBE.replace("from opentelemetry import trace\n", ""))
+    methods = {"loaded": _method("loaded")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    async with Executor(methods, processes=1, cwd=tmp_path, base_env=env) as executor:
+        untraced = await executor.execute("loaded", {})
+        assert untraced.success, untraced.error
+        assert untraced.result == []  # no traceparent: nothing of opentelemetry is imported
+
+    (tmp_path / "probe2.py").write_text(PROBE)
+    methods = {
+        name: msgspec.structs.replace(_method(name), module_path="probe2")
+        for name in ("probe", "loaded")
+    }
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    async with Executor(methods, processes=1, cwd=tmp_path, base_env=env) as executor:
+        traced = await executor.execute("probe", {}, traceparent=traceparent)
+        assert traced.success, traced.error
+        assert traced.result == {
+            "traceparent": traceparent,
+            "trace_id": TRACE_ID,
+            "span_id": PARENT_ID,
+        }
+        after = await executor.execute("probe", {})  # the next call runs outside that context
+        assert after.result == {"traceparent": None, "trace_id": None, "span_id": None}
