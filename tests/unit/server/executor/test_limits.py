@@ -56,9 +56,11 @@ def test_no_defaults_limit_nothing() -> None:
     assert limits.wire is None
 
 
-def test_limits_travel_at_the_end_of_a_call() -> None:
+def test_limits_and_the_trace_context_travel_after_the_call() -> None:
     call = Call("m", "mod", "f", {"a": 1}, {"b": 2}, limits=Limits(256, 1.0, None))
     encoded = msgspec.json.encode(call)
-    assert encoded == b'["Call","m","mod","f",{"a":1},{"b":2},[256,1.0,null]]'
+    assert encoded == b'["Call","m","mod","f",{"a":1},{"b":2},[256,1.0,null],null,null]'
     assert msgspec.json.decode(encoded, type=Call) == call
     assert msgspec.json.decode(b'["Call","m","mod","f",{}]', type=Call).limits is None
+    traced = Call("m", "mod", "f", {}, traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+    assert msgspec.json.decode(msgspec.json.encode(traced), type=Call) == traced
