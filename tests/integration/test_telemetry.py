@@ -174,7 +174,6 @@ def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
     finally:
         code = server.stop()
     assert code == 0, server.output
-    model.reset()
 
     # Stopping flushed the server's spans; the tool process exported its own on exit.
     until(lambda: collector.named("traced_add.inner"), "the tool's own span never arrived")
@@ -193,7 +192,10 @@ def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
     assert attributes(task_span)["qasdk.task.kind"] == "described"
     assert attributes(task_span)["qasdk.task.status"] == "completed"
 
-    # Model turns under the task, with GenAI attributes from the endpoint's usage.
+    # Model turns under the task, with GenAI attributes from the endpoint's usage (asked
+    # for in the stream).
+    described = [r for r in model.requests if r.get("stream")]
+    assert described and all(r["stream_options"] == {"include_usage": True} for r in described)
     assert len(turns) == 2
     for turn in turns:
         assert turn.parent_span_id == task_span.span_id
@@ -231,6 +233,7 @@ def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
     assert fail_call.parent_span_id == failed_span.span_id
     assert attributes(fail_call)["error.type"] == "ValueError"
     assert fail_call.status.code == 2
+    model.reset()
 
 
 PROBE = '''

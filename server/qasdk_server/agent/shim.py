@@ -162,8 +162,9 @@ def build_llm(model: ModelConfig, *, report_usage: bool = False) -> Any:
 
     Stock ``TextChatAtOAI`` builds a new HTTP client for every call and lets the
     OpenAI SDK retry twice behind qwen-agent's back; this keeps its behaviour and
-    fixes both, so every attempt is visible in the trace. ``report_usage`` keeps
-    what the endpoint says about each turn (:func:`turn_report`), for telemetry.
+    fixes both, so every attempt is visible in the trace. ``report_usage`` asks
+    for and keeps what the endpoint says about each turn (:func:`turn_report`),
+    for telemetry.
     """
     import openai
 
@@ -184,11 +185,14 @@ def build_llm(model: ModelConfig, *, report_usage: bool = False) -> Any:
             kwargs["timeout"] = kwargs.pop("request_timeout")
         if isinstance(kwargs.get("messages"), list):
             kwargs["messages"] = [openai_message(m) for m in kwargs["messages"]]
-        response = client.chat.completions.create(*args, **kwargs)
         if not report_usage:
-            return response
+            return client.chat.completions.create(*args, **kwargs)
         if kwargs.get("stream"):
-            return _reporting(response)
+            # Streamed, the OpenAI API (and Ollama, vLLM) reports usage only when asked;
+            # qwen-agent skips the last chunk that carries it (it has no choices).
+            kwargs.setdefault("stream_options", {"include_usage": True})
+            return _reporting(client.chat.completions.create(*args, **kwargs))
+        response = client.chat.completions.create(*args, **kwargs)
         _note(response)
         return response
 
