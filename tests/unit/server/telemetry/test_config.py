@@ -97,3 +97,12 @@ def test_a_bad_standard_variable_is_named() -> None:
     (problem,) = info.value.problems
     assert problem.source is not None and problem.source.path == "$OTEL_EXPORTER_OTLP_ENDPOINT"
     assert problem.field == "telemetry.otlp_endpoint"
+
+
+def test_a_reload_that_changes_telemetry_says_it_needs_a_restart() -> None:
+    from qasdk_server.reload import _changed_settings, _live
+
+    old = load_config(environ={}, use_file=False)
+    new = load_config(environ={"QASDK_TELEMETRY_OTLP_ENDPOINT": "http://c:4318"}, use_file=False)
+    assert _changed_settings(old, new) == ["telemetry.otlp_endpoint"]
+    assert not _live("telemetry.otlp_endpoint")
