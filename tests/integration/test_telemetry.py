@@ -68,6 +68,8 @@ class Collector(http.server.ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.spans: list[tuple[str, Any]] = []
+        #: The ``X-Token`` header of each export, with the names of the spans it held.
+        self.tokens: list[tuple[str | None, set[str]]] = []
         self.lock = threading.Lock()
 
     @property
@@ -92,6 +94,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         request = ExportTraceServiceRequest.FromString(body)
         with self.server.lock:
+            names = {
+                span.name
+                for resource in request.resource_spans
+                for scope in resource.scope_spans
+                for span in scope.spans
+            }
+            self.server.tokens.append((self.headers.get("X-Token"), names))
             for resource in request.resource_spans:
                 service = next(
                     (
@@ -146,7 +155,11 @@ def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
     project = make_project(tmp_path / "project", model.url)
     (project / "tools" / "traced.py").write_text(TRACED_TOOL)
     config = yaml.safe_load((project / "model_config.yaml").read_text())
-    config["telemetry"] = {"otlp_endpoint": collector.endpoint, "service_name": "qasdk-test"}
+    config["telemetry"] = {
+        "otlp_endpoint": collector.endpoint,
+        "service_name": "qasdk-test",
+        "headers": {"X-Token": "s3cret-otlp-token"},
+    }
     (project / "model_config.yaml").write_text(yaml.safe_dump(config))
     synced = qasdk(project, fresh_database, "sync", "tools")
     assert synced.returncode == 0, synced.stderr
@@ -160,6 +173,8 @@ def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
             headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
         )
         assert response.status_code == 201, response.text
+        shown = server.http.get("/api/config").json()["config"]["telemetry"]
+        assert shown["headers"] == {"X-Token": "****"}
         task = server.finished(response.json()["task_id"])
         assert task["status"] == "completed", task
         # A direct task, submitted with an invalid traceparent: a trace of its own.
@@ -220,6 +235,12 @@ def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
     assert attributes(inner)["tool.sum"] == 5
     services = {service for service, span in collector.spans if span.name == "traced_add.inner"}
     assert services == {"qasdk-test"}
+    # The export headers are the server's: the tool process never had them.
+    for token, names in collector.tokens:
+        if "qasdk.task" in names:
+            assert token == "s3cret-otlp-token"
+        if "traced_add.inner" in names:
+            assert token is None
 
     # The failed direct task: a root span, its failure on it and on its tool call.
     failed_span = by_task[failed["task_id"]]
