@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
@@ -185,13 +185,20 @@ class TaskController(Controller):
         server: ServerState,
         principal: Principal,
         actor: Actor,
-        request: Request[Any, Any, Any],
+        traceparent: Annotated[
+            str | None,
+            Parameter(
+                header="traceparent",
+                description="W3C Trace Context: the task's trace (OpenTelemetry) continues "
+                "the caller's. Ignored when invalid.",
+            ),
+        ] = None,
+        tracestate: Annotated[
+            str | None,
+            Parameter(header="tracestate", description="W3C Trace Context, with traceparent."),
+        ] = None,
     ) -> Response[Submitted]:
-        """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``.
-
-        A W3C ``traceparent`` header makes the task's trace (OpenTelemetry) part of the
-        caller's.
-        """
+        """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``."""
         if data.task_description is not None and data.method is not None:
             raise invalid("give either task_description or method, not both")
         if data.task_description is None and data.method is None:
@@ -243,7 +250,9 @@ class TaskController(Controller):
                 timeout=data.timeout,
                 owner=principal.owner,
                 actor=actor,
-                trace_context=trace_carrier(request.headers),
+                trace_context=trace_carrier(
+                    {"traceparent": traceparent or "", "tracestate": tracestate or ""}
+                ),
             )
         return Response(
             Submitted(task.task_id, task.status),
