@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from qasdk.testing import ScriptedModel, reply
-from tests.integration.harness import Server, make_project, qasdk, until
+from tests.integration.harness import Process, Server, make_project, qasdk, until
 
 pytestmark = [pytest.mark.integration]
 
@@ -147,22 +147,30 @@ def attributes(span: Any) -> dict[str, Any]:
     return values
 
 
+def traced_project(root: Path, model_url: str, url: str, telemetry: dict[str, Any]) -> Path:
+    """A synced project with the traced tools and ``telemetry`` as its config section."""
+    project = make_project(root, model_url)
+    (project / "tools" / "traced.py").write_text(TRACED_TOOL)
+    config = yaml.safe_load((project / "model_config.yaml").read_text())
+    if telemetry:
+        config["telemetry"] = telemetry
+    (project / "model_config.yaml").write_text(yaml.safe_dump(config))
+    synced = qasdk(project, url, "sync", "tools")
+    assert synced.returncode == 0, synced.stderr
+    return project
+
+
 def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
     tmp_path: Path, session_model: ScriptedModel, fresh_database: str, collector: Collector
 ) -> None:
     model = session_model
     model.reset()
-    project = make_project(tmp_path / "project", model.url)
-    (project / "tools" / "traced.py").write_text(TRACED_TOOL)
-    config = yaml.safe_load((project / "model_config.yaml").read_text())
-    config["telemetry"] = {
+    telemetry = {
         "otlp_endpoint": collector.endpoint,
         "service_name": "qasdk-test",
         "headers": {"X-Token": "s3cret-otlp-token"},
     }
-    (project / "model_config.yaml").write_text(yaml.safe_dump(config))
-    synced = qasdk(project, fresh_database, "sync", "tools")
-    assert synced.returncode == 0, synced.stderr
+    project = traced_project(tmp_path / "project", model.url, fresh_database, telemetry)
 
     model.push(reply.tool_call("traced_add", {"a": 2, "b": 3}), reply.text("The sum is 5."))
     server = Server(project, fresh_database)
@@ -255,6 +263,45 @@ def test_a_task_is_one_trace_from_the_request_to_the_tools_own_span(
     assert attributes(fail_call)["error.type"] == "ValueError"
     assert fail_call.status.code == 2
     model.reset()
+
+
+def test_a_worker_in_another_process_continues_the_submitting_request_trace(
+    tmp_path: Path,
+    session_model: ScriptedModel,
+    fresh_database: str,
+    collector: Collector,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API stores the context; a `qasdk worker`, traced through the standard
+    OTEL_EXPORTER_OTLP_ENDPOINT alone, starts the task span under it."""
+    project = traced_project(tmp_path / "project", session_model.url, fresh_database, {})
+    api = Server(project, fresh_database, "--no-worker")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint)
+    worker = Process(project, fresh_database, "worker")
+    try:
+        response = api.http.post(
+            "/api/tasks",
+            json={"method": "traced_add", "params": {"a": 20, "b": 22}},
+            headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
+        )
+        assert response.status_code == 201, response.text
+        task = api.finished(response.json()["task_id"], within=60)
+        assert (task["status"], task["result"]) == ("completed", 42)
+    finally:
+        assert worker.stop() == 0, worker.output
+        assert api.stop() == 0, api.output
+    until(lambda: collector.named("traced_add.inner"), "the tool's own span never arrived")
+    until(lambda: collector.named("qasdk.task"), "the task span never arrived")
+    (task_span,) = collector.named("qasdk.task")
+    (tool_span,) = collector.named("execute_tool traced_add")
+    (inner,) = collector.named("traced_add.inner")
+    assert {s.trace_id.hex() for s in (task_span, tool_span, inner)} == {TRACE_ID}
+    assert task_span.parent_span_id.hex() == PARENT_ID
+    assert tool_span.parent_span_id == task_span.span_id
+    assert inner.parent_span_id == tool_span.span_id
+    assert attributes(inner)["tool.sum"] == 42
+    assert {service for service, _ in collector.spans} == {"qasdk"}
+    assert "telemetry: sending traces to" in worker.output
 
 
 PROBE = '''
