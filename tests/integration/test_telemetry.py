@@ -315,6 +315,7 @@ def probe():
     current = trace.get_current_span().get_span_context()
     return {
         "traceparent": os.environ.get("TRACEPARENT"),
+        "tracestate": os.environ.get("TRACESTATE"),
         "trace_id": format(current.trace_id, "032x") if current.is_valid else None,
         "span_id": format(current.span_id, "016x") if current.is_valid else None,
     }
@@ -359,12 +360,14 @@ async def test_the_tool_process_stays_light_untraced_and_nests_traced_calls(
     }
     traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
     async with Executor(methods, processes=1, cwd=tmp_path, base_env=env) as executor:
-        traced = await executor.execute("probe", {}, traceparent=traceparent)
+        carrier = {"traceparent": traceparent, "tracestate": "vendor=a"}
+        traced = await executor.execute("probe", {}, trace_context=carrier)
         assert traced.success, traced.error
         assert traced.result == {
             "traceparent": traceparent,
+            "tracestate": "vendor=a",
             "trace_id": TRACE_ID,
             "span_id": PARENT_ID,
         }
         after = await executor.execute("probe", {})  # the next call runs outside that context
-        assert after.result == {"traceparent": None, "trace_id": None, "span_id": None}
+        assert after.result == dict.fromkeys(("traceparent", "tracestate", "trace_id", "span_id"))

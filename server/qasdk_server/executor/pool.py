@@ -208,14 +208,14 @@ class Executor:
         params: Mapping[str, Any],
         *,
         timeout: float | None = None,
-        traceparent: str | None = None,
+        trace_context: Mapping[str, str] | None = None,
     ) -> ExecutionResult:
         """Run tool ``name``; every failure of the tool comes back as ``success=False``.
 
         The tool's limit is its ``timeout`` (or the default), capped by
         ``timeout``, which also bounds the wait for a free process. Cancelling
-        the caller kills the child running the call. ``traceparent`` (the
-        tool-call span's) is the trace context the tool runs in.
+        the caller kills the child running the call. ``trace_context`` (the
+        tool-call span's ``traceparent`` and ``tracestate``) is the one the tool runs in.
         """
         if not self._started or self._closed:
             raise MethodExecutionError(name, "the executor is not running (the worker is stopping)")
@@ -246,7 +246,7 @@ class Executor:
                 prepared,
                 registered_defaults(config, prepared),
                 limits.wire,
-                traceparent,
+                *_trace_fields(trace_context),
             )
             try:
                 frame = msgspec.json.encode(call)
@@ -499,6 +499,12 @@ class Executor:
             code = process.proc.returncode
             raise StartupError(f"a tool process exited with code {code} while starting:\n{output}")
         return process
+
+
+def _trace_fields(carrier: Mapping[str, str] | None) -> tuple[str | None, str | None]:
+    if not carrier:
+        return None, None
+    return carrier.get("traceparent"), carrier.get("tracestate")
 
 
 def _limit_hit(limits: CallLimits, error_type: str, error: str) -> tuple[str, str]:

@@ -527,10 +527,13 @@ class TaskRunner:
             call = span.tool_call(name)
             try:
                 outcome = await self.executor.execute(
-                    name, arguments, timeout=_remaining(deadline), traceparent=call.traceparent
+                    name, arguments, timeout=_remaining(deadline), trace_context=call.carrier
                 )
-            except BaseException:
+            except asyncio.CancelledError:
                 call.end(None, "cancelled")
+                raise
+            except BaseException as exc:
+                call.fail(exc)
                 raise
         label = tool_outcome(outcome.success, outcome.error_type)
         self.metrics.observe_tool(name, label, outcome.execution_time)

@@ -184,11 +184,14 @@ class ToolSpan:
 
     def __init__(self, span: Span) -> None:
         self.span = span
-        carrier: dict[str, str] = {}
-        _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
-        #: The W3C ``traceparent`` of this span, for the tool process.
-        self.traceparent = carrier.get("traceparent")
+        #: This span's W3C ``traceparent`` (and ``tracestate``), for the tool process.
+        self.carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(self.carrier, context=trace.set_span_in_context(span))
         self._started = time.perf_counter()
+
+    @property
+    def traceparent(self) -> str | None:
+        return self.carrier.get("traceparent")
 
     def end(self, outcome: ExecutionResult | None, outcome_label: str) -> None:
         """End with the call's outcome (``None``: cancelled while it ran)."""
@@ -206,3 +209,11 @@ class ToolSpan:
                 span.set_attribute("error.type", kind)
                 span.set_status(Status(StatusCode.ERROR, f"{kind}: {outcome.error or ''}"))
         span.end()
+
+    def fail(self, exc: BaseException) -> None:
+        """End a call that raised instead of returning an outcome (the executor stopped)."""
+        self.span.set_attribute("qasdk.tool.outcome", "error")
+        self.span.set_attribute("error.type", type(exc).__name__)
+        self.span.record_exception(exc)
+        self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        self.span.end()

@@ -104,8 +104,9 @@ def test_a_tool_call_span_carries_its_context_for_the_tool_process(
         "error",
     )
     task.tool_call("add").end(None, "cancelled")
+    task.tool_call("add").fail(RuntimeError("the executor is not running"))
     task.end("failed")
-    ok, bad, cancelled = finished(exporter, "execute_tool add")
+    ok, bad, cancelled, raised = finished(exporter, "execute_tool add")
     assert ok.context is not None and format(ok.context.span_id, "016x") == span_id
     assert ok.parent is not None and task.span.get_span_context().span_id == ok.parent.span_id
     assert dict(ok.attributes or {}) == {
@@ -121,6 +122,17 @@ def test_a_tool_call_span_carries_its_context_for_the_tool_process(
     assert (bad.attributes or {})["error.type"] == "ValueError"
     assert (cancelled.attributes or {})["error.type"] == "Cancelled"
     assert (cancelled.attributes or {})["qasdk.tool.outcome"] == "cancelled"
+    assert (raised.attributes or {})["error.type"] == "RuntimeError"
+    assert raised.status.description == "RuntimeError: the executor is not running"
+    assert [e.name for e in raised.events] == ["exception"]
+
+
+def test_the_requests_tracestate_reaches_the_tool_call(tracing: Tracing) -> None:
+    task = tracing.task(uuid.uuid4(), "direct", 1, {**PARENT, "tracestate": "vendor=a"})
+    call = task.tool_call("add")
+    assert call.carrier["tracestate"] == "vendor=a"
+    call.end(ExecutionResult(success=True, result=1), "success")
+    task.end("completed")
 
 
 def test_tool_processes_get_the_endpoint_but_not_the_headers(tracing: Tracing) -> None:
