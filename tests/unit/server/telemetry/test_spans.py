@@ -248,3 +248,29 @@ def test_model_turns_are_genai_chat_spans_under_the_task(
     assert failed.status.status_code is StatusCode.ERROR
     assert (failed.attributes or {})["error.type"] == "ValueError"
     assert "gen_ai.usage.input_tokens" not in (failed.attributes or {})
+
+
+def test_the_sample_ratio_applies_to_tasks_without_a_sampled_parent(
+    exporter: InMemorySpanExporter,
+) -> None:
+    none_kept = TelemetryConfig(otlp_endpoint="http://collector:4318", sample_ratio=0.0)
+    tracing = Tracing(provider(none_kept, SimpleSpanProcessor(exporter)), none_kept)
+    tracing.task(uuid.uuid4(), "direct", 1, None).end("completed")
+    assert finished(exporter, "qasdk.task") == []
+    # The caller decided to sample: its decision stands, and the tool call is traced too.
+    task = tracing.task(uuid.uuid4(), "direct", 1, PARENT)
+    call = task.tool_call("add")
+    assert call.traceparent is not None and call.traceparent.endswith("-01")
+    call.end(ExecutionResult(success=True, result=1), "success")
+    task.end("completed")
+    assert len(finished(exporter, "qasdk.task")) == 1
+    # A caller that decided not to: nothing is kept, and the tool learns it (flags 00).
+    unsampled = tracing.task(
+        uuid.uuid4(), "direct", 1, {"traceparent": PARENT["traceparent"][:-2] + "00"}
+    )
+    quiet = unsampled.tool_call("add")
+    assert quiet.traceparent is not None and quiet.traceparent.endswith("-00")
+    quiet.end(ExecutionResult(success=True, result=1), "success")
+    unsampled.end("completed")
+    assert len(exporter.get_finished_spans()) == 2
+    tracing.shutdown()
