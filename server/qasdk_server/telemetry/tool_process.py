@@ -61,7 +61,10 @@ class TracedCalls:
     def enter(self, traceparent: str, tracestate: str | None) -> Any:
         """Make the call's context current; returns what :meth:`leave` needs."""
         if not self._checked:
-            self._set_up()
+            try:
+                self._set_up()
+            except Exception:  # a broken opentelemetry install must not fail the call
+                self._context = None
         os.environ["TRACEPARENT"] = traceparent
         if tracestate:
             os.environ["TRACESTATE"] = tracestate
