@@ -4,6 +4,7 @@ workers; a call over a limit waits its turn instead of failing."""
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_max_concurrency_holds_across_workers(cluster: Cluster) -> None:
     for note in notes:
         spans.setdefault(note["tag"], {})[note["event"]] = note["at"]
     ordered = sorted(spans.values(), key=lambda s: s["start"])
-    for before, after in zip(ordered, ordered[1:]):
+    for before, after in itertools.pairwise(ordered):
         assert after["start"] >= before["end"], ordered
 
 

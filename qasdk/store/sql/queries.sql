@@ -90,9 +90,10 @@ WITH job AS (
         jsonb_build_object('task_id', %(id)s::text), NULL
     )::procrastinate_job_to_defer_v1]))[1] AS id
 ), task AS (
-    INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id, owner)
+    INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id, owner,
+                       trace_context)
     SELECT %(id)s, %(kind)s, %(description)s, %(method)s, %(params)s::jsonb, %(priority)s,
-           %(timeout)s, job.id, %(owner)s
+           %(timeout)s, job.id, %(owner)s, %(trace_context)s::jsonb
     FROM job
     RETURNING id AS task_id, status, kind, description AS task_description, method, params,
               priority, timeout, result, error, attempts, created_at, started_at,
@@ -135,7 +136,8 @@ LIMIT %(limit)s;
 
 -- name: claim_task
 -- A worker takes a task: pending (or running after a dead worker) becomes running
--- with a new attempt number; a cancelled or finished task is not returned.
+-- with a new attempt number; a cancelled or finished task is not returned. With it, the
+-- trace context it was submitted in.
 UPDATE tasks
 SET status = 'running',
     started_at = COALESCE(started_at, now()),
@@ -144,7 +146,7 @@ SET status = 'running',
 WHERE id = %(id)s AND status IN ('pending', 'running') AND NOT cancel_requested
 RETURNING id AS task_id, status, kind, description AS task_description, method, params,
           priority, timeout, result, error, attempts, created_at, started_at, completed_at,
-          owner,
+          owner, trace_context,
           (SELECT COALESCE(max(seq), 0) FROM task_steps WHERE task_id = tasks.id) AS last_seq;
 
 -- name: finish_task

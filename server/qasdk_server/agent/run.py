@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qasdk.config import ModelConfig
 from qasdk.models import ExecutionResult, MethodConfig, TaskError, TraceStep
@@ -33,6 +33,9 @@ from qasdk_server.agent import model_errors, shim
 from qasdk_server.agent.recover import recover_calls
 from qasdk_server.agent.shim import SYSTEM_MESSAGE, agent_class
 from qasdk_server.agent.thinking import split_thinking
+
+if TYPE_CHECKING:
+    from qasdk_server.telemetry.spans import TaskSpan
 
 __all__ = [
     "CANCELLED_CALL",
@@ -127,8 +130,11 @@ class AgentRun:
         context: AgentContext,
         retries: int = 0,
         backoff: float = 1.0,
+        span: TaskSpan | None = None,
     ) -> None:
         self.model = model
+        #: The task's span, when traced: each model call is a span under it.
+        self.span = span
         self.llm = llm
         self.tools = tools
         self.methods = methods
@@ -366,6 +372,12 @@ class AgentRun:
         )
 
     def _record_model_step(self, started: datetime, elapsed_ms: float, **details: Any) -> None:
+        if self.span is not None:
+            result = details.get("result")
+            calls = result.get("tool_calls", ()) if isinstance(result, dict) else ()
+            self.span.model_turn(self.model, started, elapsed_ms).end(
+                usage=shim.turn_report(), error=details.get("error"), tool_calls=len(calls)
+            )
         self.context.record(
             TraceStep(
                 seq=self.context.next_seq(),

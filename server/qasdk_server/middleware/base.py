@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from qasdk.models import ExecutionResult, MethodConfig
@@ -42,6 +43,7 @@ class ToolCall:
         "state",
         "task_id",
         "tool",
+        "trace_context",
     )
 
     def __init__(
@@ -72,6 +74,8 @@ class ToolCall:
         self.deadline = deadline
         #: The tool code the call will run (a snapshot's id, or the module file's digest).
         self.code_version = code_version
+        #: The W3C trace context the tool runs in (``traceparent``...; ``None``: untraced).
+        self.trace_context: Mapping[str, str] | None = None
         #: When the call entered the chain (``time.perf_counter()``).
         self.started = time.perf_counter()
         #: Scratch space for middleware, per call (key it by your middleware's name).
