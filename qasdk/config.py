@@ -81,6 +81,9 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     #: The same call asked for again after a nudge ends the loop: ``answer`` completes
     #: the task with the last tool result, ``fail`` fails it with ``ToolCallLoop``.
     on_tool_loop: Literal["answer", "fail"] = "answer"
+    #: Tokens (prompt and completion, every turn) one task may use; over it the task
+    #: stops with ``TokenBudgetExceeded`` (``None``: no budget).
+    max_tokens_per_task: PositiveInt | None = None
 
     @property
     def model_server(self) -> str:

@@ -249,6 +249,9 @@ class Task(msgspec.Struct, kw_only=True):
     completed_at: datetime | None = None
     #: The id of the API key that submitted it (``None``: submitted with no keys in force).
     owner: UUID | None = None
+    #: Tokens its model turns used (``prompt_tokens``, ``completion_tokens``,
+    #: ``total_tokens``, ``turns``), once it has finished; ``None``: no model turn.
+    usage: dict[str, int] | None = None
 
 
 class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):

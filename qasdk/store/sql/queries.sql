@@ -110,7 +110,7 @@ SELECT * FROM task;
 -- name: get_task
 SELECT id AS task_id, status, kind, description AS task_description, method, params,
        priority, timeout, result, error, attempts, created_at, started_at, completed_at,
-       owner
+       owner, usage
 FROM tasks
 WHERE id = %(id)s;
 
@@ -121,7 +121,7 @@ SELECT id AS task_id, status, kind, description AS task_description, method,
        CASE WHEN %(with_params)s THEN params END AS params,
        priority, timeout,
        CASE WHEN %(with_result)s THEN result END AS result,
-       error, attempts, created_at, started_at, completed_at, owner
+       error, attempts, created_at, started_at, completed_at, owner, usage
 FROM tasks
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(owner)s::uuid IS NULL OR owner = %(owner)s)
@@ -151,8 +151,18 @@ RETURNING id AS task_id, status, kind, description AS task_description, method, 
 
 -- name: finish_task
 -- Only the attempt that claimed the task may finish it.
+-- Its usage is the sum of its model turns' tokens (every attempt's: all were spent).
 UPDATE tasks
-SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb, completed_at = now()
+SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb, completed_at = now(),
+    usage = (
+        SELECT jsonb_build_object(
+                   'prompt_tokens', sum((s.usage->>'prompt_tokens')::bigint),
+                   'completion_tokens', sum((s.usage->>'completion_tokens')::bigint),
+                   'total_tokens', sum((s.usage->>'total_tokens')::bigint),
+                   'turns', count(*))
+        FROM task_steps s
+        WHERE s.task_id = tasks.id AND s.kind = 'model' AND s.usage ? 'total_tokens'
+        HAVING count(*) > 0)
 WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
 RETURNING id;
 

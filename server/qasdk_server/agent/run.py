@@ -83,6 +83,10 @@ class AgentContext(Protocol):
         """Count a model call for the metrics."""
         ...
 
+    def observe_tokens(self, model: str, prompt: int, completion: int) -> None:
+        """Count a turn's tokens for the metrics."""
+        ...
+
 
 class Cancelled(Exception):
     """The task was cancelled or ran out of time while the agent was working."""
@@ -143,6 +147,8 @@ class AgentRun:
         self.backoff = backoff
         self.turns = 0
         self.tool_calls = 0
+        #: Tokens of this attempt's model turns so far.
+        self.tokens = 0
         #: (name, canonical arguments) → (turn it first ran in, its result, text the model
         #: got, whether it failed)
         self._returned: dict[tuple[str, str], tuple[int, Any, str, bool]] = {}
@@ -363,13 +369,58 @@ class AgentRun:
         result: dict[str, Any] | None = {"tool_calls": calls} if calls else None
         if result is not None and recovered_from is not None:
             result["recovered_from"] = recovered_from
+        usage = self._usage(texts, thinking, calls)
         self._record_model_step(
             started,
             elapsed,
             content="\n".join(texts) or recovered_from,
             thinking="\n\n".join(thinking) or None,
             result=result,
+            usage=usage,
         )
+        self._spend(usage)
+
+    def _usage(
+        self, texts: list[str], thinking: list[str], calls: list[dict[str, Any]]
+    ) -> dict[str, int]:
+        """The turn's tokens as the endpoint reported them, else counted locally.
+
+        A local count is an estimate (a token is about four characters) and says
+        so (``estimated: 1``).
+        """
+        report = shim.turn_report() or {}
+        prompt = report.get("gen_ai.usage.input_tokens")
+        completion = report.get("gen_ai.usage.output_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            return {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+        written = sum(map(len, texts)) + sum(map(len, thinking)) + len(json.dumps(calls))
+        prompt, completion = -(-shim.prompt_chars() // 4), -(-written // 4)
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "estimated": 1,
+        }
+
+    def _spend(self, usage: dict[str, int]) -> None:
+        """Count the turn's tokens; past ``model.max_tokens_per_task`` the task stops."""
+        self.tokens += usage["total_tokens"]
+        self.context.observe_tokens(
+            self.model.name, usage["prompt_tokens"], usage["completion_tokens"]
+        )
+        budget = self.model.max_tokens_per_task
+        if budget is not None and self.tokens > budget:
+            raise AgentFailure(
+                TaskError(
+                    "TokenBudgetExceeded",
+                    f"the task used {self.tokens} tokens in {self.turns} model turns, over its "
+                    f"budget of {budget} (model.max_tokens_per_task)",
+                )
+            )
 
     def _record_model_step(self, started: datetime, elapsed_ms: float, **details: Any) -> None:
         if self.span is not None:

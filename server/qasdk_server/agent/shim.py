@@ -185,6 +185,7 @@ def build_llm(model: ModelConfig, *, report_usage: bool = False) -> Any:
             kwargs["timeout"] = kwargs.pop("request_timeout")
         if isinstance(kwargs.get("messages"), list):
             kwargs["messages"] = [openai_message(m) for m in kwargs["messages"]]
+            _turn.prompt_chars = sum(len(str(m)) for m in kwargs["messages"])
         if not report_usage:
             return client.chat.completions.create(*args, **kwargs)
         if kwargs.get("stream"):
@@ -236,6 +237,13 @@ def start_turn() -> None:
     """Forget the raw text and report of the previous turn (call before a model turn)."""
     _turn.raw = None
     _turn.report = None
+    _turn.prompt_chars = 0
+
+
+def prompt_chars() -> int:
+    """Characters of the messages this thread's latest turn sent (for a local token count)."""
+    chars: int = getattr(_turn, "prompt_chars", 0)
+    return chars
 
 
 def turn_report() -> dict[str, Any] | None:

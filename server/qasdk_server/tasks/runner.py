@@ -182,7 +182,7 @@ class TaskRunner:
         """
         cached = self._llm
         if cached is None or cached[0] != model:
-            cached = self._llm = (model, build_llm(model, report_usage=self.tracing is not None))
+            cached = self._llm = (model, build_llm(model, report_usage=True))
         version = (self.registry.version, frozenset(methods))
         tools = self._tools.get(version)
         if tools is None:
@@ -745,6 +745,7 @@ class _TaskContext:
         self.record = recorder.record
         self.next_seq = recorder.next_seq
         self.observe_model = runner.metrics.observe_model
+        self.observe_tokens = runner.metrics.observe_tokens
 
     def call_tool(
         self, name: str, arguments: dict[str, Any]
