@@ -38,7 +38,7 @@ class Me(msgspec.Struct):
 @get(
     "/api/me",
     summary="The caller and its scopes",
-    responses=error_responses(401),
+    responses=error_responses(),
     opt={"scope": "public"},
     tags=("keys",),
 )

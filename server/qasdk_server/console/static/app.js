@@ -42,6 +42,7 @@ async function render() {
     leave = (await module.render(main, { id, params }, context)) ?? null;
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return; // the key dialog is open
+    if (!(error instanceof ApiError)) console.error(error); // a fault of the console itself
     show(main, h("h1", {}, module.title), failure(error));
   }
 }

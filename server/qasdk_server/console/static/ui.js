@@ -94,7 +94,7 @@ export function failure(error, what = "This page could not be loaded") {
   let advice = null;
   if (error?.status === 403) advice = "Your API key does not have the scope this needs.";
   if (error?.status === 401) advice = "An API key is needed.";
-  if (error?.name === "TypeError") advice = "Is the server running?";
+  if (error?.name === "TypeError" && /fetch|network/i.test(message)) advice = "Is the server running?";
   return h("div", { class: "failure", role: "alert" }, h("strong", {}, what), message, advice ? h("p", {}, advice) : null);
 }
 

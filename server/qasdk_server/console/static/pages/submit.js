@@ -151,7 +151,9 @@ export async function render(main, { params }, context) {
       show(toolFields);
       return;
     }
-    const rows = method.parameters.map((parameter) => {
+    // ``required`` is left out when true (the registry's encoding omits defaults).
+    const rows = (method.parameters ?? []).map((raw) => {
+      const parameter = { ...raw, required: raw.required !== false };
       const made = control(parameter, `param-${parameter.name}`);
       controls.push({ parameter, ...made });
       return field(parameter.name, made.node, { required: parameter.required, hint: typeHint(parameter) });

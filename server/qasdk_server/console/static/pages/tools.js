@@ -7,9 +7,9 @@ import { duration, empty, failure, h, show } from "../ui.js";
 export const title = "Tools";
 
 function parameters(method) {
-  if (!method.parameters.length) return h("span", { class: "muted" }, "none");
-  return h("ul", { class: "small" }, method.parameters.map((p) => h("li", {},
-    h("code", {}, p.name), `: ${p.type}`, p.required ? h("span", { class: "required", "aria-label": "required" }) : ` = ${JSON.stringify(p.default)}`,
+  if (!(method.parameters ?? []).length) return h("span", { class: "muted" }, "none");
+  return h("ul", { class: "small" }, (method.parameters ?? []).map((p) => h("li", {},
+    h("code", {}, p.name), `: ${p.type}`, p.required !== false ? h("span", { class: "required", "aria-label": "required" }) : ` = ${JSON.stringify(p.default)}`,
     p.description ? h("span", { class: "muted" }, ` — ${p.description}`) : null)));
 }
 
