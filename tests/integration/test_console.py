@@ -55,24 +55,26 @@ def convert(value: float, unit: Unit, digits: int = 1, style: Literal["short", "
 
 
 @pytest.fixture(scope="module")
-def console(
-    tmp_path_factory: pytest.TempPathFactory,
-    session_model: ScriptedModel,
-    pg_data: Path,
-    pg_url: str,
-) -> Iterator[Server]:
+def console_url(pg_data: Path, pg_url: str) -> Iterator[str]:
+    """A database of the console's own: its first page has no tasks."""
     chromium()  # skip (or fail, under QASDK_REQUIRE_BROWSER) before starting anything
+    with scratch_database(pg_data, pg_url, "console") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def console(
+    tmp_path_factory: pytest.TempPathFactory, session_model: ScriptedModel, console_url: str
+) -> Iterator[Server]:
     project = make_project(tmp_path_factory.mktemp("console"), session_model.url)
     (project / "tools" / "convert.py").write_text(EXTRA_TOOLS)
-    with scratch_database(pg_data, pg_url, "console") as url:
-        synced = qasdk(project, url, "sync", "tools")
-        assert synced.returncode == 0, synced.stderr
-        server = Server(project, url)
-        server.url = url  # type: ignore[attr-defined]
-        try:
-            yield server
-        finally:
-            assert server.stop() == 0, server.output
+    synced = qasdk(project, console_url, "sync", "tools")
+    assert synced.returncode == 0, synced.stderr
+    server = Server(project, console_url)
+    try:
+        yield server
+    finally:
+        assert server.stop() == 0, server.output
 
 
 class Browser:
@@ -146,10 +148,16 @@ def test_the_workers_api_names_this_servers_process(console: Server) -> None:
     until(lambda: console.http.get("/api/workers").json()["alive"] >= 1, "no worker came alive")
     body = console.http.get("/api/workers").json()
     assert body["server"]["embedded_worker"] is True
-    assert body["server"]["pid"] > 0 and body["server"]["name"].endswith(f":{body['server']['pid']}")
+    assert body["server"]["pid"] > 0 and body["server"]["name"].endswith(
+        f":{body['server']['pid']}"
+    )
     assert all({"id", "last_heartbeat", "alive", "running"} <= set(w) for w in body["workers"])
     me = console.http.get("/api/me").json()
-    assert me == {"keys_required": False, "key": None, "scopes": ["read", "submit", "cancel", "admin"]}
+    assert me == {
+        "keys_required": False,
+        "key": None,
+        "scopes": ["read", "submit", "cancel", "admin"],
+    }
 
 
 def test_the_overview_loads_and_says_there_are_no_tasks_yet(
@@ -180,7 +188,9 @@ def test_a_direct_task_from_the_generated_form_turns_completed_live(
     assert unit.evaluate("n => n.required") is True
     options = unit.locator("option").all_inner_texts()
     assert options == ["choose…", "celsius", "fahrenheit"]
-    assert page.get_by_label("style", exact=True).evaluate("n => n.tagName") == "SELECT"  # a Literal too
+    assert (
+        page.get_by_label("style", exact=True).evaluate("n => n.tagName") == "SELECT"
+    )  # a Literal too
     # Types are checked before anything is sent.
     page.get_by_label("value", exact=True).fill("")
     page.get_by_role("button", name="Submit").click()
@@ -265,8 +275,13 @@ def test_every_page_renders_without_errors(console: Server, browser: Browser) ->
         browser.open(route)
         page.get_by_role("heading", name=heading).first.wait_for()
         if name == "overview":
-            finished = sum(t["completed_at"] is not None for t in console.http.get("/api/tasks").json()["tasks"])
-            page.get_by_role("img", name=f"Tasks finished per 5 minutes in the last hour: {finished}").wait_for()
+            finished = sum(
+                t["completed_at"] is not None
+                for t in console.http.get("/api/tasks").json()["tasks"]
+            )
+            page.get_by_role(
+                "img", name=f"Tasks finished per 5 minutes in the last hour: {finished}"
+            ).wait_for()
             page.get_by_label("Slowest tools (p95)").locator("table, .empty").wait_for()
         if name == "tools":
             page.locator("#tool-convert").get_by_text("demo").wait_for()
@@ -292,9 +307,9 @@ def test_every_page_renders_without_errors(console: Server, browser: Browser) ->
 
 
 def test_with_keys_the_console_asks_for_one_and_shows_what_it_allows(
-    console: Server, browser: Browser
+    console: Server, console_url: str, browser: Browser
 ) -> None:
-    project, url = console.project, console.url  # type: ignore[attr-defined]
+    project, url = console.project, console_url
     made = qasdk(project, url, "keys", "create", "viewer", "--scope", "read")
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()

@@ -47,7 +47,7 @@ export function chart(series, label) {
   const times = [0, Math.floor(series.length / 2), series.length - 1];
   return h(
     "svg",
-    { class: "chart", viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-label": label, preserveAspectRatio: "none" },
+    { class: "chart", viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-label": label, },
     h("title", {}, label),
     ticks.map((v) => [
       h("line", { class: "grid-line", x1: PAD.left, x2: WIDTH - PAD.right, y1: y(v), y2: y(v) }),

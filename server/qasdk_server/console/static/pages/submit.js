@@ -198,9 +198,18 @@ export async function render(main, { params }, context) {
     return ok ? { method: tool.value, params: values, ...common } : null;
   }
 
+  // A field's complaint goes once it is edited.
+  const clear = (event) => {
+    if (!event.target.getAttribute?.("aria-invalid")) return;
+    mark(event.target);
+    if (!form.querySelector("[aria-invalid=true]")) status.textContent = "";
+  };
+
   const form = h("form", {
     class: "panel", "aria-label": "Submit a task", novalidate: true,
     on: {
+      input: clear,
+      change: clear,
       submit: async (event) => {
         event.preventDefault();
         status.textContent = "";

@@ -95,8 +95,13 @@ export async function render(main, { params }, context) {
       h("td", {}, cancelButton(task, update, context)));
   }
 
+  let drawn = null;
   function draw() {
     const shown = [...tasks.values()].filter(matches);
+    // Redraw only what changed: a poll that finds nothing new keeps focus where it is.
+    const signature = JSON.stringify(shown.map((t) => [t.task_id, t.status, t.completed_at]));
+    if (signature === drawn) return;
+    drawn = signature;
     if (!shown.length) {
       const anyFilter = filters.status || filters.method || filters.text;
       show(body, anyFilter
