@@ -51,6 +51,24 @@ def convert(value: float, unit: Unit, digits: int = 1, style: Literal["short", "
     result = value if unit is Unit.CELSIUS else value * 9 / 5 + 32
     text = f"{result:.{digits}f}"
     return text if style == "short" else f"{text} degrees {unit.value}"
+
+
+@tool(timeout=120)
+def gate(path: str) -> str:
+    """Wait until a file exists: the test decides when this call ends.
+
+    Args:
+        path: The file to wait for.
+    """
+    import os
+    import time
+
+    deadline = time.monotonic() + 110
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.05)
+    return "open"
 '''
 
 
@@ -247,6 +265,28 @@ def test_a_task_in_words_shows_its_trace_with_the_tool_call(
     assert not thinking.evaluate("n => n.open")  # folded away
     page.get_by_text("2 + 3 = 5.").first.wait_for()
     browser.shot("task")
+    browser.clean()
+
+
+def test_the_trace_grows_live_while_the_task_runs(
+    console: Server, browser: Browser, model: ScriptedModel, tmp_path: Path
+) -> None:
+    opened = tmp_path / "open"
+    model.push(reply.tool_call("gate", {"path": str(opened)}), reply.text("The gate opened."))
+    task_id = console.submit(task_description="Wait for the gate.")["task_id"]
+    browser.open(f"#/tasks/{task_id}")
+    page = browser.page
+    timeline = page.get_by_role("list", name="Trace")
+    timeline.locator("li[data-kind='model']").first.wait_for()  # the first turn, done
+    page.locator("#task-status .badge.running").wait_for()
+    assert timeline.locator("li[data-kind='tool']").count() == 0  # the call is still running
+    page.evaluate("window.stayed = true")
+    opened.write_text("")
+    timeline.locator("li[data-kind='tool']").wait_for()
+    page.locator("#task-status .badge.completed").wait_for()
+    page.get_by_role("region", name="Outcome").get_by_text("The gate opened.").wait_for()
+    assert timeline.locator("li[data-kind='model']").count() == 2
+    assert page.evaluate("window.stayed") is True  # it grew without a reload
     browser.clean()
 
 
