@@ -377,3 +377,30 @@ def test_with_keys_the_console_asks_for_one_and_shows_what_it_allows(
     finally:
         revoked = qasdk(project, url, "keys", "revoke", "viewer")
         assert revoked.returncode == 0, revoked.stderr
+
+
+def test_the_figures_read_from_metrics_are_right(console: Server, browser: Browser) -> None:
+    browser.open()
+    browser.page.get_by_role("heading", name="Overview").wait_for()
+    figures = browser.page.evaluate(
+        """async () => {
+            const m = await import("/console/metrics.js");
+            const text = [
+                '# TYPE qasdk_tool_calls_total counter',
+                'qasdk_tool_calls_total{tool="a\\\\"b",outcome="success"} 8.0',
+                'qasdk_tool_calls_total{tool="a\\\\"b",outcome="timeout"} 2.0',
+                'qasdk_tool_call_duration_seconds_bucket{le="0.1",tool="a\\\\"b"} 5.0',
+                'qasdk_tool_call_duration_seconds_bucket{le="0.5",tool="a\\\\"b"} 10.0',
+                'qasdk_tool_call_duration_seconds_bucket{le="+Inf",tool="a\\\\"b"} 10.0',
+                'qasdk_queue_depth 3.0',
+            ].join("\\n");
+            const samples = m.parse(text);
+            return {depth: m.gauge(samples, "qasdk_queue_depth"),
+                    tool: Object.fromEntries(m.toolFigures(samples))};
+        }"""
+    )
+    assert figures["depth"] == 3
+    tool = figures["tool"]['a"b']
+    assert tool["calls"] == 10 and tool["failures"] == 2
+    assert tool["p50"] == pytest.approx(0.1) and tool["p95"] == pytest.approx(0.46)
+    browser.clean()
