@@ -64,7 +64,7 @@ concurrency_option = click.option(
 )
 
 
-@click.command(short_help="Serve the REST API (docs at /schema) and an embedded worker.")
+@click.command(short_help="Serve the REST API, the web console and an embedded worker.")
 @click.option("--host", help="Interface to listen on (default: server.host, 127.0.0.1).")
 @click.option(
     "--port", type=click.IntRange(0, 65535), help="Port (default: server.port, 8000; 0 picks one)."
@@ -92,7 +92,7 @@ def serve(
     watch: tuple[str, ...],
     prune: bool,
 ) -> None:
-    """Serve the REST API and an embedded worker; API docs at /schema."""
+    """Serve the REST API and an embedded worker; the console at /console, API docs at /schema."""
     stop_quietly_while_starting()
     require_server_extra()
     from qasdk_server.serve import run_server  # the server extra, checked above

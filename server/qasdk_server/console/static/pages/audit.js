@@ -5,6 +5,16 @@ import { empty, h, json, show, time } from "../ui.js";
 
 export const title = "Audit log";
 
+const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function target(entry) {
+  if (!entry.target) return "—";
+  if (entry.action.startsWith("task.") && TASK_ID.test(entry.target)) {
+    return h("a", { href: `#/tasks/${entry.target}` }, h("code", {}, entry.target));
+  }
+  return entry.target;
+}
+
 export async function render(main, { params }) {
   const rows = h("tbody", {});
   const more = h("button", { type: "button", hidden: true, on: { click: () => load() } }, "Load older entries");
@@ -37,7 +47,7 @@ export async function render(main, { params }) {
         h("td", {}, time(entry.at)),
         h("td", {}, entry.actor, entry.client ? h("div", { class: "muted small" }, entry.client) : null),
         h("td", {}, h("code", {}, entry.action), entry.count > 1 ? h("span", { class: "muted small" }, ` ×${entry.count}`) : null),
-        h("td", { class: "what" }, entry.target ?? "—"),
+        h("td", { class: "what" }, target(entry)),
         h("td", {}, Object.keys(entry.detail ?? {}).length ? h("details", {}, h("summary", {}, "detail"), json(entry.detail)) : "—")));
     }
     cursor = page.next_cursor;
