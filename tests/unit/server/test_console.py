@@ -50,3 +50,10 @@ def test_the_policy_forbids_inline_code_and_other_sites() -> None:
     assert directives["connect-src"] == "'self'"
     assert directives["default-src"] == "'none'"
     assert directives["frame-ancestors"] == "'none'"
+
+
+def test_the_readme_quick_start_ends_at_the_console() -> None:
+    readme = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert quick_start.strip().endswith("open http://127.0.0.1:8000/console")
+    assert "![The console's overview](docs/console/overview.png)" in readme
