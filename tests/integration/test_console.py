@@ -95,6 +95,28 @@ def console(
         assert server.stop() == 0, server.output
 
 
+UNNAMED = """() => [...document.querySelectorAll(
+    "a, button, input, select, textarea, [role=tab], summary")]
+  .filter((n) => n.offsetParent !== null || n.tagName === "SUMMARY")
+  .filter((n) => {
+    const by = n.getAttribute("aria-labelledby");
+    const name = n.getAttribute("aria-label")
+      || (by && by.split(" ").map((id) => document.getElementById(id)?.textContent).join(""))
+      || (n.labels && n.labels.length && n.labels[0].textContent)
+      || (n.tagName !== "INPUT" && n.textContent) || n.title || "";
+    return !name.trim();
+  })
+  .map((n) => n.outerHTML.slice(0, 120))"""
+
+#: Adds up the page's unexpected layout shifts (not those right after a click or a key).
+COUNT_SHIFTS = """
+window.shift = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.shift += entry.value;
+}).observe({ type: "layout-shift", buffered: true });
+"""
+
+
 class Browser:
     """One page, with what it requested and what it logged."""
 
@@ -111,6 +133,18 @@ class Browser:
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+    def unnamed(self) -> list[str]:
+        """Visible controls without an accessible name (label, aria-label or text)."""
+        found: list[str] = self.page.evaluate(UNNAMED)
+        return found
+
+    def shifted(self) -> float:
+        """Layout shift since the last call (Chromium's layout-shift entries, summed)."""
+        value: float = self.page.evaluate(
+            "() => { const v = window.shift; window.shift = 0; return v; }"
+        )
+        return value
 
     def clean(self) -> None:
         assert not self.outside, f"requests left 127.0.0.1: {self.outside}"
@@ -135,6 +169,7 @@ def browser(console: Server) -> Iterator[Browser]:
                 route.abort()
 
         context.route("**/*", only_loopback)
+        context.add_init_script(COUNT_SHIFTS)
         page = context.new_page()
         opened = Browser(page, console.base)
         opened.outside = outside
@@ -306,14 +341,17 @@ def test_every_page_renders_without_errors(console: Server, browser: Browser) ->
     page = browser.page
     pages = {
         "overview": ("#/overview", "Overview"),
+        "tasks": ("#/tasks", "Tasks"),
         "tools": ("#/tools", re.compile(r"^Tools \d+ registered$")),
         "workers": ("#/workers", "Workers"),
         "audit": ("#/audit", "Audit log"),
         "config": ("#/config", "Configuration"),
     }
+    assert page.evaluate("PerformanceObserver.supportedEntryTypes.includes('layout-shift')")
     for name, (route, heading) in pages.items():
         browser.open(route)
         page.get_by_role("heading", name=heading).first.wait_for()
+        browser.shifted()
         if name == "overview":
             finished = sum(
                 t["completed_at"] is not None
@@ -323,15 +361,20 @@ def test_every_page_renders_without_errors(console: Server, browser: Browser) ->
                 "img", name=f"Tasks finished per 5 minutes in the last hour: {finished}"
             ).wait_for()
             page.get_by_label("Slowest tools (p95)").locator("table, .empty").wait_for()
+        if name == "tasks":
+            page.locator("#task-rows tr").first.wait_for()
         if name == "tools":
             page.locator("#tool-convert").get_by_text("demo").wait_for()
         if name == "workers":
             page.get_by_text("alive").first.wait_for()
         if name == "audit":
-            page.get_by_text("task.cancel").first.wait_for()
+            page.get_by_text("sync", exact=True).first.wait_for()  # qasdk sync made the tools
         if name == "config":
             page.get_by_role("button", name="Reload configuration and tools").click()
             page.get_by_text("Reload unchanged.").wait_for()
+        assert not browser.unnamed(), f"{name}: controls without a name: {browser.unnamed()}"
+        shift = browser.shifted()
+        assert shift < 0.1, f"{name}: the layout shifted by {shift:.3f} while its data loaded"
         browser.shot(name)
     # Dark theme at a phone's width.
     page.set_viewport_size({"width": 390, "height": 844})
