@@ -363,6 +363,14 @@ def test_every_page_renders_without_errors(console: Server, browser: Browser) ->
             page.get_by_label("Slowest tools (p95)").locator("table, .empty").wait_for()
         if name == "tasks":
             page.locator("#task-rows tr").first.wait_for()
+            status = page.get_by_label("Status", exact=True)
+            status.focus()
+            status.select_option("cancelled")
+            page.wait_for_url("**/console/#/tasks?status=cancelled")
+            page.locator("#task-rows tr[data-status='cancelled']").first.wait_for()
+            assert page.locator("#task-rows tr:not([data-status='cancelled'])").count() == 0
+            assert status.evaluate("n => n === document.activeElement")  # focus stays
+            status.select_option("")
         if name == "tools":
             page.locator("#tool-convert").get_by_text("demo").wait_for()
         if name == "workers":
@@ -413,7 +421,9 @@ def test_with_keys_the_console_asks_for_one_and_shows_what_it_allows(
         assert not page.get_by_role("link", name="Audit").is_visible()
         assert page.get_by_role("button", name="Cancel").count() == 0
         assert page.evaluate("sessionStorage.getItem('qasdk.key')") == key
-        browser.errors.clear()  # the 401s of the first requests are logged by Chromium
+        browser.open("#/config")  # not in the menu, and refused when asked for anyway
+        page.get_by_role("alert").get_by_text("lacks the 'admin' scope").wait_for()
+        browser.errors.clear()  # the 401s and the 403 are logged by Chromium
         browser.open("#/overview")
         page.get_by_label("Workers online").wait_for()
         browser.clean()

@@ -31,7 +31,10 @@ def test_the_page_loads_only_files_that_ship() -> None:
         assert (ASSETS / url.removeprefix(f"{CONSOLE_PATH}/")).is_file(), url
     # No inline script or style: the policy allows neither.
     assert "<style" not in index and " style=" not in index
-    assert re.findall(r"<script[^>]*>", index) == ['<script type="module" src="/console/app.js">']
+    assert re.findall(r"<script[^>]*>", index) == [
+        '<script src="/console/theme.js">',
+        '<script type="module" src="/console/app.js">',
+    ]
 
 
 def test_every_module_import_resolves() -> None:

@@ -50,6 +50,8 @@ export async function render(main, { params }, context) {
   let cursor = null;
   let stopped = false;
   let timer = null;
+  let drawn = null; // what the table shows, to redraw only when it changes
+  let generation = 0; // bumped by a filter change: answers to older requests are dropped
 
   const status = h("select", { id: "filter-status", on: { change: () => apply("status", status.value) } },
     h("option", { value: "" }, "any"), STATUSES.map((s) => h("option", { value: s, selected: s === filters.status }, s)));
@@ -57,6 +59,7 @@ export async function render(main, { params }, context) {
   const text = h("input", {
     id: "filter-text", type: "search", value: filters.text, placeholder: "words, tool or id",
     on: { input: () => { filters.text = text.value; draw(); } },
+    "aria-controls": "task-rows",
   });
   const body = h("div", {}, loading(8, 5));
   const more = h("button", { type: "button", hidden: true, on: { click: () => load(true) } }, "Load older tasks");
@@ -73,10 +76,19 @@ export async function render(main, { params }, context) {
     for (const method of list.methods) tool.append(h("option", { value: method.name, selected: method.name === filters.method }, method.name));
   }).catch(() => {});
 
+  /** A new filter: the address follows (no navigation, so focus stays on the control). */
   function apply(name, value) {
-    const next = new URLSearchParams({ ...filters, [name]: value });
+    filters[name] = value;
+    generation += 1;
+    const next = new URLSearchParams({ status: filters.status, method: filters.method, text: filters.text });
     for (const [k, v] of [...next]) if (!v) next.delete(k);
-    location.hash = `#/tasks${next.toString() ? `?${next}` : ""}`;
+    history.replaceState(null, "", `#/tasks${next.toString() ? `?${next}` : ""}`);
+    for (const control of streams.values()) control.abort();
+    tasks.clear();
+    cursor = null;
+    drawn = null;
+    show(body, loading(8, 5));
+    load().catch((error) => show(body, failure(error, "Tasks could not be read")));
   }
 
   function matches(task) {
@@ -95,7 +107,6 @@ export async function render(main, { params }, context) {
       h("td", {}, cancelButton(task, update, context)));
   }
 
-  let drawn = null;
   function draw() {
     const shown = [...tasks.values()].filter(matches);
     // Redraw only what changed: a poll that finds nothing new keeps focus where it is.
@@ -131,10 +142,11 @@ export async function render(main, { params }, context) {
   }
 
   async function load(older = false) {
+    const asked = generation;
     const page = await api(url("/api/tasks", {
       status: filters.status, method: filters.method, limit: 50, cursor: older ? cursor : null,
     }));
-    if (stopped) return;
+    if (stopped || asked !== generation) return;
     if (!older) {
       // New tasks first; rows already loaded keep their place (and their live state).
       const fresh = new Map(page.tasks.map((t) => [t.task_id, t]));
