@@ -64,7 +64,7 @@ concurrency_option = click.option(
 )
 
 
-@click.command(short_help="Serve the REST API, the web console and an embedded worker.")
+@click.command(short_help="Serve the REST API (docs at /schema) and an embedded worker.")
 @click.option("--host", help="Interface to listen on (default: server.host, 127.0.0.1).")
 @click.option(
     "--port", type=click.IntRange(0, 65535), help="Port (default: server.port, 8000; 0 picks one)."
