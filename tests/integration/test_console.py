@@ -338,6 +338,10 @@ def test_a_running_task_is_cancelled_from_the_list(console: Server, browser: Bro
 
 
 def test_every_page_renders_without_errors(console: Server, browser: Browser) -> None:
+    assert console.run(method="add", params={"a": 1, "b": 1})["status"] == "completed"
+    stopped = console.submit(method="slow_add", params={"a": 1, "b": 1, "delay": 120})
+    cancel = console.http.post(f"/api/tasks/{stopped['task_id']}/cancel", params={"wait": 30})
+    assert cancel.json()["status"] == "cancelled"
     page = browser.page
     pages = {
         "overview": ("#/overview", "Overview"),
@@ -391,9 +395,14 @@ def test_every_page_renders_without_errors(console: Server, browser: Browser) ->
     page.get_by_role("button", name="Theme: light; switch").click()
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
     page.get_by_role("img", name=re.compile("Tasks finished per 5 minutes")).wait_for()
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"the page is {width}px wide on a 390px screen"
     browser.shot("overview-phone-dark")
+    for route, heading in [*pages.values(), ("#/submit", "Submit")]:
+        browser.open(route)
+        page.get_by_role("heading", name=heading).first.wait_for()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{route} is {width}px wide on a 390px screen"
+    page.reload()  # the choice outlives the page
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
     browser.clean()
 
 
