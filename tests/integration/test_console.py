@@ -219,10 +219,17 @@ def test_the_overview_loads_and_says_there_are_no_tasks_yet(
     browser.open()
     page = browser.page
     page.get_by_role("heading", name="Overview").wait_for()
+    # From the keyboard: the skip link first, then the pages.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.get_by_role("heading", name="Overview").is_visible()  # still the same page
     page.get_by_label("Workers online").get_by_text("1", exact=True).wait_for()
     page.get_by_role("img", name="Tasks finished per 5 minutes in the last hour: 0").wait_for()
     assert page.get_by_text("no task finished in the last hour").is_visible()
-    page.get_by_role("link", name="Tasks", exact=True).click()
+    page.get_by_role("link", name="Tasks", exact=True).focus()
+    page.keyboard.press("Enter")
     page.get_by_text("no tasks yet").wait_for()
     assert page.get_by_role("link", name="submit one").is_visible()
     browser.shot("tasks-empty")

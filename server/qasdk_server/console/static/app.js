@@ -27,6 +27,8 @@ function route() {
   return { page: PAGES[name] ? name : "overview", nav: name, id, params };
 }
 
+let current = 0;
+
 async function render() {
   if (leave) leave();
   leave = null;
@@ -37,13 +39,18 @@ async function render() {
   }
   const module = PAGES[page];
   document.title = `${module.title} · qasdk console`;
-  show(main, h("p", { class: "loading", "aria-busy": "true" }, "Loading…"));
+  // Each visit draws into a view of its own: a slow page left behind draws into nothing.
+  const visit = ++current;
+  const view = h("div", {}, h("p", { class: "loading", "aria-busy": "true" }, "Loading…"));
+  show(main, view);
   try {
-    leave = (await module.render(main, { id, params }, context)) ?? null;
+    const cleanup = (await module.render(view, { id, params }, context)) ?? null;
+    if (visit === current) leave = cleanup;
+    else if (cleanup) cleanup();
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return; // the key dialog is open
     if (!(error instanceof ApiError)) console.error(error); // a fault of the console itself
-    show(main, h("h1", {}, module.title), failure(error));
+    show(view, h("h1", {}, module.title), failure(error));
   }
 }
 
@@ -138,6 +145,12 @@ async function start() {
   }
   render();
 }
+
+// The skip link moves focus; as a plain "#main" link it would be taken for a page's address.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
 
 applyTheme(localStorage.getItem("qasdk.theme") ?? "auto");
 document.getElementById("zone").textContent = `Times in ${zone()}`;
