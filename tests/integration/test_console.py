@@ -446,6 +446,7 @@ def test_with_keys_the_console_asks_for_one_and_shows_what_it_allows(
     finally:
         revoked = qasdk(project, url, "keys", "revoke", "viewer")
         assert revoked.returncode == 0, revoked.stderr
+        until(lambda: console.http.get("/api/tasks").status_code == 200, "the server stayed keyed")
 
 
 def test_the_figures_read_from_metrics_are_right(console: Server, browser: Browser) -> None:
