@@ -184,8 +184,9 @@ def test_the_console_is_served_with_a_strict_policy(console: Server) -> None:
     root = console.http.get("/", follow_redirects=False)
     assert root.status_code in (301, 302, 307, 308)
     assert root.headers["location"] == "/console"
-    page = console.http.get("/console/")
-    assert page.status_code == 200
+    page = console.http.get("/console")  # the address the README gives
+    assert page.status_code == 200, page.text
+    assert page.text == console.http.get("/console/").text
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert "connect-src 'self'" in policy
@@ -195,6 +196,8 @@ def test_the_console_is_served_with_a_strict_policy(console: Server) -> None:
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]
     assert script.headers["content-security-policy"] == policy
+    assert script.headers["cache-control"] == "no-cache"
+    assert "etag" in script.headers or "last-modified" in script.headers
 
 
 def test_the_workers_api_names_this_servers_process(console: Server) -> None:
@@ -216,8 +219,9 @@ def test_the_workers_api_names_this_servers_process(console: Server) -> None:
 def test_the_overview_loads_and_says_there_are_no_tasks_yet(
     console: Server, browser: Browser
 ) -> None:
-    browser.open()
     page = browser.page
+    page.goto(f"{console.base}/")  # the server's address leads to the console
+    page.wait_for_url("**/console")
     page.get_by_role("heading", name="Overview").wait_for()
     # From the keyboard: the skip link first, then the pages.
     page.keyboard.press("Tab")

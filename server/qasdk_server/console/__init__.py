@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Response, Router, get
+from litestar.datastructures import CacheControlHeader
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
@@ -56,6 +57,8 @@ def console_assets() -> Router:
         name="console",
         opt={"scope": "public"},
         after_request=_secured,
+        # Revalidated on every load: after an upgrade no browser runs yesterday's modules.
+        cache_control=CacheControlHeader(no_cache=True),
     )
 
 
