@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,6 +26,7 @@ pytestmark = [pytest.mark.integration]
 SHOTS = Path(__file__).parents[2] / "docs" / "console"
 LOOPBACK = ("http://127.0.0.1:", "http://127.0.0.1/")
 WAIT = 30_000  # ms: generous, the machine may be busy
+ZONE = "Asia/Tokyo"  # the browser's zone: not the server's (UTC), so a test can tell them apart
 
 #: A tool with an enum and a Literal, so the generated form has selects.
 EXTRA_TOOLS = '''
@@ -157,7 +160,9 @@ def browser(console: Server) -> Iterator[Browser]:
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
-        context = launched.new_context(viewport={"width": 1280, "height": 860})
+        context = launched.new_context(
+            viewport={"width": 1280, "height": 860}, locale="en-US", timezone_id=ZONE
+        )
         context.set_default_timeout(WAIT)
         outside: list[str] = []
 
@@ -223,6 +228,7 @@ def test_the_overview_loads_and_says_there_are_no_tasks_yet(
     page.goto(f"{console.base}/")  # the server's address leads to the console
     page.wait_for_url("**/console")
     page.get_by_role("heading", name="Overview").wait_for()
+    assert page.get_by_text(f"Times in {ZONE}").is_visible()
     # From the keyboard: the skip link first, then the pages.
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
@@ -310,6 +316,10 @@ def test_a_task_in_words_shows_its_trace_with_the_tool_call(
     thinking = turns.first.locator("details")
     assert not thinking.evaluate("n => n.open")  # folded away
     page.get_by_text("2 + 3 = 5.").first.wait_for()
+    created = datetime.fromisoformat(console.get(task_id)["created_at"].replace("Z", "+00:00"))
+    local = created.astimezone(ZoneInfo(ZONE))
+    shown = page.locator("dl.facts dt:text-is('Created') + dd").inner_text()
+    assert local.strftime("%b %-d, %Y, %-I:%M:%S %p") == shown.replace("\u202f", " ")
     browser.shot("task")
     browser.clean()
 
