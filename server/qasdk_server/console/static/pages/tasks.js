@@ -63,6 +63,7 @@ export async function render(main, { params }, context) {
   });
   const body = h("div", {}, loading(8, 5));
   const more = h("button", { type: "button", hidden: true, on: { click: () => load(true) } }, "Load older tasks");
+  const note = h("span", { class: "muted small", role: "status" });
 
   show(main,
     h("div", { class: "spread" }, h("h1", {}, title), context.can("submit") ? h("a", { class: "button primary", href: "#/submit" }, "Submit a task") : null),
@@ -70,7 +71,7 @@ export async function render(main, { params }, context) {
       h("div", {}, h("label", { for: "filter-status" }, "Status"), status),
       h("div", {}, h("label", { for: "filter-tool" }, "Tool (direct calls)"), tool),
       h("div", {}, h("label", { for: "filter-text" }, "Text (in the loaded rows)"), text)),
-    h("section", { class: "panel", "aria-label": "Tasks" }, body, h("div", { class: "row" }, more)));
+    h("section", { class: "panel", "aria-label": "Tasks" }, body, h("div", { class: "spread" }, more, note)));
 
   api("/api/methods").then((list) => {
     for (const method of list.methods) tool.append(h("option", { value: method.name, selected: method.name === filters.method }, method.name));
@@ -138,7 +139,9 @@ export async function render(main, { params }, context) {
     streams.set(task.task_id, control);
     follow(`/api/tasks/${task.task_id}/events`, (event, data) => {
       if (event === "status") update(data);
-    }, control.signal).catch(() => {}).finally(() => streams.delete(task.task_id));
+    }, control.signal).catch(() => {}).finally(() => {
+      if (streams.get(task.task_id) === control) streams.delete(task.task_id);
+    });
   }
 
   async function load(older = false) {
@@ -166,8 +169,11 @@ export async function render(main, { params }, context) {
   async function poll() {
     try {
       await load();
+      note.textContent = "";
     } catch (error) {
-      if (!stopped && !tasks.size) show(body, failure(error, "Tasks could not be read"));
+      if (stopped) return;
+      if (!tasks.size) show(body, failure(error, "Tasks could not be read"));
+      else note.textContent = `Not refreshed: ${error.message}; trying again`;
     }
     if (!stopped) timer = setTimeout(poll, REFRESH);
   }

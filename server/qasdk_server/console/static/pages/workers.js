@@ -8,7 +8,8 @@ const REFRESH = 5000;
 
 export async function render(main) {
   const body = h("div", {});
-  show(main, h("h1", {}, title), body);
+  const note = h("p", { class: "muted small", role: "status" });
+  show(main, h("h1", {}, title), note, body);
   let timer = null;
   let stopped = false;
   async function refresh() {
@@ -37,7 +38,18 @@ export async function render(main) {
               h("td", { class: "num" }, String(w.running)))))))
           : empty("no workers: start one with qasdk worker (qasdk serve runs one unless --no-worker)"),
         h("p", { class: "hint" }, "Procrastinate records a worker's id and heartbeat; its host and pid are known while it runs a task, or when it is this server's.")));
-    timer = setTimeout(() => refresh().catch(() => {}), REFRESH);
+    timer = setTimeout(again, REFRESH);
+  }
+  // A failed refresh keeps what is shown, says why, and tries again.
+  async function again() {
+    try {
+      await refresh();
+      note.textContent = "";
+    } catch (error) {
+      if (stopped) return;
+      note.textContent = `Not refreshed: ${error.message}; trying again`;
+      timer = setTimeout(again, REFRESH);
+    }
   }
   await refresh();
   return () => {
