@@ -12,19 +12,22 @@ from litestar.middleware import DefineMiddleware
 
 from qasdk_server.auth import Authenticator, current_actor, current_principal, guard
 from qasdk_server.body import request_class_for
+from qasdk_server.console import console_assets, home
 from qasdk_server.denials import Denials
 from qasdk_server.errors import exception_handlers
 from qasdk_server.query import RejectUnknownQuery
 from qasdk_server.reload import Reloader
 from qasdk_server.routes.audit import list_audit
 from qasdk_server.routes.config import get_config, reload_config
-from qasdk_server.routes.docs import docs_assets, home, openapi_config
+from qasdk_server.routes.docs import docs_assets, openapi_config
 from qasdk_server.routes.events import task_events
 from qasdk_server.routes.health import health
 from qasdk_server.routes.keys import KeyController
+from qasdk_server.routes.me import whoami
 from qasdk_server.routes.methods import get_method, list_methods
 from qasdk_server.routes.metrics import metrics
 from qasdk_server.routes.tasks import TaskController
+from qasdk_server.routes.workers import list_workers
 from qasdk_server.sites import SiteGuard, default_hosts
 from qasdk_server.state import ServerState
 
@@ -65,8 +68,11 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
             get_config,
             reload_config,
             list_audit,
+            list_workers,
+            whoami,
             home,
             docs_assets(),
+            console_assets(),
         ],
         dependencies={
             "server": Provide(provide_server, sync_to_thread=False),

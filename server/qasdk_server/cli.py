@@ -92,7 +92,7 @@ def serve(
     watch: tuple[str, ...],
     prune: bool,
 ) -> None:
-    """Serve the REST API and an embedded worker; API docs at /schema."""
+    """Serve the REST API and an embedded worker; the console at /console, API docs at /schema."""
     stop_quietly_while_starting()
     require_server_extra()
     from qasdk_server.serve import run_server  # the server extra, checked above

@@ -279,7 +279,8 @@ async def run_server(
                 )
                 _announce(
                     f"serving http://{_url_host(bound[0])}:{bound[1]} "
-                    f"({len(base.registry.methods)} tools, {worker_note}); API docs at /schema"
+                    f"({len(base.registry.methods)} tools, {worker_note}); "
+                    "console at /console, API docs at /schema"
                 )
                 waits = [asyncio.create_task(base.stopper.event.wait()), serving]
                 if stop is not None:

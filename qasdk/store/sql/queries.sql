@@ -235,6 +235,22 @@ SELECT
     (SELECT count(*) FROM procrastinate_workers
      WHERE last_heartbeat > now() - make_interval(secs => %(stale)s)) AS workers;
 
+-- name: list_workers
+-- Procrastinate's workers (its table holds an id and a heartbeat only), with the jobs each
+-- runs now and the name (host:pid) its running tasks were claimed under.
+SELECT
+    worker.id,
+    worker.last_heartbeat,
+    worker.last_heartbeat > now() - make_interval(secs => %(stale)s) AS alive,
+    count(job.id) AS running,
+    min(task.worker) AS name
+FROM procrastinate_workers AS worker
+LEFT JOIN procrastinate_jobs AS job
+    ON job.worker_id = worker.id AND job.status = 'doing' AND job.queue_name = %(queue)s
+LEFT JOIN tasks AS task ON task.id::text = job.args ->> 'task_id'
+GROUP BY worker.id
+ORDER BY worker.id;
+
 -- name: recover_stalled_jobs
 -- Jobs of workers that stopped sending heartbeats go back to the queue, in one
 -- statement: rows are locked as they are chosen, and the heartbeat is checked
