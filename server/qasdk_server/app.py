@@ -18,6 +18,7 @@ from qasdk_server.errors import exception_handlers
 from qasdk_server.query import RejectUnknownQuery
 from qasdk_server.reload import Reloader
 from qasdk_server.routes.audit import list_audit
+from qasdk_server.routes.breakers import list_breakers
 from qasdk_server.routes.config import get_config, reload_config
 from qasdk_server.routes.docs import docs_assets, openapi_config
 from qasdk_server.routes.events import task_events
@@ -63,6 +64,7 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
             task_events,
             list_methods,
             get_method,
+            list_breakers,
             health,
             metrics,
             get_config,

@@ -524,3 +524,9 @@ FROM tool_rates WHERE tool = %(tool)s;
 -- name: try_tool_slot
 -- One of a tool's max_concurrency slots, held by this session until it ends (or unlocks).
 SELECT pg_try_advisory_lock(hashtext('qasdk.tool:' || %(tool)s), %(slot)s) AS taken;
+
+-- name: list_breakers
+-- Breakers worth showing: open, half-open, or closed with failures on record.
+SELECT tool, state, outcomes, opened_at, retry_at, updated_at FROM tool_breakers
+WHERE state <> 'closed' OR false = ANY(outcomes)
+ORDER BY (state = 'closed'), tool;

@@ -15,7 +15,19 @@ function card(label, figure, extra = null, name = label) {
     h("div", { class: "label" }, label), h("div", { class: "figure" }, figure), extra);
 }
 
-function cards(samples, health) {
+function breakerCard(breakers) {
+  if (!breakers) return card("Circuit breakers", "—");
+  const open = breakers.breakers.filter((b) => b.state !== "closed");
+  const detail = open.length
+    ? h("ul", { class: "plain" }, open.map((b) => h("li", {},
+        h("a", { href: `#/tools?name=${encodeURIComponent(b.tool)}` }, b.tool), " ",
+        badge(b.state === "open" ? "bad" : "pending", b.state.replace("_", "-")),
+        h("span", { class: "muted small" }, ` ${b.failures} of ${b.calls} failed`))))
+    : h("div", { class: "label" }, "none open");
+  return card("Circuit breakers", String(open.length), detail);
+}
+
+function cards(samples, health, breakers = null) {
   const byStatus = h("div", { class: "statuses" },
     STATUSES.map((status) => h("a", { href: `#/tasks?status=${status}` },
       badge(status), " ", String(gauge(samples, "qasdk_tasks", { status }) ?? 0))));
@@ -26,6 +38,7 @@ function cards(samples, health) {
     card("Workers online", String(gauge(samples, "qasdk_workers") ?? "—"), h("div", { class: "label" }, h("a", { href: "#/workers" }, "see workers"))),
     card("Server", health ? badge(health.status === "ok" ? "ok" : "bad", health.status) : "—",
       health ? h("div", { class: "label" }, `database ${health.database.ok ? "up" : "down"} · model ${health.model.ok ? "up" : "down"} · ${health.registry.tools} tools`) : null),
+    breakerCard(breakers),
   );
 }
 
@@ -70,11 +83,12 @@ export async function render(main) {
   let stopped = false;
   let timer = null;
   async function refresh() {
-    const [metrics, health, tasks] = await Promise.allSettled([api("/metrics"), api("/health", { ok: [503] }), recent()]);
+    const [metrics, health, tasks, breakers] = await Promise.allSettled([api("/metrics"), api("/health", { ok: [503] }), recent(), api("/api/breakers")]);
     if (stopped) return;
     const samples = metrics.status === "fulfilled" ? parse(metrics.value) : [];
     const status = health.status === "fulfilled" ? health.value.data : null;
-    show(figures, cards(samples, status), metrics.status === "rejected" ? failure(metrics.reason, "Metrics could not be read") : null);
+    const open = breakers.status === "fulfilled" ? breakers.value : null;
+    show(figures, cards(samples, status, open), metrics.status === "rejected" ? failure(metrics.reason, "Metrics could not be read") : null);
     if (tasks.status === "fulfilled") {
       const series = bucketed(tasks.value);
       const finished = series.reduce((n, b) => n + b.ok + b.bad, 0);

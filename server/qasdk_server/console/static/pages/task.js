@@ -33,6 +33,8 @@ function toolStep(step) {
       step.error ? badge("failed", "error") : badge("completed", "ok"),
       h("span", { class: "muted small" }, duration(step.duration_ms)),
       step.attempt > 1 ? h("span", { class: "badge pending" }, `attempt ${step.attempt}`) : null,
+      step.cached ? h("span", { class: "badge ok", title: "answered from the result cache: the tool did not run" }, "cache hit") : null,
+      step.retries ? h("span", { class: "badge pending", title: "attempts after the first (the tool's retries)" }, `${step.retries} ${step.retries === 1 ? "retry" : "retries"}`) : null,
       step.code_version ? h("span", { class: "muted small", title: "version of the tool code" }, `code ${step.code_version.slice(0, 12)}`) : null,
       h("span", { class: "muted small" }, time(step.started_at))),
     h("details", { open: true }, h("summary", {}, "Arguments"), json(step.arguments ?? {})),
@@ -71,6 +73,7 @@ export async function render(main, { id }, context) {
       ["Finished", time(task.completed_at)],
       ["Waited", duration(between(task.created_at, task.started_at ?? task.completed_at))],
       ["Ran", duration(between(task.started_at, task.completed_at))],
+      task.usage ? ["Tokens", `${task.usage.total_tokens} (${task.usage.prompt_tokens} prompt, ${task.usage.completion_tokens} completion, ${task.usage.turns} turns)`] : null,
     ]));
     if (task.error) show(outcome, h("h2", {}, "Error"), h("p", { class: "error-text", role: "alert" }, `${task.error.type}: ${task.error.message}`));
     else if (task.status === "completed") show(outcome, h("h2", {}, "Result"), json(task.result));
@@ -99,6 +102,11 @@ export async function render(main, { id }, context) {
     } else if (event === "step") {
       steps.set(data.seq, data);
       drawSteps();
+    } else if (event === "progress") {
+      const share = typeof data.fraction === "number" ? `${Math.round(data.fraction * 100)} %` : "";
+      traceState.textContent = `${data.tool}: ${[share, data.message].filter(Boolean).join(" — ")}`;
+    } else if (event === "breaker") {
+      traceState.textContent = `Circuit breaker of ${data.tool} is now ${data.state.replace("_", "-")} (${data.failures} of the last ${data.calls} calls failed).`;
     }
   }, control.signal)
     .then(() => {
