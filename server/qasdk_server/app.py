@@ -79,7 +79,13 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
         },
         exception_handlers=exception_handlers,
         guards=[guard],
-        state=State({"authenticator": Authenticator(state.pool, server.auth), "denials": denials}),
+        state=State(
+            {
+                "authenticator": Authenticator(state.pool, server.auth),
+                "denials": denials,
+                "mcp": mcp,
+            }
+        ),
         on_startup=[denials.start],
         on_shutdown=[denials.close],
         lifespan=[mcp.lifespan],

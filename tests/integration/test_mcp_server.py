@@ -441,3 +441,45 @@ async def test_qasdk_mcp_serves_the_same_tools_over_stdio(site: Site, tmp_path: 
     assert entry["actor"].startswith("mcp:")
     log = stderr.read_text()
     assert "serving MCP on stdio" in log, log
+
+
+async def test_the_server_stops_with_mcp_sessions_open_and_leaves_their_tasks(
+    site: Site,
+) -> None:
+    server = Server(site.project, site.url)
+    before = {t["task_id"] for t in site.running("slow_add")}
+    ended: list[BaseException] = []
+    try:
+        headers = {"Authorization": f"Bearer {site.keys['full']}"}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
+            streamable_http_client(f"{server.base}/mcp", http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+            anyio.create_task_group() as group,
+        ):
+            await session.initialize()
+            added = await session.call_tool("add", {"a": 1, "b": 2})
+            assert added.structured_content == {"result": 3}
+
+            async def call() -> None:
+                try:
+                    await session.call_tool("slow_add", {"a": 1, "b": 2, "delay": FOREVER})
+                except Exception as exc:  # the connection goes away with the server
+                    ended.append(exc)
+
+            group.start_soon(call)
+            started = await eventually(
+                lambda: [t for t in site.running("slow_add") if t["task_id"] not in before],
+                "the call's task never started running",
+            )
+            # The client keeps its GET stream, the session and a call open while it stops.
+            code = await anyio.to_thread.run_sync(server.stop)
+            assert code == 0, server.output
+            group.cancel_scope.cancel()
+    finally:
+        server.kill()
+    task_id = started[0]["task_id"]
+    # Durable: handed back to the queue (the other server may have it now), not cancelled.
+    assert site.task(task_id)["status"] in ("pending", "running"), site.task(task_id)
+    cancelled = site["admin"].post(f"/api/tasks/{task_id}/cancel", params={"wait": 10})
+    assert cancelled.status_code in (200, 202), cancelled.text

@@ -9,6 +9,7 @@ it did not exist. The SDK's session manager runs in the app's lifespan.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -48,11 +49,43 @@ class McpHttp:
             max_request_body_size=state.config.limits.request_body,
             session_idle_timeout=IDLE_SESSION,
         )
+        self._closed = asyncio.Event()
+        self._running: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        async with self.manager.run():
+        """Run the session manager (in a task of its own, so :meth:`close` can end it first)."""
+        started = asyncio.Event()
+
+        async def run() -> None:
+            async with self.manager.run():
+                started.set()
+                await self._closed.wait()
+
+        self._running = asyncio.create_task(run(), name="qasdk mcp sessions")
+        await asyncio.wait(
+            [self._running, asyncio.create_task(started.wait())],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if self._running.done():
+            self._running.result()  # it failed to start: say why
+        try:
             yield
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """End every session, before the HTTP server waits for its connections to close.
+
+        An open GET stream (or a call waiting for its task) would hold the
+        server's stop for ever. Calls cut short this way leave their tasks
+        alone: durable, they finish (or go back to the queue) as any task does.
+        """
+        self.tools.closing = True
+        self._closed.set()
+        if self._running is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._running
 
     def route(self) -> ASGIRouteHandler:
         manager = self.manager

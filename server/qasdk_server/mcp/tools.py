@@ -105,6 +105,8 @@ class McpTools:
     def __init__(self, state: ServerState, caller_of: CallerOf, *, version: str = "") -> None:
         self.state = state
         self.caller_of = caller_of
+        #: Set when the process stops: calls cut short then do not cancel their tasks.
+        self.closing = False
         self._connections: dict[int, Connection] = {}
         self._sends: set[asyncio.Task[None]] = set()
         self.server = _QasdkServer(
@@ -190,6 +192,8 @@ class McpTools:
         try:
             return _outcome(await self._finished(ctx, task.task_id))
         except anyio.get_cancelled_exc_class():
+            if self.closing:  # this server stops: the task is durable, it goes on elsewhere
+                raise
             # The client cancelled the request (or went away): the task stops too.
             with anyio.CancelScope(shield=True):
                 status = await cancel(self.state, task.task_id, caller.actor)
