@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -483,3 +484,19 @@ async def test_the_server_stops_with_mcp_sessions_open_and_leaves_their_tasks(
     assert site.task(task_id)["status"] in ("pending", "running"), site.task(task_id)
     cancelled = site["admin"].post(f"/api/tasks/{task_id}/cancel", params={"wait": 10})
     assert cancelled.status_code in (200, 202), cancelled.text
+
+
+def test_qasdk_mcp_says_why_it_cannot_start_on_stderr_only(site: Site) -> None:
+    down = "postgresql://nobody@127.0.0.1:1/qasdk"
+    started = subprocess.run(
+        [sys.executable, "-m", "qasdk", "mcp"],
+        cwd=site.project,
+        env=environment(site.project, down),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode == 3, started.stderr
+    assert started.stdout == ""
+    assert "cannot connect to PostgreSQL at 127.0.0.1:1" in started.stderr

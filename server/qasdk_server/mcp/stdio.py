@@ -22,6 +22,7 @@ from typing import Any
 
 from qasdk.audit import Actor
 from qasdk.config import Config
+from qasdk.errors import QasdkError
 from qasdk_server.auth import OPEN
 from qasdk_server.mcp.tools import Caller, McpTools
 from qasdk_server.serve import _process
@@ -41,6 +42,28 @@ async def run_stdio(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin (or a signal stops it)."""
+    try:
+        await _serve(config, embedded_worker=embedded_worker, version=version, stop=stop)
+    except Exception as exc:
+        # The transport's task group wraps what fails inside it (an unreachable database).
+        single = _single(exc)
+        if single is not exc and isinstance(single, QasdkError):
+            raise single from None
+        raise
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one error inside (nested) exception groups of one error each."""
+    inner = getattr(exc, "exceptions", None)
+    while isinstance(inner, tuple) and len(inner) == 1 and isinstance(inner[0], BaseException):
+        exc = inner[0]
+        inner = getattr(exc, "exceptions", None)
+    return exc
+
+
+async def _serve(
+    config: Config, *, embedded_worker: bool, version: str, stop: asyncio.Event | None
+) -> None:
     from mcp.server.stdio import stdio_server
 
     caller = Caller(OPEN, Actor.local("mcp"))
@@ -85,6 +108,10 @@ async def run_stdio(
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             if serving in done and serving.exception() is not None:
                 logger.error("the MCP session failed", exc_info=serving.exception())
+            if serving not in done:
+                # Stopped by a signal, not by the client: calls cut short leave their
+                # durable tasks alone (the client closing stdin cancels its calls' tasks).
+                tools.closing = True
             for task in waits:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
