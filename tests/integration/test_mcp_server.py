@@ -119,13 +119,24 @@ def site(
             # Nothing went wrong in MCP's machinery (the log file is every process's of the
             # project: the failing tool's errors are in it, as they should be).
             troubles = [
-                (r["logger"], r["message"])
+                r
                 for r in server.log_records()
                 if r["level"] in ("ERROR", "CRITICAL", "WARNING")
                 and r["logger"].split(".")[0] in ("mcp", "sse_starlette", "starlette", "uvicorn")
                 and not r["message"].startswith(EXPECTED_WARNINGS)
+                and not _closed_under_a_request(r)
             ]
-            assert not troubles, troubles
+            assert not troubles, json.dumps(troubles, indent=1)
+
+
+def _closed_under_a_request(record: dict[str, Any]) -> bool:
+    """The SDK's race when a session ends (a client's DELETE) while a POST of it is handled.
+
+    The request's stream is closed under it; the SDK logs that, then tries to answer
+    500 on a response already sent, which uvicorn logs too. Nothing is lost.
+    """
+    stack = record.get("stack_trace") or ""
+    return "ClosedResourceError" in stack and "_handle_post_request" in stack
 
 
 Notified = list[types.ServerNotification | Exception]
@@ -371,8 +382,8 @@ async def test_task_progress_events_become_progress_notifications(site: Site) ->
         task_id = await _cancelled_call(
             site, session, while_running=report, progress_callback=progress
         )
+        await eventually(lambda: site.task(task_id)["status"] == "cancelled", "not cancelled")
     assert seen == [(0.25, 1.0, "a quarter"), (0.5, 1.0, "half")]
-    await eventually(lambda: site.task(task_id)["status"] == "cancelled", "not cancelled")
 
 
 async def test_list_changed_is_sent_when_the_registry_changes(site: Site) -> None:
