@@ -63,10 +63,9 @@ class McpHttp:
                 await self._closed.wait()
 
         self._running = asyncio.create_task(run(), name="qasdk mcp sessions")
-        await asyncio.wait(
-            [self._running, asyncio.create_task(started.wait())],
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        waiting = asyncio.create_task(started.wait())
+        await asyncio.wait([self._running, waiting], return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
         if self._running.done():
             self._running.result()  # it failed to start: say why
         try:

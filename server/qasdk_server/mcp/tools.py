@@ -32,6 +32,7 @@ from mcp.shared.exceptions import MCPError
 from qasdk._excerpt import excerpt
 from qasdk.audit import Actor
 from qasdk.models import TERMINAL_STATUSES, MethodConfig, Task
+from qasdk.store.connection import is_outage
 from qasdk_server.agent.shim import tool_schema
 from qasdk_server.auth import Principal, Refused
 from qasdk_server.errors import ApiError
@@ -163,6 +164,17 @@ class McpTools:
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
+        try:
+            return await self._call(ctx, params)
+        except MCPError:
+            raise
+        except Exception as exc:
+            # The SDK would send str(exc) to the client: say what a client may know.
+            raise _internal("tools/call", exc) from None
+
+    async def _call(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         caller = self.caller_of(ctx)
         key = caller.principal.key
         if key is not None and not key.allows("submit"):
@@ -223,6 +235,22 @@ class McpTools:
                     continue
                 task = await load_task(state, task_id)
         return task
+
+
+def _internal(method: str, exc: Exception) -> MCPError:
+    """An outage or a bug as the client sees it; the log has the rest (a bug: by ``error_id``)."""
+    if is_outage(exc):
+        logger.warning("mcp: database unavailable during %s: %s", method, exc)
+        return MCPError(types.INTERNAL_ERROR, "the database is unavailable; retry shortly")
+    error_id = uuid.uuid4().hex[:12]
+    logger.error(
+        "mcp: unhandled error in %s (error id %s)",
+        method,
+        error_id,
+        exc_info=exc,
+        extra={"error_id": error_id},
+    )
+    return MCPError(types.INTERNAL_ERROR, f"internal server error (error id {error_id})")
 
 
 async def _progress(

@@ -10,7 +10,7 @@ import mcp_types as types
 import pytest
 
 from qasdk.models import Task, TaskError
-from qasdk_server.mcp.tools import TASK_ID_META, _outcome, structured
+from qasdk_server.mcp.tools import TASK_ID_META, _internal, _outcome, structured
 
 
 def _task(status: Any, **fields: Any) -> Task:
@@ -60,3 +60,13 @@ def test_a_failed_or_cancelled_task_is_a_tool_error() -> None:
     shown = _outcome(cancelled).content[0]
     assert isinstance(shown, types.TextContent)
     assert shown.text == f"task {cancelled.task_id} was cancelled"
+
+
+def test_a_bug_reaches_the_client_as_an_error_id_not_its_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    error = _internal("tools/call", KeyError("postgresql://user:secret@db/qasdk"))
+    assert error.code == types.INTERNAL_ERROR
+    assert "secret" not in error.message and error.message.startswith("internal server error")
+    (record,) = [r for r in caplog.records if r.name == "qasdk.mcp"]
+    assert record.error_id in error.message  # type: ignore[attr-defined]
