@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -51,6 +52,10 @@ class McpHttp:
         )
         self._closed = asyncio.Event()
         self._running: asyncio.Task[None] | None = None
+        # It logs every chunk it streams (tool results included) at DEBUG: not ours to keep.
+        chunks = logging.getLogger("sse_starlette")
+        if chunks.level == logging.NOTSET:
+            chunks.setLevel(logging.INFO)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
