@@ -142,11 +142,6 @@ class McpTools:
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
 
-    @property
-    def sessions(self) -> int:
-        """Connections open now (initialized, not yet closed)."""
-        return len(self._connections)
-
     # -- tools/list ----------------------------------------------------------
 
     async def _list_tools(
