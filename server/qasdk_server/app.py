@@ -1,4 +1,4 @@
-"""The Litestar application: routes, error handling, request limits, OpenAPI at ``/schema``."""
+"""The Litestar application: routes, MCP at ``/mcp``, errors, limits, OpenAPI at ``/schema``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from qasdk_server.body import request_class_for
 from qasdk_server.console import console_assets, home
 from qasdk_server.denials import Denials
 from qasdk_server.errors import exception_handlers
+from qasdk_server.mcp.http import McpHttp
 from qasdk_server.query import RejectUnknownQuery
 from qasdk_server.reload import Reloader
 from qasdk_server.routes.audit import list_audit
@@ -57,6 +58,7 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
     if hosts is None:
         hosts = default_hosts(server.host)
     denials = Denials(state.pool, secrets=lambda: state.config.secrets())
+    mcp = McpHttp(state, denials, version=_version())
     return Litestar(
         route_handlers=[
             TaskController,
@@ -75,6 +77,7 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
             home,
             docs_assets(),
             console_assets(),
+            mcp.route(),
         ],
         dependencies={
             "server": Provide(provide_server, sync_to_thread=False),
@@ -84,9 +87,16 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
         },
         exception_handlers=exception_handlers,
         guards=[guard],
-        state=State({"authenticator": Authenticator(state.pool, server.auth), "denials": denials}),
+        state=State(
+            {
+                "authenticator": Authenticator(state.pool, server.auth),
+                "denials": denials,
+                "mcp": mcp,
+            }
+        ),
         on_startup=[denials.start],
         on_shutdown=[denials.close],
+        lifespan=[mcp.lifespan],
         # Read when the app is built: a reload cannot change it (reload.py says so).
         request_max_body_size=state.config.limits.request_body,
         request_class=request_class_for(lambda: state.config.limits),
