@@ -353,22 +353,22 @@ DROP DATABASE IF EXISTS {database} WITH (FORCE);
 
 -- name: insert_key
 INSERT INTO api_keys (id, name, digest, scopes, expires_at, tools, tags, permissions,
-                      rate_count, rate_seconds, max_running)
+                      rate_count, rate_seconds, max_running, max_tokens_per_task)
 VALUES (%(id)s, %(name)s, %(digest)s, %(scopes)s, %(expires_at)s, %(tools)s, %(tags)s,
-        %(permissions)s, %(rate_count)s, %(rate_seconds)s, %(max_running)s)
+        %(permissions)s, %(rate_count)s, %(rate_seconds)s, %(max_running)s, %(max_tokens_per_task)s)
 ON CONFLICT (name) DO NOTHING
 RETURNING id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
-    rate_count, rate_seconds, max_running;
+    rate_count, rate_seconds, max_running, max_tokens_per_task;
 
 -- name: list_keys
 SELECT id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
-    rate_count, rate_seconds, max_running
+    rate_count, rate_seconds, max_running, max_tokens_per_task
 FROM api_keys
 ORDER BY created_at, name;
 
 -- name: key_digest
 SELECT id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
-    rate_count, rate_seconds, max_running, digest
+    rate_count, rate_seconds, max_running, max_tokens_per_task, digest
 FROM api_keys
 WHERE id = %(id)s;
 
@@ -376,7 +376,7 @@ WHERE id = %(id)s;
 UPDATE api_keys SET revoked_at = now()
 WHERE name = %(name)s AND revoked_at IS NULL
 RETURNING id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
-    rate_count, rate_seconds, max_running;
+    rate_count, rate_seconds, max_running, max_tokens_per_task;
 
 -- name: lock_owner
 -- Submits of one key wait for each other here (on every server), so the count of its

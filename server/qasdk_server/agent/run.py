@@ -179,6 +179,7 @@ class AgentRun:
         retries: int = 0,
         backoff: float = 1.0,
         span: TaskSpan | None = None,
+        token_budget: int | None = None,
     ) -> None:
         self.model = model
         #: The task's span, when traced: each model call is a span under it.
@@ -191,8 +192,10 @@ class AgentRun:
         self.backoff = backoff
         self.turns = 0
         self.tool_calls = 0
-        #: Tokens of this attempt's model turns so far.
+        #: Tokens of this attempt's model turns so far, and how many it may use
+        #: (``model.max_tokens_per_task``, or lower for the task's key).
         self.tokens = 0
+        self.token_budget = model.max_tokens_per_task if token_budget is None else token_budget
         #: (name, canonical arguments) → (turn it first ran in, its result, text the model
         #: got, whether it failed)
         self._returned: dict[tuple[str, str], tuple[int, Any, str, bool]] = {}
@@ -482,13 +485,18 @@ class AgentRun:
         self.context.observe_tokens(
             self.model.name, usage["prompt_tokens"], usage["completion_tokens"]
         )
-        budget = self.model.max_tokens_per_task
+        budget = self.token_budget
         if budget is not None and self.tokens > budget:
+            whose = (
+                "model.max_tokens_per_task"
+                if budget == self.model.max_tokens_per_task
+                else "its key's max_tokens_per_task"
+            )
             raise AgentFailure(
                 TaskError(
                     "TokenBudgetExceeded",
                     f"the task used {self.tokens} tokens in {self.turns} model turns, over its "
-                    f"budget of {budget} (model.max_tokens_per_task)",
+                    f"budget of {budget} ({whose})",
                 )
             )
 

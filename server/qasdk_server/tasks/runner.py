@@ -712,18 +712,25 @@ class TaskRunner:
         if name not in self.executor.methods and await self.registry.find(name) is not None:
             self.executor.replace_methods(self.registry.configs())
 
-    async def _methods_for(self, owner: uuid.UUID | None) -> Mapping[str, MethodConfig]:
-        """The tools the task's key may run: all of them unless its key is limited."""
+    async def _methods_for(
+        self, owner: uuid.UUID | None
+    ) -> tuple[Mapping[str, MethodConfig], int | None]:
+        """The tools the task's key may run (all of them unless it is limited), and the
+        task's token budget: the lower of the model's and the key's."""
         methods = self.registry.configs()
+        budget = self.config.model.max_tokens_per_task
         if owner is None:
-            return methods
+            return methods, budget
         async with self.pool.connection() as conn:
             found = await keys_store.find_key(conn, owner)
         key = None if found is None else found[0]
+        if key is not None and key.max_tokens_per_task is not None:
+            budget = min(budget or key.max_tokens_per_task, key.max_tokens_per_task)
         if key is not None and not key.limits_tools:
-            return methods
+            return methods, budget
         # A key that is gone may run nothing; a limited one, what it allows.
-        return {n: m for n, m in methods.items() if key is not None and key.may_run(m)}
+        allowed = {n: m for n, m in methods.items() if key is not None and key.may_run(m)}
+        return allowed, budget
 
     async def _described(
         self,
@@ -734,7 +741,7 @@ class TaskRunner:
         span: TaskSpan | None,
     ) -> tuple[str, Any, TaskError | None]:
         assert task.task_description is not None
-        methods = await self._methods_for(task.owner)
+        methods, budget = await self._methods_for(task.owner)
         model = self.config.model
         llm, tools = self._model_resources(model, methods)
         loop = asyncio.get_running_loop()
@@ -749,6 +756,7 @@ class TaskRunner:
             retries=worker.model_retries,
             backoff=worker.retry_backoff,
             span=span,
+            token_budget=budget,
         )
         resume = None
         if task.attempts > 1:
