@@ -139,7 +139,7 @@ class TaskRunner:
         #: OpenTelemetry spans of tasks (``None``: telemetry is off, nothing is traced).
         self.tracing = tracing
         self.config = config
-        self._digests = ModuleDigests(executor.cwd)
+        self._digests: ModuleDigests | None = None  # made on first use (cache_ttl tools)
         self.pool = pool
         self.registry = registry
         self.executor = executor
@@ -646,6 +646,8 @@ class TaskRunner:
         code = self.executor.code
         if code is not None:
             return code.id
+        if self._digests is None:
+            self._digests = ModuleDigests(self.executor.cwd)
         return self._digests.digest(method.module_path)
 
     async def _execute_call(self, call: ToolCall) -> ExecutionResult:
