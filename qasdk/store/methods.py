@@ -136,6 +136,8 @@ def _row(config: MethodConfig) -> dict[str, object]:
         "timeout": config.timeout,
         "tags": list(config.tags),
         "permissions": list(config.permissions),
+        "type": config.type,
+        "endpoint": msgspec.to_builtins(config.endpoint) if config.endpoint else None,
     }
 
 
