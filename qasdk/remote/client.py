@@ -42,7 +42,11 @@ MAX_TOOLS = 1000
 
 
 class RemoteError(Exception):
-    """The MCP server could not be reached, or did not answer as MCP servers do."""
+    """The MCP server could not be reached, or did not answer (in time, or as MCP servers do)."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class RemoteTool(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,7 +122,7 @@ async def _bounded(endpoint: McpEndpoint, timeout: float, work: Any, doing: str)
         return await asyncio.wait_for(work, timeout)
     except asyncio.TimeoutError:
         raise RemoteError(
-            f"{endpoint.where}: no answer to {doing} within {round(timeout, 3)} s"
+            f"{endpoint.where}: no answer to {doing} within {round(timeout, 3)} s", timed_out=True
         ) from None
     except ConfigurationError:
         raise
