@@ -13,10 +13,9 @@ import sys
 import time
 from typing import Annotated
 
-from pydantic import Field
-
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
 
 
 def build(variant: int) -> MCPServer:
