@@ -185,7 +185,11 @@ def describe_methods(methods: Sequence[MethodMetadata]) -> str:
             (
                 method.name,
                 _signature(method),
-                f"{method.module_path}:{method.function_name}",
+                (
+                    f"mcp:{method.endpoint.server}/{method.endpoint.tool}"
+                    if method.endpoint is not None
+                    else f"{method.module_path}:{method.function_name}"
+                ),
                 "; ".join(options),
                 method.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
             )

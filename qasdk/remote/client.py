@@ -39,6 +39,9 @@ INSTALL_HINT = "MCP servers need the mcp package: pip install 'qasdk[mcp]'"
 #: A listing that never ends (a hostile cursor) stops here.
 MAX_PAGES = 50
 MAX_TOOLS = 1000
+#: Bytes one answer (a JSON body, an SSE event) may have: a hostile server cannot make the
+#: client hold more; what is kept of a result is bounded further by ``limits.result``.
+MAX_ANSWER = 32 * 1024 * 1024
 
 
 class RemoteError(Exception):
@@ -89,9 +92,21 @@ async def _session(
         from mcp.client.streamable_http import streamable_http_client
 
         headers = expand_all(endpoint.headers, environ, what=f"{what}.headers")
-        http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(timeout))
+
+        async def bounded(response: httpx2.Response) -> None:
+            size = response.headers.get("content-length")
+            if size is not None and size.isdigit() and int(size) > MAX_ANSWER:
+                raise RemoteError(f"answered {size} bytes, more than {MAX_ANSWER}")
+
+        http = httpx2.AsyncClient(
+            headers=headers,
+            timeout=httpx2.Timeout(timeout),
+            event_hooks={"response": [bounded]},
+        )
         async with http:
-            transport = streamable_http_client(endpoint.url, http_client=http)
+            transport = streamable_http_client(
+                endpoint.url, http_client=http, max_sse_event_size=MAX_ANSWER
+            )
             async with Client(transport, cache=None, read_timeout_seconds=timeout) as client:
                 yield client
         return

@@ -240,6 +240,16 @@ def test_a_resync_reports_what_changed_on_the_remote_side(
     finally:
         second.stop()
 
+    # The server is gone now: a call fails clearly, naming it.
+    server = Server(project, fresh_database)
+    try:
+        task = server.run(method="r_echo", params={"text": "anyone?"}, within=60)
+        assert task["status"] == "failed", task
+        assert task["error"]["type"] == "McpUnavailable"
+        assert f"mcp server 'calc' (http://127.0.0.1:{port}/mcp)" in task["error"]["message"]
+    finally:
+        assert server.stop() == 0, server.output
+
 
 def test_an_unreachable_server_fails_the_sync_and_changes_nothing(
     tmp_path: Path, model: ScriptedModel, fresh_database: str

@@ -6,10 +6,16 @@ the same timeout, its result by the same size limit, and its failures come back
 as the same :class:`ExecutionResult`: the remote's ``isError`` as
 ``McpToolError`` with its message, a server that cannot be reached as
 ``McpUnavailable`` naming it, no answer in time as ``TimeoutError``.
+
+The call runs on an event loop of its own thread: decoding what a remote
+answers (up to :data:`~qasdk.remote.client.MAX_ANSWER` bytes) never holds up
+the worker's loop. It is bounded by its timeout there, so a cancelled task's
+call ends by itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +24,13 @@ import msgspec
 
 from qasdk.errors import ConfigurationError
 from qasdk.models import ExecutionResult, McpEndpoint
-from qasdk.remote.client import INSTALL_HINT, RemoteError, call_tool, mcp_available
+from qasdk.remote.client import (
+    INSTALL_HINT,
+    CallOutcome,
+    RemoteError,
+    call_tool,
+    mcp_available,
+)
 
 __all__ = ["MCP_TOOL_ERROR", "MCP_UNAVAILABLE", "call_remote"]
 
@@ -45,7 +57,7 @@ async def call_remote(
         return failed(MCP_UNAVAILABLE, f"tool {name!r}: {INSTALL_HINT} where workers run", 0.0)
     start = time.perf_counter()
     try:
-        outcome = await call_tool(endpoint, arguments, timeout=limit)
+        outcome = await asyncio.to_thread(_call_in_own_loop, endpoint, arguments, limit)
     except RemoteError as exc:
         elapsed = time.perf_counter() - start
         if exc.timed_out:
@@ -67,3 +79,9 @@ async def call_remote(
             MCP_TOOL_ERROR, f"tool {name!r} answered a value JSON cannot hold: {exc}", elapsed
         )
     return ExecutionResult(success=True, result=parse(msgspec.Raw(encoded)), execution_time=elapsed)
+
+
+def _call_in_own_loop(
+    endpoint: McpEndpoint, arguments: dict[str, Any], limit: float
+) -> CallOutcome:
+    return asyncio.run(call_tool(endpoint, arguments, timeout=limit))
