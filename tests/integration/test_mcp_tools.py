@@ -193,6 +193,8 @@ def test_a_stdio_server_is_started_per_call_with_its_env(
         task = server.run(method="io_whoami", params={}, within=60)
         assert task["status"] == "completed", task
         assert task["result"]["variable"] == "from-the-environment"
+        # Only its env: reaches it: not the database URL the worker has (twice, see harness).
+        assert task["result"]["database"] == ""
         methods = {m["name"]: m for m in server.methods()["methods"]}
         assert methods["io_whoami"]["endpoint"]["env"] == {
             "QASDK_TEST_REMOTE_VAR": "${MCP_TEST_VALUE}"

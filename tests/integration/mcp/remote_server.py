@@ -68,6 +68,8 @@ def build(variant: int) -> MCPServer:
         return {
             "authorization": str(headers.get("authorization", "")),
             "variable": os.environ.get("QASDK_TEST_REMOTE_VAR", ""),
+            # What of the worker's environment reached this process (a stdio server).
+            "database": ",".join(k for k in os.environ if "DATABASE" in k),
         }
 
     return server
