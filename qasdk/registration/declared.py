@@ -253,8 +253,16 @@ class _Reader:
                 problem(None, "give a 'url' (streamable HTTP) or a 'command' (stdio)")
         elif declared.url is not None and declared.command is not None:
             problem("command", "give a 'url' or a 'command', not both")
-        if declared.url is not None and not declared.url.startswith(("http://", "https://")):
-            problem("url", f"must be an http:// or https:// URL, got {declared.url!r}")
+        if declared.url is not None:
+            if not declared.url.startswith(("http://", "https://")):
+                problem("url", f"must be an http:// or https:// URL, got {declared.url!r}")
+            elif "@" in declared.url.split("/", 3)[2] or "${" in declared.url:
+                # The URL is stored and shown as it is: a credential belongs in a header.
+                problem(
+                    "url",
+                    "must not hold credentials or ${...}: put them in a header "
+                    "(headers: {Authorization: 'Bearer ${TOKEN}'})",
+                )
         if declared.command is not None and not declared.command.strip():
             problem("command", "must not be empty")
         if declared.url is not None:

@@ -61,6 +61,8 @@ mcp_servers:
         ("{name: s}", "mcp_servers.s: give a 'url' (streamable HTTP) or a 'command' (stdio)"),
         ("{name: s, url: http://x, command: y}", "mcp_servers.s.command: give a 'url' or a"),
         ("{name: s, url: ftp://x}", "mcp_servers.s.url: must be an http:// or https:// URL"),
+        ("{name: s, url: 'http://u:p@x/mcp'}", "mcp_servers.s.url: must not hold credentials"),
+        ("{name: s, url: 'http://x/${T}'}", "mcp_servers.s.url: must not hold credentials"),
         ("{name: s, url: http://x, args: [a]}", "mcp_servers.s.args: applies to a 'command'"),
         ("{name: s, command: x, headers: {A: b}}", "mcp_servers.s.headers: applies to a 'url'"),
         ("{name: s, url: http://x, tools: []}", "mcp_servers.s.tools: must name at least one"),
