@@ -20,7 +20,7 @@ A file may also declare MCP servers whose tools become tools of type ``mcp``::
         headers: {Authorization: "Bearer ${GITHUB_TOKEN}"}   # expanded at call time
         tools: [search_issues]              # default: every tool it lists
         prefix: gh_                         # registered as gh_search_issues
-        timeout: 20                         # seconds, per call (and to list at sync)
+        timeout: 20                         # seconds per call (listing at sync: 15 or more)
       - name: files
         command: python                     # ... or a command spoken to over stdio
         args: [servers/files.py]

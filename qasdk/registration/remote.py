@@ -24,7 +24,7 @@ from qasdk.remote.client import INSTALL_HINT, RemoteError, RemoteTool, list_tool
 
 __all__ = ["DEFAULT_LIST_TIMEOUT", "remote_entries", "tool_entry"]
 
-#: Seconds a server has to answer ``tools/list`` at sync when it sets no timeout.
+#: Seconds a server has at least to answer ``tools/list`` at sync (its ``timeout`` if longer).
 DEFAULT_LIST_TIMEOUT = 15.0
 _T = TypeVar("_T")
 _REF_DEPTH = 16
@@ -88,7 +88,10 @@ async def _listed(
     where = "url" if server.url is not None else "command"
     try:
         return await list_tools(
-            server.endpoint(""), timeout=server.timeout or DEFAULT_LIST_TIMEOUT, environ=environ
+            server.endpoint(""),
+            # A short call timeout is for calls: listing (a new connection) gets at least this.
+            timeout=max(server.timeout or 0.0, DEFAULT_LIST_TIMEOUT),
+            environ=environ,
         )
     except RemoteError as exc:
         return Problem(

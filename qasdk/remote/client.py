@@ -32,6 +32,9 @@ __all__ = [
     "call_tool",
     "list_tools",
     "mcp_available",
+    "open_session",
+    "outcome_of",
+    "reason",
     "require_mcp",
 ]
 
@@ -81,9 +84,10 @@ def require_mcp(source: Source | None = None) -> None:
 
 
 @asynccontextmanager
-async def _session(
-    endpoint: McpEndpoint, environ: Mapping[str, str], timeout: float
+async def open_session(
+    endpoint: McpEndpoint, environ: Mapping[str, str], timeout: float | None
 ) -> AsyncIterator[Any]:
+    """A connected ``mcp.Client`` (``timeout``: of each request; ``None``: the caller bounds)."""
     from mcp import Client, StdioServerParameters
 
     what = f"mcp_servers.{endpoint.server}"
@@ -100,7 +104,7 @@ async def _session(
 
         http = httpx2.AsyncClient(
             headers=headers,
-            timeout=httpx2.Timeout(timeout),
+            timeout=httpx2.Timeout(timeout if timeout is not None else 300.0),
             event_hooks={"response": [bounded]},
         )
         async with http:
@@ -118,7 +122,7 @@ async def _session(
         yield client
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     """The innermost cause of ``exc`` (task groups wrap it), in a few words."""
     while True:
         inner = getattr(exc, "exceptions", None)
@@ -142,7 +146,7 @@ async def _bounded(endpoint: McpEndpoint, timeout: float, work: Any, doing: str)
     except ConfigurationError:
         raise
     except Exception as exc:
-        raise RemoteError(f"{endpoint.where}: {doing} failed: {_reason(exc)}") from None
+        raise RemoteError(f"{endpoint.where}: {doing} failed: {reason(exc)}") from None
 
 
 async def list_tools(
@@ -153,7 +157,7 @@ async def list_tools(
 
     async def work() -> list[RemoteTool]:
         found: list[RemoteTool] = []
-        async with _session(endpoint, env, timeout) as client:
+        async with open_session(endpoint, env, timeout) as client:
             cursor: str | None = None
             for _ in range(MAX_PAGES):
                 page = await client.list_tools(cursor=cursor)
@@ -185,9 +189,9 @@ async def call_tool(
     env = os.environ if environ is None else environ
 
     async def work() -> CallOutcome:
-        async with _session(endpoint, env, timeout) as client:
+        async with open_session(endpoint, env, timeout) as client:
             answer = await client.call_tool(endpoint.tool, dict(arguments))
-        return _outcome(answer)
+        return outcome_of(answer)
 
     outcome: CallOutcome = await _bounded(
         endpoint, timeout, work(), f"calling tool {endpoint.tool!r}"
@@ -195,7 +199,7 @@ async def call_tool(
     return outcome
 
 
-def _outcome(answer: Any) -> CallOutcome:
+def outcome_of(answer: Any) -> CallOutcome:
     """Text and structured content → a result; ``isError`` → the remote's message."""
     texts: list[str] = []
     others: list[dict[str, Any]] = []

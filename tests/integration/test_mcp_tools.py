@@ -195,6 +195,9 @@ def test_a_stdio_server_is_started_per_call_with_its_env(
         assert task["result"]["variable"] == "from-the-environment"
         # Only its env: reaches it: not the database URL the worker has (twice, see harness).
         assert task["result"]["database"] == ""
+        # The server process is kept for the next call, not started again.
+        again = server.run(method="io_whoami", params={}, within=60)
+        assert again["result"]["pid"] == task["result"]["pid"]
         methods = {m["name"]: m for m in server.methods()["methods"]}
         assert methods["io_whoami"]["endpoint"]["env"] == {
             "QASDK_TEST_REMOTE_VAR": "${MCP_TEST_VALUE}"
@@ -216,10 +219,17 @@ def test_a_resync_reports_what_changed_on_the_remote_side(
         again = qasdk(project, fresh_database, "sync", "tools")
         assert again.returncode == 0, again.stderr
         assert "0 created, 0 updated" in again.stdout  # nothing changed: nothing written
+        server = Server(project, fresh_database)
+        task = server.run(method="r_add", params={"a": 1, "b": 2})
+        assert (task["status"], task["result"]) == ("completed", {"result": 3}), task
     finally:
         first.stop()
     second = RemoteServer(port, variant=2)
     try:
+        # The worker's session to the first server is stale: it reconnects to the new one.
+        task = server.run(method="r_add", params={"a": 1, "b": 2})
+        assert (task["status"], task["result"]) == ("completed", {"result": 3}), task
+        assert server.stop() == 0, server.output
         changed = qasdk(project, fresh_database, "sync", "tools", "--json")
         assert changed.returncode == 0, changed.stderr
         import json

@@ -38,7 +38,7 @@ from qasdk_server.executor.code import CodeVersion
 from qasdk_server.executor.limits import CallLimits, resolve_limits
 from qasdk_server.executor.output import OutputLimits
 from qasdk_server.executor.process import TimedOut, ToolProcess, settle
-from qasdk_server.executor.remote import call_remote
+from qasdk_server.executor.remote import RemoteSessions
 
 __all__ = ["LIMIT_EXCEEDED", "Executor"]
 
@@ -104,6 +104,8 @@ class Executor:
         self._processes: set[ToolProcess] = set()
         self._spawners: set[asyncio.Task[None]] = set()
         self._stopping: set[asyncio.Task[None]] = set()
+        #: Sessions to the MCP servers of ``mcp`` tools (opened on first call).
+        self._sessions = RemoteSessions()
         self._started = False
         self._closed = False
 
@@ -162,6 +164,7 @@ class Executor:
             self._retire(process)
         while self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
+        await self._sessions.close()
 
     def replace_methods(self, methods: Mapping[str, MethodConfig]) -> None:
         """Hot reload: later calls use ``methods`` in fresh processes.
@@ -286,7 +289,7 @@ class Executor:
         if limit <= 0:
             message = f"tool {name!r} timed out before it could start"
             return self._failed(name, prepared, "TimeoutError", message, None, 0.0)
-        return await call_remote(
+        return await self._sessions.call(
             name,
             config.endpoint,
             prepared,

@@ -70,6 +70,7 @@ def build(variant: int) -> MCPServer:
             "variable": os.environ.get("QASDK_TEST_REMOTE_VAR", ""),
             # What of the worker's environment reached this process (a stdio server).
             "database": ",".join(k for k in os.environ if "DATABASE" in k),
+            "pid": str(os.getpid()),
         }
 
     return server

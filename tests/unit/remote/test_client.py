@@ -10,7 +10,7 @@ import pytest
 
 from qasdk.errors import ConfigurationError
 from qasdk.models import McpEndpoint
-from qasdk.remote.client import RemoteError, _outcome, call_tool
+from qasdk.remote.client import RemoteError, call_tool, outcome_of
 
 
 def answer(*content: types.ContentBlock, **fields: object) -> types.CallToolResult:
@@ -22,28 +22,28 @@ def text(value: str) -> types.TextContent:
 
 
 def test_structured_content_wins_over_its_text_rendering() -> None:
-    outcome = _outcome(answer(text('{"result": 3}'), structured_content={"result": 3}))
+    outcome = outcome_of(answer(text('{"result": 3}'), structured_content={"result": 3}))
     assert (outcome.ok, outcome.result) == (True, {"result": 3})
 
 
 def test_text_is_the_result_and_several_blocks_a_list() -> None:
-    assert _outcome(answer(text("hi"))).result == "hi"
-    assert _outcome(answer(text("a"), text("b"))).result == ["a", "b"]
-    assert _outcome(answer()).result is None
+    assert outcome_of(answer(text("hi"))).result == "hi"
+    assert outcome_of(answer(text("a"), text("b"))).result == ["a", "b"]
+    assert outcome_of(answer()).result is None
 
 
 def test_binary_content_is_described_not_carried() -> None:
     image = types.ImageContent(type="image", data="QUJD" * 1000, mime_type="image/png")
-    (shown,) = [_outcome(answer(image)).result]
+    (shown,) = [outcome_of(answer(image)).result]
     assert shown["type"] == "image"
     assert shown["size"] == 3000
     assert "data" not in shown
 
 
 def test_is_error_is_a_tool_error_with_the_remote_message() -> None:
-    outcome = _outcome(answer(text("no such repo"), is_error=True))
+    outcome = outcome_of(answer(text("no such repo"), is_error=True))
     assert (outcome.ok, outcome.error) == (False, "no such repo")
-    assert "no message" in (_outcome(answer(is_error=True)).error or "")
+    assert "no message" in (outcome_of(answer(is_error=True)).error or "")
 
 
 def closed_url() -> str:
