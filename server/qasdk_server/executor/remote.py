@@ -21,6 +21,7 @@ one unused for :data:`IDLE_CLOSE` seconds is closed.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import threading
@@ -97,6 +98,7 @@ class RemoteSessions:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._reaper: concurrent.futures.Future[None] | None = None
         #: Only touched on the sessions loop.
         self._held: dict[bytes, _Held] = {}
 
@@ -164,7 +166,14 @@ class RemoteSessions:
                 )
                 thread.start()
                 self._loop, self._thread = loop, thread
+                self._reaper = asyncio.run_coroutine_threadsafe(self._reap(), loop)
             return self._loop
+
+    async def _reap(self) -> None:
+        """Close sessions nobody used for :data:`IDLE_CLOSE` seconds, whether calls come or not."""
+        while True:
+            await asyncio.sleep(IDLE_CLOSE / 4)
+            await self._close_idle()
 
     @staticmethod
     def _run(loop: asyncio.AbstractEventLoop) -> None:
@@ -178,7 +187,6 @@ class RemoteSessions:
         self, endpoint: McpEndpoint, arguments: dict[str, Any], limit: float
     ) -> CallOutcome:
         deadline = asyncio.get_running_loop().time() + limit
-        await self._close_idle()
         try:
             client = await asyncio.wait_for(self._client(endpoint), limit)
         except asyncio.TimeoutError:
@@ -250,6 +258,8 @@ class RemoteSessions:
                 await self._drop(key)
 
     async def _close_all(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
         for key in list(self._held):
             await self._drop(key)
 
