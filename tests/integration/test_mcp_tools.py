@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from qasdk.testing import ScriptedModel, reply
-from tests.integration.harness import Server, make_project, qasdk, until
+from tests.integration.harness import Server, environment, make_project, qasdk, until
 
 pytestmark = pytest.mark.integration
 
@@ -295,3 +295,29 @@ def test_a_remote_tool_named_like_a_native_one_is_an_error_naming_both(
     assert "tools/basic.py:" in checked.stderr
     assert "tool 'add' of mcp server 'calc'" in checked.stderr
     assert "prefix" in checked.stderr
+
+
+def test_without_the_mcp_extra_sync_says_what_to_install(
+    tmp_path: Path, model: ScriptedModel, fresh_database: str
+) -> None:
+    project = make_project(tmp_path / "p", model.url)
+    servers = [{"name": "calc", "url": "http://127.0.0.1:1/mcp"}]
+    (project / "tools" / "methods.yaml").write_text(yaml.safe_dump({"mcp_servers": servers}))
+    hide = project / ".hide"
+    hide.mkdir()
+    # As if the mcp package were not installed: importing it fails.
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['mcp'] = None\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "qasdk", "sync", "tools"],
+        cwd=project,
+        env={**environment(project, fresh_database), "PYTHONPATH": str(hide)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert (
+        "tools/methods.yaml:2: mcp_servers.calc: MCP servers need the mcp package: " in run.stderr
+    )
+    assert "pip install 'qasdk[mcp]'" in run.stderr
+    assert "Traceback" not in run.stderr
