@@ -99,3 +99,20 @@ async def test_an_idle_session_is_closed_without_a_call(monkeypatch: pytest.Monk
         await until(lambda: not alive(pid), "an idle stdio server was kept")
     finally:
         await sessions.close()
+
+
+async def test_closing_fails_a_call_in_flight_and_ends_its_server() -> None:
+    sessions = RemoteSessions()
+    slow = McpEndpoint(server="local", tool="slow", command=ENDPOINT.command, args=ENDPOINT.args)
+    first = await whoami(sessions)
+    pid = int(first.result["pid"])
+    call = asyncio.ensure_future(
+        sessions.call("io_slow", slow, {"seconds": 30}, 60, failed=failed, parse=parse)
+    )
+    await asyncio.sleep(0.5)  # the call is out (or about to be): either way it must end now
+    await sessions.close()
+    outcome = await asyncio.wait_for(call, 30)
+    assert not outcome.success
+    assert outcome.error_type == remote.MCP_UNAVAILABLE
+    assert "mcp server 'local'" in (outcome.error or "")
+    await until(lambda: not alive(pid), "the stdio server outlived close()")

@@ -21,7 +21,6 @@ one unused for :data:`IDLE_CLOSE` seconds is closed.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
 import threading
@@ -98,7 +97,7 @@ class RemoteSessions:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._reaper: concurrent.futures.Future[None] | None = None
+        self._closing = False
         #: Only touched on the sessions loop.
         self._held: dict[bytes, _Held] = {}
 
@@ -120,6 +119,11 @@ class RemoteSessions:
         future = asyncio.run_coroutine_threadsafe(self._call(endpoint, arguments, limit), loop)
         try:
             outcome = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if not (self._closing and future.cancelled()):
+                raise  # our caller was cancelled
+            message = f"tool {name!r}: the worker is stopping ({endpoint.where})"
+            return failed(MCP_UNAVAILABLE, message, time.perf_counter() - start)
         except RemoteError as exc:
             elapsed = time.perf_counter() - start
             if exc.timed_out:
@@ -147,6 +151,7 @@ class RemoteSessions:
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop, self._thread = None, None
+            self._closing = True
         if loop is None or thread is None:
             return
         done = asyncio.run_coroutine_threadsafe(self._close_all(), loop)
@@ -166,7 +171,7 @@ class RemoteSessions:
                 )
                 thread.start()
                 self._loop, self._thread = loop, thread
-                self._reaper = asyncio.run_coroutine_threadsafe(self._reap(), loop)
+                asyncio.run_coroutine_threadsafe(self._reap(), loop)
             return self._loop
 
     async def _reap(self) -> None:
@@ -258,10 +263,13 @@ class RemoteSessions:
                 await self._drop(key)
 
     async def _close_all(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        """Close each session (a call in flight on it fails), then end what is left (the reaper)."""
         for key in list(self._held):
             await self._drop(key)
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
 
 def _stateful(client: Any) -> bool:
