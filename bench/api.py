@@ -15,10 +15,13 @@ one trivial tool, and measures, on this machine:
    (checked in PostgreSQL on every submit, shared by all servers);
 4. per model turn, qasdk's agent (trace to PostgreSQL, tools in worker
    processes) against bare qwen-agent with an in-process tool, both against
-   the scripted model with zero latency.
+   the scripted model with zero latency;
+5. the middleware chain's cost per tool call (in process, the tool itself
+   replaced by a no-op): the built-ins (metrics, logging, slow_calls) against
+   an empty chain. ``--chain-only`` runs just this one.
 
 Goals on a 2-core machine: >= 1,500 submits/s, direct p50 <= 20 ms, <= 5 ms
-overhead per model turn.
+overhead per model turn, < 1 ms per tool call for the chain.
 """
 
 from __future__ import annotations
@@ -306,6 +309,53 @@ def bench_model_turns(project: Path, url: str, turns: int) -> dict[str, float]:
     return results
 
 
+def bench_chain(calls: int, runs: int = 5) -> dict[str, float]:
+    """Microseconds per call through the built-ins and through an empty chain (medians)."""
+    import logging
+
+    from qasdk.config import MiddlewareConfig
+    from qasdk.models import ExecutionResult
+    from qasdk_server.metrics import Metrics
+    from qasdk_server.middleware import ToolCall
+    from qasdk_server.middleware.chain import Chain
+    from qasdk_server.middleware.load import build_chain
+
+    calls_logger = logging.getLogger("qasdk.calls")
+    calls_logger.addHandler(logging.NullHandler())  # records are made, then dropped
+    calls_logger.propagate = False
+    calls_logger.setLevel(logging.INFO)
+    done = ExecutionResult(success=True, result=5, execution_time=0.0001)
+
+    async def execute(call: ToolCall) -> ExecutionResult:
+        return done
+
+    builtins = build_chain(
+        [MiddlewareConfig(name=n) for n in ("metrics", "logging", "slow_calls")],
+        metrics=Metrics(),
+    )
+
+    async def per_call(chain: Chain) -> float:
+        started = time.perf_counter()
+        for _ in range(calls):
+            await chain.run(ToolCall("bench_add", {"a": 1, "b": 2}), execute)
+        return (time.perf_counter() - started) / calls * 1e6
+
+    async def measure() -> dict[str, float]:
+        empty, full = [], []
+        for _ in range(runs):
+            empty.append(await per_call(Chain()))
+            full.append(await per_call(builtins))
+        return {"empty": statistics.median(empty), "builtins": statistics.median(full)}
+
+    return asyncio.run(measure())
+
+
+def print_chain(chain: dict[str, float], calls: int) -> None:
+    print(f"middleware chain, {calls} calls x 5 runs (medians; no-op tool)")
+    print(f"  empty chain                     {chain['empty']:8.2f} us/call")
+    print(f"  metrics + logging + slow_calls  {chain['builtins']:8.2f} us/call   goal < 1000")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -316,7 +366,12 @@ def main() -> None:
     parser.add_argument(
         "--turns", type=int, default=10, help="model turns per conversation (<= 20)"
     )
+    parser.add_argument("--chain-calls", type=int, default=20000)
+    parser.add_argument("--chain-only", action="store_true", help="only the middleware chain")
     args = parser.parse_args()
+    if args.chain_only:
+        print_chain(bench_chain(args.chain_calls), args.chain_calls)
+        return
 
     from qasdk.store.embedded import ensure_embedded, stop_embedded
 
@@ -421,6 +476,7 @@ def main() -> None:
         print(
             f"  overhead vs reused client       {(turns['ours'] - turns['shared']) * 1000:8.2f} ms/turn"
         )
+        print_chain(bench_chain(args.chain_calls), args.chain_calls)
     finally:
         if not os.environ.get("QASDK_DATABASE_URL"):
             stop_embedded(data)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from qasdk.context import ToolContext
 from qasdk.decorator import tool
 from qasdk.errors import (
     ConfigurationError,
@@ -66,6 +67,7 @@ __all__ = [
     "ServerConfig",
     "Source",
     "StartupError",
+    "ToolContext",
     "ValidationError",
     "WorkerConfig",
     "collect",

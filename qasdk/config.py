@@ -34,10 +34,12 @@ from qasdk.redaction import url_password
 
 __all__ = [
     "DEFAULT_LOG_FORMAT",
+    "DEFAULT_MIDDLEWARE",
     "Config",
     "DatabaseConfig",
     "LimitsConfig",
     "LoggingConfig",
+    "MiddlewareConfig",
     "ModelConfig",
     "RegistryConfig",
     "RetentionConfig",
@@ -176,6 +178,8 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     stalled_after: Positive = 10.0
     #: Seconds running tasks get to finish on shutdown before they are handed back.
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    #: Seconds a cancelled tool that takes a ``ToolContext`` has to stop before it is killed.
+    cancel_grace: Annotated[float, msgspec.Meta(ge=0, le=60)] = 1.0
     #: What one tool call may use, unless ``tool_limits_by_tool`` says otherwise.
     tool_limits: ToolLimits = ToolLimits()
     #: Limits of particular tools, by name (fields left out come from ``tool_limits``).
@@ -245,6 +249,29 @@ class RegistryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     key_file: str | None = None
 
 
+class MiddlewareConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One entry of ``middleware:``, the chain around every tool call, in order."""
+
+    #: A built-in (``metrics``, ``logging``, ``slow_calls``, ``cache``, ``breaker``), an
+    #: entry point of the ``qasdk.middleware`` group, or ``package.module:Class`` under the
+    #: module root.
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    enabled: bool = True
+    #: Keyword arguments of its constructor.
+    options: dict[str, Any] = {}
+    #: The tools it applies to, by name or by tag (both empty: every tool).
+    tools: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+#: The chain when ``middleware:`` is not set.
+DEFAULT_MIDDLEWARE = (
+    MiddlewareConfig(name="metrics"),
+    MiddlewareConfig(name="slow_calls"),
+    MiddlewareConfig(name="cache"),
+)
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything ``model_config.yaml`` and the environment say."""
 
@@ -258,6 +285,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     registry: RegistryConfig = RegistryConfig()
     #: Where the tools are: what ``qasdk sync`` and ``qasdk check`` read when given no path.
     tools: tuple[str, ...] = ()
+    #: The chain of middleware every tool call goes through, outermost first.
+    middleware: tuple[MiddlewareConfig, ...] = DEFAULT_MIDDLEWARE
     #: The file this came from, or ``None`` when only defaults and env applied.
     path: str | None = None
 
@@ -285,7 +314,7 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "registry": RegistryConfig,
 }
 #: Top-level settings that are not sections.
-_SETTINGS = ("tools",)
+_SETTINGS = ("tools", "middleware")
 _INTERPOLATION = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 
 
@@ -347,6 +376,9 @@ def _check_fields(
     """Validate every setting on its own, so one bad value does not hide the next."""
     problems = []
     for section, values in data.items():
+        if section == "middleware" and isinstance(values, list):
+            problems += _check_middleware(values, document, overridden)
+            continue
         if section in _SETTINGS:
             try:
                 msgspec.convert({section: values}, Config, strict=False)
@@ -380,6 +412,23 @@ def _check_fields(
                 msgspec.convert({section: {key: value}}, Config, strict=False)
             except msgspec.ValidationError as exc:
                 problems.append(_problem_from(exc, document, overridden))
+    return problems
+
+
+def _check_middleware(
+    entries: list[Any], document: Document | None, overridden: dict[KeyPath, str]
+) -> list[Problem]:
+    """Each entry of the chain on its own, so every bad one is named with its index."""
+    problems = []
+    for index, entry in enumerate(entries):
+        try:
+            msgspec.convert(entry, MiddlewareConfig, strict=False)
+        except msgspec.ValidationError as exc:
+            problems.append(
+                _problem_from(
+                    exc, document, overridden, prefix=("middleware", index), into=MiddlewareConfig
+                )
+            )
     return problems
 
 

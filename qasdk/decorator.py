@@ -30,6 +30,9 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float | None = None
     tags: tuple[str, ...] = ()
     permissions: tuple[str, ...] = ()
+    cache_ttl: float | None = None
+    retries: int = 0
+    retry_on: tuple[str, ...] = ()
 
 
 def _listed(values: Iterable[str]) -> Any:
@@ -57,6 +60,9 @@ def tool(
     timeout: float | None = None,
     tags: Iterable[str] = (),
     permissions: Iterable[str] = (),
+    cache_ttl: float | None = None,
+    retries: int = 0,
+    retry_on: Iterable[str] = (),
 ) -> Callable[[F], F]: ...
 
 
@@ -69,6 +75,9 @@ def tool(
     timeout: float | None = None,
     tags: Iterable[str] = (),
     permissions: Iterable[str] = (),
+    cache_ttl: float | None = None,
+    retries: int = 0,
+    retry_on: Iterable[str] = (),
 ) -> F | Callable[[F], F]:
     """Register ``func`` as a tool when its folder is synced.
 
@@ -86,6 +95,12 @@ def tool(
         permissions: What the tool needs (``network``, ``fs:read``, ``fs:write``,
             ``subprocess``, ``env``, ``gpu`` or a custom name): keys may be limited
             by it. A declaration, not a sandbox.
+        cache_ttl: Seconds a result is reused for the same arguments, by every
+            worker (the tool must be deterministic: same arguments, same result).
+        retries: Further attempts after a timeout or an error named in
+            ``retry_on`` (0-10), with exponential backoff: only for tools that
+            are safe to repeat.
+        retry_on: Error type names (``ConnectionError``) that are worth a retry.
     """
     if name is not None:
         _check("name", rules.check_name(name))
@@ -96,12 +111,19 @@ def tool(
     _check("tags", rules.check_tags(labels))
     needs = _listed(permissions)
     _check("permissions", rules.check_permissions(needs))
+    _check("cache_ttl", rules.check_cache_ttl(cache_ttl))
+    _check("retries", rules.check_retries(retries))
+    retry_types = _listed(retry_on)
+    _check("retry_on", rules.check_retry_on(retry_types))
     spec = ToolSpec(
         name=name,
         description=description,
         timeout=None if timeout is None else float(timeout),
         tags=tuple(labels),
         permissions=tuple(sorted(needs)),
+        cache_ttl=None if cache_ttl is None else float(cache_ttl),
+        retries=retries,
+        retry_on=tuple(retry_types),
     )
 
     def mark(f: F) -> F:

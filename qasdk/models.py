@@ -6,8 +6,9 @@ and serialised natively by Litestar.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 import msgspec
@@ -148,6 +149,36 @@ _PERMISSIONS = msgspec.Meta(
 )
 
 
+class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How the worker's pipeline treats a tool's calls (``@tool(cache_ttl=..., retries=...)``).
+
+    Stored as one JSONB value, so a policy added later needs no migration;
+    ``omit_defaults`` keeps the signed bytes of rows without one unchanged.
+    """
+
+    #: Seconds a result is reused for the same arguments (the ``cache`` middleware).
+    cache_ttl: float | None = None
+    #: Further attempts after a failure the tool says is safe to repeat...
+    retries: int = 0
+    #: ...on these error types (a timeout always qualifies).
+    retry_on: tuple[str, ...] = ()
+
+    #: The options of ``@tool`` / ``methods.yaml`` that make up a policy.
+    OPTIONS: ClassVar[tuple[str, ...]] = ("cache_ttl", "retries", "retry_on")
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> ToolPolicy | None:
+        """The policy in a tool's options; ``None`` when they ask for nothing."""
+        given = {k: options[k] for k in cls.OPTIONS if options.get(k) not in (None, 0, (), [])}
+        if not given:
+            return None
+        if "cache_ttl" in given:
+            given["cache_ttl"] = float(given["cache_ttl"])
+        if "retry_on" in given:
+            given["retry_on"] = tuple(given["retry_on"])
+        return cls(**given)
+
+
 class MethodConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A tool as declared in ``methods.yaml`` or scanned from a ``@tool`` function.
 
@@ -169,6 +200,8 @@ class MethodConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     #: (a remote ``tools/call`` to ``endpoint``; ``module_path``/``function_name`` empty).
     type: Literal["python", "mcp"] = "python"
     endpoint: McpEndpoint | None = None
+    #: Cache, retries: ``None`` when the tool asks for none.
+    policy: ToolPolicy | None = None
 
 
 class MethodMetadata(MethodConfig, frozen=True, kw_only=True):
@@ -193,6 +226,10 @@ class ExecutionResult(msgspec.Struct, kw_only=True):
     execution_time: float = 0.0
     #: The version of the tool code that ran (``None``: the code as it is on disk).
     code_version: str | None = None
+    #: Answered from the result cache (``cache_ttl``): the tool did not run.
+    cached: bool = False
+    #: Attempts after the first (``retries``).
+    retries: int = 0
 
 
 class ToolEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -283,3 +320,6 @@ class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):
     duration_ms: float | None = None
     #: Of a tool step: the version of the tool code that ran it (changes on hot reload).
     code_version: str | None = None
+    #: Of a tool step: answered from the result cache, and the retries it took.
+    cached: bool = False
+    retries: int = 0

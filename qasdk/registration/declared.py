@@ -11,6 +11,9 @@ The format is seed 000's::
           - {name: city, type: string, description: City name, required: true}
         return_type: dict
         permissions: [network]   # optional: what it needs (see qasdk.permissions)
+        cache_ttl: 3600          # optional: reuse results for an hour (deterministic tools)
+        retries: 3               # optional: retry timeouts and the errors of retry_on
+        retry_on: [ConnectionError]
 
 A file may also declare MCP servers whose tools become tools of type ``mcp``::
 
@@ -60,6 +63,7 @@ from qasdk.models import (
     Source,
     ToolEntry,
     ToolOverride,
+    ToolPolicy,
 )
 from qasdk.registration import rules
 from qasdk.registration.rules import kind_of
@@ -97,6 +101,9 @@ class DeclaredMethod(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     timeout: float | None = None
     tags: list[str] | None = None
     permissions: list[str] | None = None
+    cache_ttl: float | None = None
+    retries: int | None = None
+    retry_on: list[str] | None = None
     override: bool = False
 
 
@@ -344,6 +351,9 @@ class _Reader:
             fields["tags"] = tuple(declared.tags)
         if declared.permissions is not None:
             fields["permissions"] = tuple(sorted(declared.permissions))
+        policy = ToolPolicy.of({key: getattr(declared, key) for key in ToolPolicy.OPTIONS})
+        if policy is not None:
+            fields["policy"] = policy
 
         if declared.override:
             if name is None:
@@ -375,6 +385,7 @@ class _Reader:
             timeout=fields.get("timeout"),
             tags=fields.get("tags", ()),
             permissions=fields.get("permissions", ()),
+            policy=fields.get("policy"),
         )
         self.out.entries.append(
             ToolEntry(

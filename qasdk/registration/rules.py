@@ -17,16 +17,21 @@ from collections.abc import Iterator
 from qasdk.permissions import name_problem
 
 __all__ = [
+    "CACHE_TTL_MAX",
     "DESCRIPTION_MAX",
     "MODULE_PATH_MAX",
     "NAME_MAX",
     "NAME_MIN",
+    "RETRIES_MAX",
+    "check_cache_ttl",
     "check_description",
     "check_function_name",
     "check_identifier",
     "check_module_path",
     "check_name",
     "check_permissions",
+    "check_retries",
+    "check_retry_on",
     "check_tags",
     "check_timeout",
     "is_module_path",
@@ -135,6 +140,46 @@ def check_permissions(value: object) -> Iterator[str]:
         why = name_problem(name)
         if why is not None:
             yield why
+        elif name in seen:
+            yield f"{name!r} is listed twice"
+        else:
+            seen.add(name)
+
+
+#: Longest a cached result may be kept (30 days), and most retries of one call.
+CACHE_TTL_MAX, RETRIES_MAX = 30 * 86400, 10
+
+
+def check_cache_ttl(value: object) -> Iterator[str]:
+    """Seconds a result is reused (``None``: not cached)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        yield f"must be a positive number of seconds, got {value!r}"
+    elif value > CACHE_TTL_MAX:
+        yield f"must be at most {CACHE_TTL_MAX} seconds (30 days), got {value!r}"
+
+
+def check_retries(value: object) -> Iterator[str]:
+    """How many more attempts a failed call gets: 0 to 10."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        yield f"must be a whole number from 0 to {RETRIES_MAX}, got {value!r}"
+    elif not 0 <= value <= RETRIES_MAX:
+        yield f"must be from 0 to {RETRIES_MAX}, got {value}"
+
+
+def check_retry_on(value: object) -> Iterator[str]:
+    """Error type names (``ConnectionError``), each once."""
+    if isinstance(value, str):
+        yield f"must be a list of error type names, not a single string (write [{value!r}])"
+        return
+    if not isinstance(value, (list, tuple)):
+        yield f"must be a list of error type names, got {kind_of(value)}"
+        return
+    seen: set[str] = set()
+    for name in value:
+        if not isinstance(name, str) or not name.isidentifier():
+            yield f"{name!r} is not an error type name (an identifier such as 'ConnectionError')"
         elif name in seen:
             yield f"{name!r} is listed twice"
         else:

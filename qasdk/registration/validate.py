@@ -69,6 +69,17 @@ def _check(config: MethodConfig) -> Iterator[tuple[str, str]]:
     for field, rule, value in checks:
         for reason in rule(value):
             yield field, reason
+    policy = config.policy
+    if policy is not None:
+        for field, rule, value in (
+            ("cache_ttl", rules.check_cache_ttl, policy.cache_ttl),
+            ("retries", rules.check_retries, policy.retries),
+            ("retry_on", rules.check_retry_on, policy.retry_on),
+        ):
+            for reason in rule(value):
+                yield field, reason
+        if policy.retry_on and not policy.retries:
+            yield "retry_on", "names errors to retry but retries is 0: set retries too"
     if config.return_type not in TYPE_NAMES:
         yield "return_type", type_error_reason(config.return_type)
 

@@ -145,6 +145,7 @@ def _row(config: MethodConfig) -> dict[str, object]:
         "permissions": list(config.permissions),
         "type": config.type,
         "endpoint": msgspec.to_builtins(config.endpoint) if config.endpoint else None,
+        "policy": None if config.policy is None else msgspec.to_builtins(config.policy),
     }
 
 

@@ -264,6 +264,8 @@ async def insert_step(
             "started_at": step.started_at,
             "duration_ms": step.duration_ms,
             "code_version": _text(step.code_version, ERROR_TYPE_MAX),
+            "cached": step.cached,
+            "retries": step.retries,
         },
     )
 

@@ -104,6 +104,12 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self.breaker_transitions = Counter(
+            "qasdk_breaker_transitions",
+            "Circuit breaker transitions this process made, by tool and new state.",
+            ["tool", "state"],
+            registry=self.registry,
+        )
         self.model_calls = Counter(
             "qasdk_model_calls", "Model calls by outcome.", ["outcome"], registry=self.registry
         )

@@ -42,6 +42,8 @@ from qasdk.store import audit
 from qasdk.store.embedded import private_folder
 from qasdk.store.methods import sync_methods
 from qasdk_server.executor.code import prune_snapshots, snapshot
+from qasdk_server.middleware.chain import Chain
+from qasdk_server.middleware.load import chain_for
 from qasdk_server.state import ServerState
 
 __all__ = ["ReloadOutcome", "Reloader"]
@@ -49,7 +51,7 @@ __all__ = ["ReloadOutcome", "Reloader"]
 logger = logging.getLogger("qasdk.reload")
 
 #: Settings a running process can take over; the rest need a restart.
-LIVE_SECTIONS = ("model", "logging", "limits", "retention")
+LIVE_SECTIONS = ("model", "logging", "limits", "retention", "middleware")
 LIVE_WORKER_SETTINGS = (
     "tool_timeout",
     "model_retries",
@@ -89,12 +91,15 @@ def _changed_settings(old: Config, new: Config) -> list[str]:
         for field in before.__struct_fields__:
             if getattr(before, field) != getattr(after, field):
                 changed.append(f"{section}.{field}")
+    if old.middleware != new.middleware:
+        changed.append("middleware")
     return changed
 
 
 def _setting(config: Config, setting: str) -> Any:
     section, _, field = setting.partition(".")
-    return msgspec.to_builtins(getattr(getattr(config, section), field))
+    value = getattr(config, section)
+    return msgspec.to_builtins(getattr(value, field) if field else value)
 
 
 def _settings_diff(old: Config, new: Config, changed: list[str]) -> dict[str, Any]:
@@ -273,6 +278,12 @@ class Reloader:
                 )
             except QasdkError as exc:
                 problems += exc.problems or [Problem(reason=str(exc))]
+        chain = None
+        if not problems and new_config.middleware != state.config.middleware:
+            try:  # built (imported, constructed) before anything is swapped in
+                chain = chain_for(new_config, state.metrics, state.pool, self.module_root)
+            except QasdkError as exc:
+                problems += exc.problems or [Problem(reason=str(exc))]
         if problems:
             return ReloadOutcome("rejected", now, trigger, problems=problems), {}
 
@@ -304,7 +315,7 @@ class Reloader:
         live = [s for s in changed if _live(s)]
         restart = [s for s in changed if not _live(s)]
         if live:
-            self._apply_settings(new_config, live)
+            self._apply_settings(new_config, live, chain)
         tools_changed = tools is not None and (tools.created or tools.updated or tools.deleted)
         if not live and not restart and not tools_changed and code is None:
             return ReloadOutcome("unchanged", now, trigger, tools=tools), diff
@@ -334,7 +345,7 @@ class Reloader:
         logger.info("tool code version %s: new tool processes run it", version.id)
         return version.id
 
-    def _apply_settings(self, new: Config, changed: list[str]) -> None:
+    def _apply_settings(self, new: Config, changed: list[str], chain: Chain | None) -> None:
         """Swap in the settings a running process can take over (atomically, per object)."""
         state = self.state
         current = state.config
@@ -350,11 +361,12 @@ class Reloader:
             limits=new.limits,
             retention=new.retention,
             worker=worker,
+            middleware=new.middleware,
         )
         state.config = config
         self.config_loaded_at = datetime.now(timezone.utc)
         if state.worker is not None:
-            state.worker.runner.apply_config(config)
+            state.worker.runner.apply_config(config, chain)
         if any(s.startswith("logging.") or s == "limits.log_field" for s in changed):
             configure_logging(
                 config.logging, secrets=config.secrets(), max_field=config.limits.log_field

@@ -220,6 +220,8 @@ async def _start(
     from qasdk.store.migrate import migrate
     from qasdk_server.agent.threads import AgentThreads
     from qasdk_server.executor import Executor
+    from qasdk_server.metrics import Metrics
+    from qasdk_server.middleware.load import chain_for
     from qasdk_server.registry import MethodRegistry
     from qasdk_server.serve import open_pool
     from qasdk_server.tasks.runner import TaskRunner
@@ -243,6 +245,7 @@ async def _start(
         default_timeout=worker.tool_timeout,
         limits=worker.tool_limits,
         limits_by_tool=worker.tool_limits_by_tool,
+        cancel_grace=worker.cancel_grace,
         allowed_packages=packages,
         cwd=root,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
@@ -251,6 +254,7 @@ async def _start(
     stack.push_async_callback(executor.close)
     threads = AgentThreads(2, name="qasdk-tools-agent")
     stack.callback(threads.shutdown, wait=False)
+    metrics = Metrics()
     runner = TaskRunner(
         config=config,
         pool=pool,
@@ -258,5 +262,7 @@ async def _start(
         executor=executor,
         worker_name=f"tests:{os.getpid()}",
         threads=threads,
+        metrics=metrics,
+        chain=chain_for(config, metrics, pool, root),
     )
     return Tools(asyncio.get_running_loop(), runner, pool)

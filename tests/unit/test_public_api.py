@@ -1,7 +1,8 @@
 """The public API: documented, exported once, sorted, importable, and light (httpx/griffe habits).
 
 The public modules are ``qasdk`` (what a tool author imports), ``qasdk.testing``
-(test helpers) and ``qasdk_server`` (to run or embed the server); the README's
+(test helpers), ``qasdk_server`` (to run or embed the server) and
+``qasdk_server.middleware`` (to write middleware); the README's
 "Python API" table documents them, and this test holds the two together.
 Everything else is internal, though its ``__all__`` must still be honest.
 """
@@ -23,7 +24,13 @@ import qasdk
 import qasdk_server
 
 README = Path(__file__).parents[2] / "README.md"
-PUBLIC = ("qasdk", "qasdk.testing", "qasdk_server", "qasdk_server.testing")
+PUBLIC = (
+    "qasdk",
+    "qasdk.testing",
+    "qasdk_server",
+    "qasdk_server.middleware",
+    "qasdk_server.testing",
+)
 ROW = re.compile(r"^\| `(qasdk[\w.]*)` \| (.+) \|$")
 
 

@@ -14,7 +14,15 @@ from typing import Any
 import griffe
 import msgspec
 
-from qasdk.models import MethodConfig, MethodParameter, Problem, Source, ToolEntry
+from qasdk.context import CONTEXT_PATHS
+from qasdk.models import (
+    MethodConfig,
+    MethodParameter,
+    Problem,
+    Source,
+    ToolEntry,
+    ToolPolicy,
+)
 from qasdk.registration.scan.annotations import SUPPORTED_HINTS, AnnotationReader, Typed
 from qasdk.registration.scan.docstrings import entry_line, how_to_document, read_docstring
 from qasdk.registration.scan.enums import enum_member_value
@@ -103,6 +111,7 @@ class _Extraction:
             timeout=options.get("timeout"),
             tags=tuple(options.get("tags", ())),
             permissions=tuple(sorted(options.get("permissions", ()))),
+            policy=ToolPolicy.of(options),
         )
         locations = {"name": Source(self.display, self.line), **self.locations}
         if function.docstring is not None and function.docstring.lineno:
@@ -135,6 +144,8 @@ class _Extraction:
                 )
                 continue
 
+            if self._is_context(param):
+                continue  # the tool process passes it; the model never sees it
             typed = self._parameter_type(param, label)
             description = documented.get(param.name) or (typed.description if typed else None)
             self.hints[f"{label}.description"] = self._undocumented(param.name, documented, style)
@@ -147,6 +158,14 @@ class _Extraction:
                 default=msgspec.UNSET if required else self._default(param, label),
                 schema=dict(typed.schema) if typed else {},
             )
+
+    def _is_context(self, param: griffe.Parameter) -> bool:
+        """``ctx: ToolContext`` (imported from ``qasdk``), however it is imported or quoted."""
+        if param.annotation is None:
+            return False
+        written = str(param.annotation).strip().strip("'\"")
+        resolved = self.names.resolve(written)
+        return resolved in CONTEXT_PATHS or resolved == "ToolContext"  # ``from qasdk import *``
 
     def _undocumented(self, name: str, documented: dict[str, str], style: str) -> str:
         """Why ``name`` has no description, with the likely typo when the docstring has one."""

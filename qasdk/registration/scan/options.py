@@ -15,13 +15,25 @@ __all__ = ["OPTIONS", "TOOL_PATHS", "option_line", "read_options", "tool_decorat
 
 #: Where ``@tool`` lives; griffe resolves every import style to one of these.
 TOOL_PATHS = frozenset({"qasdk.tool", "qasdk.decorator.tool"})
-OPTIONS = ("name", "description", "timeout", "tags", "permissions")
+OPTIONS = (
+    "name",
+    "description",
+    "timeout",
+    "tags",
+    "permissions",
+    "cache_ttl",
+    "retries",
+    "retry_on",
+)
 _RULES = {
     "name": rules.check_name,
     "description": rules.check_description,
     "timeout": rules.check_timeout,
     "tags": rules.check_tags,
     "permissions": rules.check_permissions,
+    "cache_ttl": rules.check_cache_ttl,
+    "retries": rules.check_retries,
+    "retry_on": rules.check_retry_on,
 }
 
 #: Reports a problem with an option: (field or None, reason).

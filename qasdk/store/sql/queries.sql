@@ -28,15 +28,15 @@ SELECT pg_advisory_xact_lock(7105943210002);
 
 -- name: list_methods
 SELECT id, name, description, parameters_json AS parameters, return_type,
-       module_path, function_name, timeout, tags, permissions, type, endpoint, created_at,
-       updated_at, signature
+       module_path, function_name, timeout, tags, permissions, policy, type, endpoint,
+       created_at, updated_at, signature
 FROM registered_methods
 ORDER BY name;
 
 -- name: get_method
 SELECT id, name, description, parameters_json AS parameters, return_type,
-       module_path, function_name, timeout, tags, permissions, type, endpoint, created_at,
-       updated_at
+       module_path, function_name, timeout, tags, permissions, policy, type, endpoint,
+       created_at, updated_at
 FROM registered_methods
 WHERE name = %(name)s;
 
@@ -45,14 +45,14 @@ WHERE name = %(name)s;
 -- so its updated_at stays. Returns only the rows written.
 INSERT INTO registered_methods AS m
     (name, description, parameters_json, return_type, module_path, function_name, timeout, tags,
-     permissions, type, endpoint)
+     permissions, policy, type, endpoint)
 SELECT x.name, x.description, x.parameters_json, x.return_type, x.module_path,
        x.function_name, x.timeout, COALESCE(x.tags, '[]'::jsonb),
-       COALESCE(x.permissions, '{}'::text[]), COALESCE(x.type, 'python'), x.endpoint
+       COALESCE(x.permissions, '{}'::text[]), x.policy, COALESCE(x.type, 'python'), x.endpoint
 FROM jsonb_to_recordset(%(methods)s::jsonb) AS x(
     name VARCHAR, description TEXT, parameters_json JSONB, return_type VARCHAR,
     module_path VARCHAR, function_name VARCHAR, timeout DOUBLE PRECISION, tags JSONB,
-    permissions TEXT[], type VARCHAR, endpoint JSONB)
+    permissions TEXT[], policy JSONB, type VARCHAR, endpoint JSONB)
 ON CONFLICT (name) DO UPDATE SET
     description = EXCLUDED.description,
     parameters_json = EXCLUDED.parameters_json,
@@ -62,14 +62,15 @@ ON CONFLICT (name) DO UPDATE SET
     timeout = EXCLUDED.timeout,
     tags = EXCLUDED.tags,
     permissions = EXCLUDED.permissions,
+    policy = EXCLUDED.policy,
     type = EXCLUDED.type,
     endpoint = EXCLUDED.endpoint
 WHERE (m.description, m.parameters_json, m.return_type, m.module_path,
-       m.function_name, m.timeout, m.tags, m.permissions, m.type, m.endpoint)
+       m.function_name, m.timeout, m.tags, m.permissions, m.policy, m.type, m.endpoint)
     IS DISTINCT FROM
       (EXCLUDED.description, EXCLUDED.parameters_json, EXCLUDED.return_type,
        EXCLUDED.module_path, EXCLUDED.function_name, EXCLUDED.timeout, EXCLUDED.tags,
-       EXCLUDED.permissions, EXCLUDED.type, EXCLUDED.endpoint)
+       EXCLUDED.permissions, EXCLUDED.policy, EXCLUDED.type, EXCLUDED.endpoint)
 RETURNING m.name, (m.xmax = 0) AS inserted;
 
 -- name: sign_methods
@@ -195,14 +196,14 @@ SELECT pg_advisory_unlock(%(key)s) AS unlocked;
 
 -- name: insert_step
 INSERT INTO task_steps (task_id, seq, kind, name, attempt, arguments, result, error, content,
-                        thinking, usage, started_at, duration_ms, code_version)
+                        thinking, usage, started_at, duration_ms, code_version, cached, retries)
 VALUES (%(task_id)s, %(seq)s, %(kind)s, %(name)s, %(attempt)s, %(arguments)s::jsonb,
         %(result)s::jsonb, %(error)s::jsonb, %(content)s, %(thinking)s, %(usage)s::jsonb,
-        %(started_at)s, %(duration_ms)s, %(code_version)s);
+        %(started_at)s, %(duration_ms)s, %(code_version)s, %(cached)s, %(retries)s);
 
 -- name: list_steps
 SELECT seq, kind, name, attempt, arguments, result, error, content, thinking, usage,
-       started_at, duration_ms, code_version
+       started_at, duration_ms, code_version, cached, retries
 FROM task_steps
 WHERE task_id = %(id)s AND seq > %(after)s
 ORDER BY seq;
@@ -277,6 +278,10 @@ LISTEN qasdk_registry;
 -- name: announce_registry
 -- The registry's key changed (qasdk db rotate-signing-key): servers and workers reload it.
 SELECT pg_notify('qasdk_registry', '');
+
+-- name: announce_progress
+-- A tool's ToolContext.report_progress: not stored, only told to the task's followers.
+SELECT pg_notify('qasdk_task_events', %(payload)s);
 
 -- name: settle_orphans
 -- Tasks still pending or running whose job has ended (or is gone): nothing will ever
@@ -418,3 +423,62 @@ WITH expired AS (
 )
 DELETE FROM audit_log USING expired WHERE audit_log.id = expired.id
 RETURNING audit_log.id;
+
+-- name: breaker_admit
+-- May a call of the tool go on? Returns the breaker as it is. An open breaker past its
+-- retry_at (or a half-open one whose probe was lost) lets exactly one caller through
+-- as the probe: that caller's row says probing.
+WITH probe AS (
+    UPDATE tool_breakers
+    SET state = 'half_open', retry_at = now() + make_interval(secs => %(probe_timeout)s),
+        updated_at = now()
+    WHERE tool = %(tool)s AND state IN ('open', 'half_open') AND retry_at <= now()
+    RETURNING state, outcomes, retry_at
+)
+SELECT state, outcomes, retry_at, true AS probing FROM probe
+UNION ALL
+SELECT state, outcomes, retry_at, false AS probing FROM tool_breakers
+WHERE tool = %(tool)s AND NOT EXISTS (SELECT 1 FROM probe);
+
+-- name: breaker_record
+-- One call's outcome, kept among the last %(window)s; returns the breaker, locked until commit.
+INSERT INTO tool_breakers AS b (tool, outcomes) VALUES (%(tool)s, ARRAY[%(ok)s::boolean])
+ON CONFLICT (tool) DO UPDATE
+SET outcomes = (b.outcomes || %(ok)s::boolean)[
+        greatest(1, cardinality(b.outcomes) + 2 - %(window)s):],
+    updated_at = now()
+RETURNING state, outcomes, retry_at;
+
+-- name: breaker_set
+-- A transition: open (retry after %(cool_down)s s) or closed (its history cleared).
+UPDATE tool_breakers
+SET state = %(state)s,
+    outcomes = CASE WHEN %(state)s = 'closed' THEN '{}'::boolean[] ELSE outcomes END,
+    opened_at = CASE WHEN %(state)s = 'open' THEN now() ELSE NULL END,
+    retry_at = CASE WHEN %(state)s = 'open' THEN now() + make_interval(secs => %(cool_down)s)
+               ELSE NULL END,
+    updated_at = now()
+WHERE tool = %(tool)s
+RETURNING state, outcomes, retry_at;
+
+-- name: get_breaker
+SELECT tool, state, outcomes, opened_at, retry_at, updated_at FROM tool_breakers
+WHERE tool = %(tool)s;
+
+-- name: cached_result
+-- A live result of this tool version for these arguments, counted as a hit.
+UPDATE tool_results SET hits = hits + 1
+WHERE tool = %(tool)s AND arguments_hash = %(arguments_hash)s AND version = %(version)s
+  AND expires_at > now()
+RETURNING result;
+
+-- name: store_result
+INSERT INTO tool_results (tool, arguments_hash, version, result, expires_at)
+VALUES (%(tool)s, %(arguments_hash)s, %(version)s, %(result)s::jsonb,
+        now() + make_interval(secs => %(ttl)s))
+ON CONFLICT (tool, arguments_hash) DO UPDATE
+SET version = EXCLUDED.version, result = EXCLUDED.result, created_at = now(),
+    expires_at = EXCLUDED.expires_at, hits = 0;
+
+-- name: delete_expired_results
+DELETE FROM tool_results WHERE expires_at <= now();

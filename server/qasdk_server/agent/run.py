@@ -389,6 +389,8 @@ class AgentRun:
         error: TaskError | None = None,
         code_version: str | None = None,
         content: str | None = None,
+        cached: bool = False,
+        retries: int = 0,
     ) -> None:
         self.context.record(
             TraceStep(
@@ -403,6 +405,8 @@ class AgentRun:
                 duration_ms=(time.perf_counter() - clock) * 1000,
                 code_version=code_version,
                 content=content,
+                cached=cached,
+                retries=retries,
             )
         )
 
@@ -448,11 +452,19 @@ class AgentRun:
                 result = outcome.result
             else:
                 error = TaskError(outcome.error_type or "Error", outcome.error or "")
-            code_version = outcome.code_version
+            code_version, cached, retries = outcome.code_version, outcome.cached, outcome.retries
         else:
-            code_version = None
+            code_version, cached, retries = None, False, 0
         self._record_tool_step(
-            name, arguments, started, clock, result=result, error=error, code_version=code_version
+            name,
+            arguments,
+            started,
+            clock,
+            result=result,
+            error=error,
+            code_version=code_version,
+            cached=cached,
+            retries=retries,
         )
         self._check()
         if error is not None:

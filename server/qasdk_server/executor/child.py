@@ -7,7 +7,10 @@ the tool folder. It imports nothing from qasdk but msgspec.
 
 Protocol: frames of a 4-byte big-endian length followed by a JSON document
 (msgspec tagged structs). The child sends :class:`Ready` once, then answers
-every :class:`Call` with one :class:`Reply`. EOF on its input means "exit".
+every :class:`Call` with one :class:`Reply`, sending any number of
+:class:`Progress` frames before it while the tool reports progress. EOF on its
+input means "exit"; SIGUSR1 during a call means "the task was cancelled" (a
+tool that takes a ``ToolContext`` sees it as ``ctx.cancelled``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
     import asyncio
     from types import ModuleType
 
-__all__ = ["Call", "Limits", "Ready", "Reply", "main"]
+__all__ = ["Call", "CallContext", "Limits", "Listening", "Progress", "Ready", "Reply", "main"]
 
 HEADER_SIZE = 4
 
@@ -42,6 +45,27 @@ class Limits(msgspec.Struct, frozen=True, array_like=True):
     processes: int | None = None
 
 
+class CallContext(msgspec.Struct, frozen=True, array_like=True):
+    """The task a call belongs to: what a ``qasdk.ToolContext`` parameter receives."""
+
+    task_id: str | None = None
+    attempt: int = 1
+    #: Unix time by which the call must be done.
+    deadline: float | None = None
+
+
+class Progress(msgspec.Struct, tag=True, array_like=True):
+    """``ToolContext.report_progress`` during a call; any number precede its Reply."""
+
+    fraction: float | None = None
+    message: str | None = None
+
+
+class Listening(msgspec.Struct, tag=True, array_like=True):
+    """Sent as a call starts when its tool takes a ``ToolContext``: it may stop on its own
+    when warned of a cancellation (SIGUSR1), so the worker gives it a moment first."""
+
+
 class Call(msgspec.Struct, tag=True, array_like=True):
     """Run ``module:function(**params)`` on behalf of the registered tool ``method``.
 
@@ -55,6 +79,7 @@ class Call(msgspec.Struct, tag=True, array_like=True):
     params: dict[str, Any]
     defaults: dict[str, Any] = {}
     limits: Limits | None = None
+    context: CallContext | None = None
 
 
 class Reply(msgspec.Struct, tag=True, array_like=True):
@@ -131,13 +156,30 @@ def _load_sibling(name: str) -> ModuleType:
     return module
 
 
+def _log_to_stderr() -> None:
+    """``ctx.logger`` lines go to stderr, which the worker logs under the tool's name."""
+    import logging
+
+    base = logging.getLogger("qasdk.tool")
+    if base.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[task %(task_id)s] %(levelname)s %(message)s"))
+    base.addHandler(handler)
+    base.setLevel(logging.INFO)
+    base.propagate = False
+
+
 class _Runner:
     """Resolves and calls tool functions, caching lookups, converters and the event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, send: Callable[[Progress | Listening], None] | None = None) -> None:
         self._convert = _load_sibling("convert")
         self._functions: dict[tuple[str, str], tuple[Callable[..., Any], Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._send = send
+        #: Set by SIGUSR1 during a call: the worker says its task was cancelled.
+        self.cancelled = False
         #: Bytes of result JSON the worker takes (``QASDK_RESULT_LIMIT``; 0: no limit).
         self.result_limit = int(os.environ.pop("QASDK_RESULT_LIMIT", "0") or 0)
 
@@ -165,6 +207,30 @@ class _Runner:
         self._functions[(call.module, call.function)] = entry
         return entry
 
+    def _context(self, call: Call, live: list[bool]) -> Any:
+        """The ``ToolContext`` of this call (qasdk is importable: the tool imported it)."""
+        import contextlib
+
+        from qasdk.context import ToolContext
+
+        _log_to_stderr()
+        send = self._send
+        context = call.context or CallContext()
+
+        def emit(fraction: float | None, message: str | None) -> None:
+            if live[0] and send is not None:
+                with contextlib.suppress(OSError, ValueError):  # the worker went away
+                    send(Progress(fraction, message))
+
+        return ToolContext(
+            tool=call.method,
+            task_id=context.task_id,
+            attempt=context.attempt,
+            deadline=context.deadline,
+            emit=emit,
+            cancelled=lambda: self.cancelled,
+        )
+
     def _await(self, awaitable: Awaitable[Any]) -> Any:
         """Run a coroutine on a loop kept across calls, so loop-bound clients stay usable."""
         import asyncio
@@ -183,12 +249,20 @@ class _Runner:
             arguments = converter.arguments(call.params, call.defaults)
         except self._convert.ArgumentError as exc:
             return Reply(ok=False, error_type="ValidationError", error=_safe_str(exc))
+        live = [True]
+        self.cancelled = False
+        if converter.context_param is not None:
+            arguments[converter.context_param] = self._context(call, live)
+            if self._send is not None:
+                self._send(Listening())
         try:
             value = function(**arguments)
             if isinstance(value, Awaitable):
                 value = self._await(value)
         except BaseException as exc:
             return _failure(exc)
+        finally:
+            live[0] = False  # a context kept past its call reports nothing
         try:
             encoded = self._convert.encode_result(value)
         except Exception as exc:
@@ -345,9 +419,25 @@ def main() -> None:
     faulthandler.enable()  # a segfaulting tool leaves a Python traceback in the log
     encoder = msgspec.json.Encoder()
     decoder = msgspec.json.Decoder(Call)
-    runner = _Runner()
+    import signal
+    import threading
+
+    lock = threading.Lock()  # a tool's threads may report progress too
+
+    def send(message: Progress | Listening | Reply | Ready) -> None:
+        payload = encoder.encode(message)
+        with lock:
+            _write_frame(writer, payload)
+
+    runner = _Runner(send)
+
+    def on_cancel(*_: object) -> None:
+        runner.cancelled = True
+
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, on_cancel)
     try:
-        _write_frame(writer, encoder.encode(Ready(pid=os.getpid())))
+        send(Ready(pid=os.getpid()))
         reaper.idle()
         while (frame := _read_frame(reader)) is not None:
             call = decoder.decode(frame)
@@ -356,7 +446,7 @@ def main() -> None:
             reply = runner.run(call)
             reaper.idle()
             _flush_std_streams()
-            _write_frame(writer, encoder.encode(reply))
+            send(reply)
     except BrokenPipeError:
         pass  # the parent went away; nobody is left to answer
 

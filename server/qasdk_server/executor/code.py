@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-__all__ = ["CodeVersion", "prune_snapshots", "snapshot"]
+__all__ = ["CodeVersion", "ModuleDigests", "prune_snapshots", "snapshot"]
 
 logger = logging.getLogger("qasdk.executor")
 
@@ -106,3 +106,46 @@ def prune_snapshots(store: Path, keep: Sequence[str]) -> None:
     )
     for old in others[KEEP:]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+class ModuleDigests:
+    """The digest of a tool module's file as it is now (cached while its stat is unchanged).
+
+    What the result cache keys a tool's code by when no snapshot is in use: an
+    edit of the module makes earlier results miss. Only the module's own file
+    counts, not what it imports.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self._root = Path(root)
+        self._known: dict[str, tuple[tuple[int, int], str]] = {}
+
+    def _file(self, module_path: str) -> Path | None:
+        base = self._root.joinpath(*module_path.split("."))
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(module_path)
+        except (ImportError, ValueError):
+            return None
+        return Path(spec.origin) if spec is not None and spec.origin else None
+
+    def digest(self, module_path: str) -> str:
+        file = self._file(module_path)
+        if file is None:
+            return "missing"
+        try:
+            stat = file.stat()
+        except OSError:
+            return "missing"
+        key = str(file)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        known = self._known.get(key)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()[:16]
+        self._known[key] = (stamp, digest)
+        return digest

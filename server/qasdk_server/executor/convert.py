@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["ArgumentError", "Converter", "encode_result"]
+__all__ = ["ArgumentError", "Converter", "encode_result", "is_context"]
 
 
 class ArgumentError(TypeError):
@@ -106,6 +106,14 @@ class Converter:
             hints = {}
         hints.pop("return", None)
         self.hints: dict[str, Any] = hints
+        #: The parameter that receives the call's ``qasdk.ToolContext``, if any.
+        self.context_param: str | None = None
+        if self.signature is not None:
+            for name, parameter in self.signature.parameters.items():
+                if is_context(hints.get(name, parameter.annotation)):
+                    self.context_param = name
+                    hints.pop(name, None)
+                    break
 
     def arguments(self, params: Mapping[str, Any], fallbacks: Mapping[str, Any]) -> dict[str, Any]:
         """The keyword arguments of the call.
@@ -139,6 +147,22 @@ class Converter:
             raise ArgumentError(f"{name}: {exc}") from None
         except (TypeError, NotImplementedError):
             return value  # a type msgspec cannot build: the value as it came
+
+
+_CONTEXT_PATHS = frozenset({"qasdk.ToolContext", "qasdk.context.ToolContext"})
+
+
+def is_context(annotation: Any) -> bool:
+    """Whether a parameter's annotation is ``qasdk.ToolContext`` (as the scanner decides).
+
+    A string annotation (``from __future__ import annotations`` whose names do
+    not resolve, or a quoted one) counts when it names ``ToolContext``.
+    """
+    if isinstance(annotation, str):
+        text = annotation.strip().strip("'\"")
+        return text == "ToolContext" or text in _CONTEXT_PATHS
+    kind = getattr(annotation, "__module__", None), getattr(annotation, "__qualname__", None)
+    return kind == ("qasdk.context", "ToolContext")
 
 
 def encode_result(value: Any) -> bytes:

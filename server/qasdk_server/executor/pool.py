@@ -20,7 +20,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,7 +33,7 @@ from qasdk.models import ExecutionResult, MethodConfig, Problem
 from qasdk.security.roots import ModuleRoots
 from qasdk.store.values import PREVIEW, truncated
 from qasdk_server.executor.arguments import prepare_params, registered_defaults
-from qasdk_server.executor.child import Call, Reply
+from qasdk_server.executor.child import Call, CallContext, Progress, Reply
 from qasdk_server.executor.code import CodeVersion
 from qasdk_server.executor.limits import CallLimits, resolve_limits
 from qasdk_server.executor.output import OutputLimits
@@ -60,7 +60,9 @@ class Executor:
     ``limits`` (``worker.tool_limits``) and ``limits_by_tool`` bound what each
     call may use (default: nothing is limited); whatever a call starts is
     killed when it ends. Tools run only from ``cwd`` (the module root) and
-    ``allowed_packages``.
+    ``allowed_packages``. A cancelled call is killed at once, or after
+    ``cancel_grace`` seconds when its tool takes a ``ToolContext`` (it may stop
+    on its own when ``ctx.cancelled`` turns true).
     """
 
     def __init__(
@@ -77,11 +79,14 @@ class Executor:
         limits: ToolLimits | None = None,
         limits_by_tool: Mapping[str, ToolLimitsOverride] | None = None,
         allowed_packages: tuple[str, ...] = (),
+        cancel_grace: float = 1.0,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
         self._methods = dict(methods)
         self._size = processes
+        #: Seconds a cancelled call whose tool takes a ToolContext may take to stop.
+        self.cancel_grace = cancel_grace
         #: Seconds a tool without a timeout of its own may run (changeable while running).
         self.default_timeout = default_timeout
         #: What a call may use, and the tools that differ (changeable while running).
@@ -183,6 +188,11 @@ class Executor:
             self._spawn_in_background()
 
     @property
+    def cwd(self) -> str:
+        """The tool processes' working directory: the module root."""
+        return self._cwd
+
+    @property
     def code(self) -> CodeVersion | None:
         """The code snapshot new tool processes import from (``None``: the working tree)."""
         return self._code
@@ -207,13 +217,21 @@ class Executor:
         return prepare_params(config, params)
 
     async def execute(
-        self, name: str, params: Mapping[str, Any], *, timeout: float | None = None
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        context: CallContext | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
     ) -> ExecutionResult:
         """Run tool ``name``; every failure of the tool comes back as ``success=False``.
 
         The tool's limit is its ``timeout`` (or the default), capped by
         ``timeout``, which also bounds the wait for a free process. Cancelling
-        the caller kills the child running the call.
+        the caller warns the child (``ToolContext.cancelled``) and kills it
+        ``cancel_grace`` seconds later. ``context`` is what a ``ToolContext``
+        parameter receives; ``on_progress`` gets its progress reports.
         """
         if not self._started or self._closed:
             raise MethodExecutionError(name, "the executor is not running (the worker is stopping)")
@@ -246,6 +264,7 @@ class Executor:
                 prepared,
                 registered_defaults(config, prepared),
                 limits.wire,
+                context,
             )
             try:
                 frame = msgspec.json.encode(call)
@@ -270,7 +289,7 @@ class Executor:
             message = f"tool {name!r} timed out after {timeout} s before it could start"
             return self._failed(name, prepared, "TimeoutError", message, None, 0.0)
 
-        result = await self._call(process, name, prepared, frame, limit, limits)
+        result = await self._call(process, name, prepared, frame, limit, limits, on_progress)
         result.code_version = process.code_version
         return result
 
@@ -319,14 +338,21 @@ class Executor:
         frame: bytes,
         limit: float,
         limits: CallLimits,
+        on_progress: Callable[[Progress], None] | None = None,
     ) -> ExecutionResult:
         """Send the call to ``process`` and turn what comes back into a result."""
         start = time.perf_counter()
         try:
-            outcome = await process.call(frame, name, limit)
+            outcome = await process.call(frame, name, limit, on_progress)
         except asyncio.CancelledError:
             if process.busy:
-                process.kill()  # its exit starts a replacement
+                # Its exit starts a replacement; a tool that checks ctx.cancelled
+                # gets a moment to stop cleanly first.
+                if process.listening and self.cancel_grace > 0:
+                    process.warn_cancelled()
+                    asyncio.get_running_loop().call_later(self.cancel_grace, process.kill)
+                else:
+                    process.kill()
             else:
                 self._release(process)
             raise

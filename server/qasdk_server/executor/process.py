@@ -20,7 +20,7 @@ import msgspec
 
 from qasdk_server.executor import child as _child
 from qasdk_server.executor import tree
-from qasdk_server.executor.child import HEADER_SIZE, Ready, Reply
+from qasdk_server.executor.child import HEADER_SIZE, Listening, Progress, Ready, Reply
 from qasdk_server.executor.output import OutputBudget, OutputLimits
 
 __all__ = ["TIMED_OUT", "Exited", "Outcome", "TimedOut", "ToolProcess", "settle"]
@@ -94,7 +94,11 @@ class ToolProcess:
         self._on_exit = on_exit
         self._pending: asyncio.Future[Outcome] | None = None
         self._stop_task: asyncio.Task[None] | None = None
-        self._decoder = msgspec.json.Decoder(Ready | Reply)
+        self._decoder = msgspec.json.Decoder(Ready | Reply | Progress | Listening)
+        #: The running call's tool takes a ToolContext (it may stop when warned).
+        self.listening = False
+        #: Called with each Progress frame of the running call (set per call).
+        self.on_progress: Callable[[Progress], None] | None = None
         self._reader = loop.create_task(self._read_replies())
         self._stderr = loop.create_task(self._read_stderr())
 
@@ -139,6 +143,16 @@ class ToolProcess:
                 )
                 if isinstance(message, Ready):
                     settle(self.ready, True)
+                    continue
+                if isinstance(message, Listening):
+                    self.listening = self.busy
+                    continue
+                if isinstance(message, Progress):
+                    if self.busy and self.on_progress is not None:
+                        try:
+                            self.on_progress(message)
+                        except Exception:  # a listener's bug must not end the protocol
+                            logger.exception("progress listener failed")
                     continue
                 self.busy = False
                 if self._pending is not None:
@@ -201,11 +215,19 @@ class ToolProcess:
         else:
             tool_logger.log(level, "%s: %s", self.method, line, extra=extra)
 
-    async def call(self, frame: bytes, method: str, limit: float) -> Outcome:
+    async def call(
+        self,
+        frame: bytes,
+        method: str,
+        limit: float,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> Outcome:
         """Send one call and wait for its reply, the child's death, or ``limit`` seconds."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         self._pending = future
+        self.on_progress = on_progress
+        self.listening = False
         self.note_dropped_output()  # what the previous call (or startup) printed over the caps
         self.method = method
         self.output.new_call()
@@ -218,6 +240,7 @@ class ToolProcess:
         finally:
             timer.cancel()
             self._pending = None
+            self.on_progress = None
             # Its last lines may still be in the pipe: note the drops once they are read.
             loop.call_later(0.5, self.note_dropped_output)
 
@@ -237,6 +260,12 @@ class ToolProcess:
             pass
         except PermissionError:
             self.proc.send_signal(sig)
+
+    def warn_cancelled(self) -> None:
+        """Tell the child (only it, not its subprocesses) that its task was cancelled."""
+        if self.proc.returncode is None and not self.dead:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGUSR1)
 
     def sweep(self) -> None:
         """Kill what the last call started and left running; the child itself stays."""

@@ -1,8 +1,11 @@
 """``GET /api/tasks/{id}/events``: a task's progress as Server-Sent Events.
 
 The stream opens with the task's current state and the trace so far, then
-sends each status change (``event: status``) and trace step (``event: step``)
-as it happens, wherever the task runs: PostgreSQL notifications are the bus.
+sends each status change (``event: status``), trace step (``event: step``)
+tool progress report (``event: progress``: ``tool``, ``fraction``,
+``message``, from ``ToolContext.report_progress``) and circuit breaker
+transition its calls caused (``event: breaker``) as it happens, wherever the
+task runs: PostgreSQL notifications are the bus.
 It ends after the terminal status. ``curl -N`` shows it as it comes.
 """
 
@@ -33,6 +36,18 @@ def _message(event: str, payload: object, event_id: str | None = None) -> Server
     return ServerSentEventMessage(
         data=msgspec.json.encode(payload).decode(), event=event, id=event_id
     )
+
+
+#: Events that are told, not stored, and the fields followers see of each.
+TOLD = {
+    "progress": ("tool", "fraction", "message"),
+    "breaker": ("tool", "state", "failures", "calls", "retry_at"),
+}
+
+
+def _told(event: dict[str, object]) -> dict[str, object]:
+    """A told event as followers see it (only its known fields)."""
+    return {key: event.get(key) for key in TOLD[str(event["event"])]}
 
 
 @get(
@@ -69,15 +84,23 @@ async def task_events(
                 if task.status in TERMINAL_STATUSES:
                     return
                 timeout = KEEP_ALIVE if server.events.connected else 0.25
+                events = []
                 try:
-                    await asyncio.wait_for(queue.get(), timeout)
+                    events.append(await asyncio.wait_for(queue.get(), timeout))
                 except asyncio.TimeoutError:
                     if server.events.connected:
                         yield ServerSentEventMessage(comment="keep-alive")
                 # A burst of notifications collapses into one read.
                 with contextlib.suppress(asyncio.QueueEmpty):
                     while True:
-                        queue.get_nowait()
+                        events.append(queue.get_nowait())
+                told = [e for e in events if e.get("event") in TOLD]
+                progress = [e for e in told if e["event"] == "progress"]
+                for event in told:
+                    if event["event"] != "progress" or event is progress[-1]:
+                        yield _message(event["event"], _told(event))  # progress: the latest
+                if told and len(told) == len(events):
+                    continue
                 current = await load_task(server, task_id)
                 if current.status != task.status:
                     if current.status in TERMINAL_STATUSES:

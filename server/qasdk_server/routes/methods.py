@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
+import psycopg
+import psycopg_pool
 from litestar import get
 
 from qasdk._excerpt import excerpt
+from qasdk.errors import QasdkError
 from qasdk.models import MethodMetadata
+from qasdk.store import breakers
 from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError, error_responses
 from qasdk_server.quota import refuse_tool
@@ -20,6 +26,24 @@ class RefusedMethod(msgspec.Struct):
 
     name: str
     reason: str
+
+
+class BreakerView(msgspec.Struct, omit_defaults=True):
+    """A tool's circuit breaker (the ``breaker`` middleware), shared by every worker."""
+
+    state: str
+    #: Failed calls among the last ``calls`` it remembers.
+    failures: int
+    calls: int
+    opened_at: datetime | None = None
+    #: Open: when a probe call may go; half-open: when the probe is presumed lost.
+    retry_at: datetime | None = None
+
+
+class MethodDetail(MethodMetadata, frozen=True, kw_only=True, omit_defaults=True):
+    """A tool, and its circuit breaker when it has one."""
+
+    breaker: BreakerView | None = None
 
 
 class MethodList(msgspec.Struct, omit_defaults=True):
@@ -57,7 +81,7 @@ async def list_methods(server: ServerState, principal: Principal) -> MethodList:
     responses=error_responses(403, 404),
     opt={"scope": "read"},
 )
-async def get_method(name: str, server: ServerState, principal: Principal) -> MethodMetadata:
+async def get_method(name: str, server: ServerState, principal: Principal) -> MethodDetail:
     method = await server.registry.find(name)
     if method is None:
         if name in server.registry.refused:
@@ -67,4 +91,19 @@ async def get_method(name: str, server: ServerState, principal: Principal) -> Me
         raise ApiError(404, "not_found", f"no registered tool named {excerpt(name)!r}{hint}")
     if principal.key is not None and not principal.key.may_run(method):
         raise refuse_tool(principal.key, method.name)
-    return method
+    try:
+        async with server.pool.connection() as conn:
+            breaker = await breakers.find(conn, method.name)
+    except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout):  # the registry still answers
+        breaker = None
+    view = None
+    if breaker is not None:
+        view = BreakerView(
+            state=breaker.state,
+            failures=breaker.failures,
+            calls=len(breaker.outcomes),
+            opened_at=breaker.opened_at,
+            retry_at=breaker.retry_at,
+        )
+    fields = {f: getattr(method, f) for f in MethodMetadata.__struct_fields__}
+    return MethodDetail(**fields, breaker=view)

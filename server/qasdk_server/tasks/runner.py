@@ -19,11 +19,12 @@ import asyncio
 import concurrent.futures
 import enum
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import psycopg_pool
@@ -31,16 +32,24 @@ from psycopg.rows import DictRow
 
 from qasdk.config import Config, ModelConfig
 from qasdk.errors import QasdkError
-from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
+from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, ToolPolicy, TraceStep
 from qasdk.store import audit
 from qasdk.store import keys as keys_store
+from qasdk.store import results as results_store
 from qasdk.store import tasks as store
 from qasdk.store.connection import Pool, connect, is_outage
+from qasdk.store.notify import announce_progress
 from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
 from qasdk_server.agent.run import CANCELLED_CALL
 from qasdk_server.executor import Executor
-from qasdk_server.metrics import Metrics, tool_outcome
+from qasdk_server.executor.child import CallContext
+from qasdk_server.executor.code import ModuleDigests
+from qasdk_server.metrics import Metrics
+from qasdk_server.middleware.base import ToolCall
+from qasdk_server.middleware.chain import Chain
+from qasdk_server.middleware.load import chain_for
 from qasdk_server.registry import MethodRegistry
+from qasdk_server.tasks.progress import ProgressRelay
 from qasdk_server.tasks.trace import TraceRecorder
 
 __all__ = [
@@ -113,9 +122,13 @@ class TaskRunner:
         worker_name: str,
         threads: concurrent.futures.Executor,
         metrics: Metrics | None = None,
+        chain: Chain | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
+        #: The middleware every tool call goes through (``config.middleware``).
+        self.chain = chain if chain is not None else chain_for(config, self.metrics, pool)
         self.config = config
+        self._digests = ModuleDigests(executor.cwd)
         self.pool = pool
         self.registry = registry
         self.executor = executor
@@ -124,15 +137,26 @@ class TaskRunner:
         self._llm: tuple[ModelConfig, Any] | None = None
         self._tools: dict[tuple[int, frozenset[str]], list[Any]] = {}
         self.running: dict[uuid.UUID, asyncio.Task[Any]] = {}
+        #: Progress announcements and chain closings still on their way (strong references).
+        self._background: set[asyncio.Task[None]] = set()
         #: Outcomes waiting for the database to come back, written in the background.
         self.pending_outcomes: set[asyncio.Task[None]] = set()
 
-    def apply_config(self, config: Config) -> None:
-        """Use ``config`` from the next task on; running tasks keep what they started with."""
+    def apply_config(self, config: Config, chain: Chain | None = None) -> None:
+        """Use ``config`` from the next task on; running tasks keep what they started with.
+
+        ``chain``: the middleware of ``config``, built (and so validated) by the caller.
+        """
         self.config = config
+        if chain is not None:
+            old, self.chain = self.chain, chain
+            closing = asyncio.get_running_loop().create_task(old.close())
+            self._background.add(closing)
+            closing.add_done_callback(self._background.discard)
         self.executor.default_timeout = config.worker.tool_timeout
         self.executor.limits = config.worker.tool_limits
         self.executor.limits_by_tool = config.worker.tool_limits_by_tool
+        self.executor.cancel_grace = config.worker.cancel_grace
 
     # -- shared, lazily built model resources -------------------------------
 
@@ -164,10 +188,15 @@ class TaskRunner:
     # -- housekeeping -----------------------------------------------------------
 
     async def apply_retention(self) -> tuple[int, int]:
-        """Delete tasks finished, and audit rows written, more than ``retention.days`` ago.
+        """Delete tasks finished, and audit rows written, more than ``retention.days`` ago,
+        and cached tool results past their ``cache_ttl``.
 
         Returns how many of each went.
         """
+        async with self.pool.connection() as conn:
+            expired = await results_store.delete_expired(conn)  # cached results past their ttl
+        if expired:
+            logger.debug("result cache: deleted %d expired results", expired)
         days = self.config.retention.days
         if days is None:
             return 0, 0
@@ -453,7 +482,14 @@ class TaskRunner:
             )
 
         try:
-            outcome = await self.call_tool(task.method, task.params or {}, deadline)
+            outcome = await self.call_tool(
+                task.method,
+                task.params or {},
+                deadline,
+                task_id=task.task_id,
+                attempt=attempt,
+                owner=task.owner,
+            )
         except asyncio.CancelledError:
             # Cancelled (by request, timeout or shutdown) while the tool ran: the trace says so.
             await asyncio.shield(recorder.add(step(error=CANCELLED_CALL)))
@@ -468,6 +504,8 @@ class TaskRunner:
                 result=outcome.result if outcome.success else None,
                 error=error,
                 code_version=outcome.code_version,
+                cached=outcome.cached,
+                retries=outcome.retries,
             )
         )
         if error is not None:
@@ -475,14 +513,97 @@ class TaskRunner:
         return "completed", outcome.result, None
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], deadline: float | None
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        deadline: float | None,
+        *,
+        task_id: uuid.UUID | None = None,
+        attempt: int = 1,
+        owner: uuid.UUID | None = None,
+        source: Literal["direct", "model"] = "direct",
     ) -> ExecutionResult:
-        """Run a tool through the executor (capped by the task's deadline) and count it."""
-        outcome = await self.executor.execute(name, arguments, timeout=_remaining(deadline))
-        self.metrics.observe_tool(
-            name, tool_outcome(outcome.success, outcome.error_type), outcome.execution_time
+        """Run a tool through the middleware chain and the executor (capped by the deadline).
+
+        A tool that takes a ``ToolContext`` learns the task, attempt and
+        deadline; its progress reports become the task's ``progress`` events.
+        """
+        method = self.executor.methods.get(name)
+        call = ToolCall(
+            name,
+            arguments,
+            method=method,
+            task_id=task_id,
+            attempt=attempt,
+            owner=owner,
+            source=source,
+            deadline=deadline,
+            code_version=self._code_version(method),
         )
+        return await self.chain.run(call, self._execute_call)
+
+    def _code_version(self, method: MethodConfig | None) -> str | None:
+        """The code the call will run: the snapshot in use, or the module file's digest."""
+        if method is None or method.policy is None or method.policy.cache_ttl is None:
+            return None  # only the result cache asks
+        code = self.executor.code
+        if code is not None:
+            return code.id
+        return self._digests.digest(method.module_path)
+
+    async def _execute_call(self, call: ToolCall) -> ExecutionResult:
+        """The innermost step of the chain: the tool process, again if the tool allows it.
+
+        A tool with ``retries`` is called again after a timeout or an error type
+        of its ``retry_on``, after ``worker.retry_backoff * 2**n`` seconds
+        (jittered, at most 30 s), while the task's deadline leaves room.
+        """
+        policy = None if call.method is None else call.method.policy
+        tries = 1 + (policy.retries if policy is not None else 0)
+        for retry in range(tries):
+            outcome = await self._execute_once(call)
+            if outcome.success or retry == tries - 1 or not _retryable(outcome, policy):
+                break
+            delay = min(30.0, self.config.worker.retry_backoff * 2**retry)
+            delay *= 0.5 + random.random()
+            remaining = _remaining(call.deadline)
+            if remaining is not None and remaining <= delay:
+                break
+            logger.info(
+                "tool %r failed (%s); retry %d/%d in %.2f s",
+                call.tool,
+                outcome.error_type,
+                retry + 1,
+                tries - 1,
+                delay,
+                extra={"method": call.tool},
+            )
+            await asyncio.sleep(delay)
+        outcome.retries = retry
         return outcome
+
+    async def _execute_once(self, call: ToolCall) -> ExecutionResult:
+        remaining = _remaining(call.deadline)
+        context = CallContext(
+            task_id=None if call.task_id is None else str(call.task_id),
+            attempt=call.attempt,
+            deadline=None if remaining is None else time.time() + remaining,
+        )
+        relay = None if call.task_id is None else self._progress_relay(call.task_id, call.tool)
+        try:
+            return await self.executor.execute(
+                call.tool, call.arguments, timeout=remaining, context=context, on_progress=relay
+            )
+        finally:
+            if relay is not None:
+                relay.close()
+
+    def _progress_relay(self, task_id: uuid.UUID, tool: str) -> ProgressRelay:
+        async def announce(fraction: float | None, message: str | None) -> None:
+            async with self.pool.connection() as conn:
+                await announce_progress(conn, task_id, tool, fraction, message)
+
+        return ProgressRelay(announce, self._background)
 
     async def _ensure_method(self, name: str) -> None:
         """A task may name a tool synced after this worker loaded the registry."""
@@ -510,7 +631,7 @@ class TaskRunner:
         model = self.config.model
         llm, tools = self._model_resources(model, methods)
         loop = asyncio.get_running_loop()
-        context = _TaskContext(self, recorder, attempt, deadline, loop)
+        context = _TaskContext(self, recorder, task, attempt, deadline, loop)
         worker = self.config.worker
         agent = AgentRun(
             model=model,
@@ -544,11 +665,13 @@ class _TaskContext:
         self,
         runner: TaskRunner,
         recorder: TraceRecorder,
+        task: Task,
         attempt: int,
         deadline: float | None,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.attempt = attempt
+        self._task = task
         self._runner = runner
         self._recorder = recorder
         self._deadline = deadline
@@ -560,8 +683,23 @@ class _TaskContext:
     def call_tool(
         self, name: str, arguments: dict[str, Any]
     ) -> concurrent.futures.Future[ExecutionResult]:
-        call = self._runner.call_tool(name, arguments, self._deadline)
+        call = self._runner.call_tool(
+            name,
+            arguments,
+            self._deadline,
+            task_id=self._task.task_id,
+            attempt=self.attempt,
+            owner=self._task.owner,
+            source="model",
+        )
         return asyncio.run_coroutine_threadsafe(call, self._loop)
+
+
+def _retryable(outcome: ExecutionResult, policy: ToolPolicy | None) -> bool:
+    """A timeout, or an error type the tool names as worth another try."""
+    if policy is None or not policy.retries:
+        return False
+    return outcome.error_type == "TimeoutError" or outcome.error_type in policy.retry_on
 
 
 def _remaining(deadline: float | None) -> float | None:

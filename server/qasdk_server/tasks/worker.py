@@ -30,6 +30,7 @@ from qasdk_server.executor import Executor
 from qasdk_server.executor.environment import tool_environment
 from qasdk_server.executor.output import OutputLimits
 from qasdk_server.metrics import Metrics
+from qasdk_server.middleware.load import chain_for
 from qasdk_server.registry import MethodRegistry
 from qasdk_server.tasks.queue import queue_app, worker_name
 from qasdk_server.tasks.runner import TaskRunner
@@ -71,12 +72,15 @@ class Worker:
     ) -> AsyncIterator[Worker]:
         """Start tool processes, agent threads, the runner and the job loop; stop in reverse."""
         concurrency = config.worker.concurrency
+        metrics = metrics or Metrics()
+        chain = chain_for(config, metrics, pool)  # a bad chain stops the worker before it starts
         executor = Executor(
             registry.configs(),
             processes=concurrency,
             default_timeout=config.worker.tool_timeout,
             limits=config.worker.tool_limits,
             limits_by_tool=config.worker.tool_limits_by_tool,
+            cancel_grace=config.worker.cancel_grace,
             allowed_packages=config.registry.allowed_packages,
             cwd=os.getcwd(),
             # Tool files edited and synced within the same second must not load stale bytecode.
@@ -105,6 +109,7 @@ class Worker:
             worker_name=worker_name(),
             threads=threads,
             metrics=metrics,
+            chain=chain,
         )
         warm = asyncio.create_task(runner.warm_up(), name="qasdk warm-up")
         app = queue_app(url, pool_size=concurrency + 2, busy_delay=config.worker.stalled_after)

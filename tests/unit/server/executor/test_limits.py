@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from qasdk.config import ToolLimits, ToolLimitsOverride
-from qasdk_server.executor.child import Call, Limits
+from qasdk_server.executor.child import Call, CallContext, Limits
 from qasdk_server.executor.limits import CPU_SLACK, resolve_limits
 
 
@@ -59,6 +59,9 @@ def test_no_defaults_limit_nothing() -> None:
 def test_limits_travel_at_the_end_of_a_call() -> None:
     call = Call("m", "mod", "f", {"a": 1}, {"b": 2}, limits=Limits(256, 1.0, None))
     encoded = msgspec.json.encode(call)
-    assert encoded == b'["Call","m","mod","f",{"a":1},{"b":2},[256,1.0,null]]'
+    assert encoded == b'["Call","m","mod","f",{"a":1},{"b":2},[256,1.0,null],null]'
     assert msgspec.json.decode(encoded, type=Call) == call
-    assert msgspec.json.decode(b'["Call","m","mod","f",{}]', type=Call).limits is None
+    old = msgspec.json.decode(b'["Call","m","mod","f",{}]', type=Call)
+    assert old.limits is None and old.context is None
+    with_context = Call("m", "mod", "f", {}, context=CallContext("t", 2, 99.5))
+    assert msgspec.json.encode(with_context).endswith(b'null,["t",2,99.5]]')
