@@ -321,3 +321,34 @@ def test_without_the_mcp_extra_sync_says_what_to_install(
     )
     assert "pip install 'qasdk[mcp]'" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_the_breaker_opens_on_a_remote_server_that_is_down(
+    tmp_path: Path, model: ScriptedModel, fresh_database: str
+) -> None:
+    port = free_port()
+    servers = [{"name": "calc", "url": f"http://127.0.0.1:{port}/mcp", "tools": ["add"]}]
+    project = project_with(tmp_path / "p", model.url, servers)
+    (project / "tools" / "basic.py").unlink()  # only the remote tool: its name is free
+    config = yaml.safe_load((project / "model_config.yaml").read_text())
+    config["middleware"] = [
+        {"name": "breaker", "options": {"failures": 2, "window": 4, "cool_down": 600}}
+    ]
+    (project / "model_config.yaml").write_text(yaml.safe_dump(config))
+    up = RemoteServer(port)
+    try:
+        synced = qasdk(project, fresh_database, "sync", "tools")
+        assert synced.returncode == 0, synced.stderr
+    finally:
+        up.stop()
+    server = Server(project, fresh_database)
+    try:
+        for _ in range(2):
+            task = server.run(method="add", params={"a": 1, "b": 2})
+            assert task["error"]["type"] == "McpUnavailable", task
+        refused = server.run(method="add", params={"a": 1, "b": 2})
+        assert refused["error"]["type"] == "CircuitOpen", refused
+        shown = server.http.get("/api/methods/add").json()
+        assert shown["breaker"]["state"] == "open"
+    finally:
+        assert server.stop() == 0, server.output
