@@ -124,6 +124,8 @@ class McpServer(msgspec.Struct, frozen=True, kw_only=True):
     tools: tuple[str, ...] | None = None
     prefix: str = ""
     timeout: float | None = None
+    #: ``cache_ttl``, ``retries``, ``retry_on``: given to each of its tools.
+    policy: ToolPolicy | None = None
     source: Source
     locations: dict[str, Source] = {}
 

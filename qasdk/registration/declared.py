@@ -24,6 +24,8 @@ A file may also declare MCP servers whose tools become tools of type ``mcp``::
         tools: [search_issues]              # default: every tool it lists
         prefix: gh_                         # registered as gh_search_issues
         timeout: 20                         # seconds per call (listing at sync: 15 or more)
+        retries: 2                          # cache_ttl, retries, retry_on: as for a method
+        retry_on: [McpUnavailable]
       - name: files
         command: python                     # ... or a command spoken to over stdio
         args: [servers/files.py]
@@ -119,6 +121,9 @@ class DeclaredMcpServer(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     tools: list[str] | None = None
     prefix: str | None = None
     timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    cache_ttl: float | None = None
+    retries: int | None = None
+    retry_on: list[str] | None = None
 
 
 class MethodsFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -315,6 +320,7 @@ class _Reader:
             tools=tuple(tools) if tools is not None else None,
             prefix=prefix,
             timeout=declared.timeout,
+            policy=ToolPolicy.of({key: getattr(declared, key) for key in ToolPolicy.OPTIONS}),
             source=self.document.source(keypath),
             locations={str(key): self.document.source((*keypath, key)) for key in raw},
         )

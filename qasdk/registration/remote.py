@@ -18,7 +18,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from qasdk.errors import ConfigurationError
-from qasdk.models import UNSET, McpServer, MethodConfig, MethodParameter, Problem, ToolEntry
+from qasdk.models import (
+    UNSET,
+    McpServer,
+    MethodConfig,
+    MethodParameter,
+    Problem,
+    ToolEntry,
+    ToolPolicy,
+)
 from qasdk.registration.types import normalize_type
 from qasdk.remote.client import INSTALL_HINT, RemoteError, RemoteTool, list_tools, mcp_available
 
@@ -128,6 +136,7 @@ def tool_entry(server: McpServer, tool: RemoteTool) -> ToolEntry:
         module_path="",
         function_name="",
         timeout=server.timeout,
+        policy=server.policy,
         type="mcp",
         endpoint=server.endpoint(tool.name),
     )
@@ -135,7 +144,10 @@ def tool_entry(server: McpServer, tool: RemoteTool) -> ToolEntry:
         config=config,
         source=source,
         origin="mcp",
-        locations={"name": source, "timeout": server.source_of("timeout")},
+        locations={
+            "name": source,
+            **{key: server.source_of(key) for key in ("timeout", *ToolPolicy.OPTIONS)},
+        },
     )
 
 

@@ -192,3 +192,21 @@ def test_without_the_mcp_package_sync_says_what_to_install(
 
 def test_no_servers_means_no_network_and_no_mcp_import() -> None:
     assert remote_entries([]) == ([], [])
+
+
+def test_a_servers_policy_goes_to_each_of_its_tools_and_is_validated_there() -> None:
+    (server,) = parse_methods(
+        "mcp_servers:\n  - name: calc\n    url: http://x\n    retries: 2\n"
+        "    retry_on: [McpUnavailable]\n    cache_ttl: 60\n",
+        "methods.yaml",
+    ).servers
+    assert server.policy is not None
+    entry = tool_entry(server, listed())
+    assert entry.config.policy == server.policy
+    assert (entry.config.policy.retries, entry.config.policy.retry_on) == (2, ("McpUnavailable",))
+    (bad,) = parse_methods(
+        "mcp_servers:\n  - name: calc\n    url: http://x\n    retry_on: [McpUnavailable]\n",
+        "methods.yaml",
+    ).servers
+    problems = [str(p) for p in validate_entries([tool_entry(bad, listed())])]
+    assert any(p.startswith("methods.yaml:4: tool 'add': retry_on: ") for p in problems), problems
