@@ -44,6 +44,7 @@ __all__ = [
     "RegistryConfig",
     "RetentionConfig",
     "ServerConfig",
+    "TelemetryConfig",
     "ToolLimits",
     "ToolLimitsOverride",
     "WorkerConfig",
@@ -80,6 +81,9 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     #: The same call asked for again after a nudge ends the loop: ``answer`` completes
     #: the task with the last tool result, ``fail`` fails it with ``ToolCallLoop``.
     on_tool_loop: Literal["answer", "fail"] = "answer"
+    #: Tokens (prompt and completion, every turn) one task may use; over it the task
+    #: stops with ``TokenBudgetExceeded`` (``None``: no budget).
+    max_tokens_per_task: PositiveInt | None = None
 
     @property
     def model_server(self) -> str:
@@ -252,7 +256,7 @@ class RegistryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 class MiddlewareConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One entry of ``middleware:``, the chain around every tool call, in order."""
 
-    #: A built-in (``metrics``, ``logging``, ``slow_calls``, ``cache``, ``breaker``), an
+    #: A built-in (``metrics``, ``logging``, ``slow_calls``, ``cache``, ``limits``, ``breaker``), an
     #: entry point of the ``qasdk.middleware`` group, or ``package.module:Class`` under the
     #: module root.
     name: Annotated[str, msgspec.Meta(min_length=1)]
@@ -269,7 +273,29 @@ DEFAULT_MIDDLEWARE = (
     MiddlewareConfig(name="metrics"),
     MiddlewareConfig(name="slow_calls"),
     MiddlewareConfig(name="cache"),
+    MiddlewareConfig(name="limits"),
 )
+
+
+class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """OpenTelemetry traces, sent over OTLP/HTTP; off unless an endpoint is given.
+
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the standard variable) turns it on too, when
+    ``otlp_endpoint`` is not set. Read when a server or worker starts.
+    """
+
+    #: The collector's base URL (``http://localhost:4318``); traces go to ``/v1/traces``.
+    otlp_endpoint: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$")] | None = None
+    #: ``service.name`` of the spans (tool processes use it too, unless they set their own).
+    service_name: Annotated[str, msgspec.Meta(min_length=1)] = "qasdk"
+    #: Headers sent with every export (``Authorization: Bearer ${OTLP_TOKEN}``); masked.
+    headers: dict[str, str] = {}
+    #: The share of traces kept (0 to 1), when the request brings no sampled parent.
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.otlp_endpoint)
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -283,6 +309,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     limits: LimitsConfig = LimitsConfig()
     retention: RetentionConfig = RetentionConfig()
     registry: RegistryConfig = RegistryConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     #: Where the tools are: what ``qasdk sync`` and ``qasdk check`` read when given no path.
     tools: tuple[str, ...] = ()
     #: The chain of middleware every tool call goes through, outermost first.
@@ -297,7 +324,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             self.model.api_key,
             url_password(self.model.api_base),
             self.registry.signing_key,
+            *self.telemetry.headers.values(),
         ]
+        if self.telemetry.otlp_endpoint:
+            values.append(url_password(self.telemetry.otlp_endpoint))
         if self.database.url:
             values.append(url_password(self.database.url))
         return [v for v in values if v]
@@ -312,9 +342,12 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "limits": LimitsConfig,
     "retention": RetentionConfig,
     "registry": RegistryConfig,
+    "telemetry": TelemetryConfig,
 }
 #: Top-level settings that are not sections.
 _SETTINGS = ("tools", "middleware")
+#: The standard variable that turns telemetry on when ``telemetry.otlp_endpoint`` is unset.
+OTEL_ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
 _INTERPOLATION = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 
 
@@ -363,6 +396,7 @@ def load_config(
                 )
             )
     overridden = _apply_environment(data, environ, problems)
+    _apply_otel_endpoint(data, environ, overridden)
     problems += _check_fields(data, document, overridden)
     if problems:
         raise ConfigurationError(problems=problems)
@@ -513,6 +547,21 @@ def _apply_environment(
         existing[key] = value
         overridden[(section, key)] = variable
     return overridden
+
+
+def _apply_otel_endpoint(
+    data: dict[str, Any], environ: Mapping[str, str], overridden: dict[KeyPath, str]
+) -> None:
+    """``OTEL_EXPORTER_OTLP_ENDPOINT`` as ``telemetry.otlp_endpoint``, unless that is set."""
+    endpoint = environ.get(OTEL_ENDPOINT_VARIABLE)
+    if not endpoint:
+        return
+    section = data.get("telemetry")
+    if section is None:
+        section = data["telemetry"] = {}
+    if isinstance(section, dict) and not section.get("otlp_endpoint"):
+        section["otlp_endpoint"] = endpoint
+        overridden[("telemetry", "otlp_endpoint")] = OTEL_ENDPOINT_VARIABLE
 
 
 def _problem_from(

@@ -33,6 +33,8 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
     cache_ttl: float | None = None
     retries: int = 0
     retry_on: tuple[str, ...] = ()
+    max_concurrency: int | None = None
+    rate: str | None = None
 
 
 def _listed(values: Iterable[str]) -> Any:
@@ -63,6 +65,8 @@ def tool(
     cache_ttl: float | None = None,
     retries: int = 0,
     retry_on: Iterable[str] = (),
+    max_concurrency: int | None = None,
+    rate: str | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -78,6 +82,8 @@ def tool(
     cache_ttl: float | None = None,
     retries: int = 0,
     retry_on: Iterable[str] = (),
+    max_concurrency: int | None = None,
+    rate: str | None = None,
 ) -> F | Callable[[F], F]:
     """Register ``func`` as a tool when its folder is synced.
 
@@ -101,6 +107,9 @@ def tool(
             ``retry_on`` (0-10), with exponential backoff: only for tools that
             are safe to repeat.
         retry_on: Error type names (``ConnectionError``) that are worth a retry.
+        max_concurrency: Calls running at once, across every worker; more wait.
+        rate: Calls started per period (``"10/s"``, ``"100/m"``), across every
+            worker; more wait their turn (within the task's deadline).
     """
     if name is not None:
         _check("name", rules.check_name(name))
@@ -115,6 +124,8 @@ def tool(
     _check("retries", rules.check_retries(retries))
     retry_types = _listed(retry_on)
     _check("retry_on", rules.check_retry_on(retry_types))
+    _check("max_concurrency", rules.check_max_concurrency(max_concurrency))
+    _check("rate", rules.check_rate(rate))
     spec = ToolSpec(
         name=name,
         description=description,
@@ -124,6 +135,8 @@ def tool(
         cache_ttl=None if cache_ttl is None else float(cache_ttl),
         retries=retries,
         retry_on=tuple(retry_types),
+        max_concurrency=max_concurrency,
+        rate=rate,
     )
 
     def mark(f: F) -> F:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 import uuid
 from datetime import datetime
@@ -26,6 +25,7 @@ import msgspec
 
 from qasdk.models import MethodConfig
 from qasdk.permissions import permitted
+from qasdk.rates import format_rate, parse_rate
 
 __all__ = [
     "SCOPES",
@@ -88,32 +88,6 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
 
     def active(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_RATE = re.compile(r"^\s*(\d{1,9})\s*/\s*(\d{0,4})\s*(s|m|h|d)\s*$")
-
-
-def parse_rate(text: str) -> tuple[int, int]:
-    """``(count, seconds)`` of a rate such as ``10/m``, ``100/h`` or ``5/30s``.
-
-    Raises ``ValueError`` saying what a rate looks like.
-    """
-    match = _RATE.match(text)
-    if match is None or int(match.group(1)) == 0 or int(match.group(2) or 1) == 0:
-        raise ValueError(
-            f"{text!r} is not a rate: write COUNT/UNIT, such as 10/m, 100/h or 5/30s "
-            "(units: s, m, h, d; count at least 1)"
-        )
-    return int(match.group(1)), int(match.group(2) or 1) * _UNITS[match.group(3)]
-
-
-def format_rate(count: int, seconds: int) -> str:
-    for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
-        if seconds % size == 0:
-            times = seconds // size
-            return f"{count}/{'' if times == 1 else times}{unit}"
-    return f"{count}/{seconds}s"  # pragma: no cover - every whole second divides by 1
 
 
 def secret_digest(secret: str) -> bytes:

@@ -164,9 +164,19 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     retries: int = 0
     #: ...on these error types (a timeout always qualifies).
     retry_on: tuple[str, ...] = ()
+    #: Calls running at once, across every worker (the ``limits`` middleware)...
+    max_concurrency: int | None = None
+    #: ...and calls started per period (``10/s``, ``100/m``); over either, a call waits.
+    rate: str | None = None
 
     #: The options of ``@tool`` / ``methods.yaml`` that make up a policy.
-    OPTIONS: ClassVar[tuple[str, ...]] = ("cache_ttl", "retries", "retry_on")
+    OPTIONS: ClassVar[tuple[str, ...]] = (
+        "cache_ttl",
+        "retries",
+        "retry_on",
+        "max_concurrency",
+        "rate",
+    )
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> ToolPolicy | None:
@@ -174,11 +184,12 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         given = {k: options[k] for k in cls.OPTIONS if options.get(k) not in (None, 0, (), [])}
         if not given:
             return None
-        if "cache_ttl" in given:
-            given["cache_ttl"] = float(given["cache_ttl"])
-        if "retry_on" in given:
+        ttl = given.get("cache_ttl")
+        if isinstance(ttl, int) and not isinstance(ttl, bool):
+            given["cache_ttl"] = float(ttl)
+        if isinstance(given.get("retry_on"), list):
             given["retry_on"] = tuple(given["retry_on"])
-        return cls(**given)
+        return cls(**given)  # checked by the registration rules, not here
 
 
 class MethodConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -303,6 +314,9 @@ class Task(msgspec.Struct, kw_only=True):
     completed_at: datetime | None = None
     #: The id of the API key that submitted it (``None``: submitted with no keys in force).
     owner: UUID | None = None
+    #: Tokens its model turns used (``prompt_tokens``, ``completion_tokens``,
+    #: ``total_tokens``, ``turns``), once it has finished; ``None``: no model turn.
+    usage: dict[str, int] | None = None
 
 
 class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -24,7 +24,7 @@ A file may also declare MCP servers whose tools become tools of type ``mcp``::
         tools: [search_issues]              # default: every tool it lists
         prefix: gh_                         # registered as gh_search_issues
         timeout: 20                         # seconds per call (listing at sync: 15 or more)
-        retries: 2                          # cache_ttl, retries, retry_on: as for a method
+        retries: 2                          # cache_ttl, retries, retry_on, max_concurrency, rate
         retry_on: [McpUnavailable]
       - name: files
         command: python                     # ... or a command spoken to over stdio
@@ -106,6 +106,8 @@ class DeclaredMethod(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     cache_ttl: float | None = None
     retries: int | None = None
     retry_on: list[str] | None = None
+    max_concurrency: int | None = None
+    rate: str | None = None
     override: bool = False
 
 
@@ -124,6 +126,8 @@ class DeclaredMcpServer(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     cache_ttl: float | None = None
     retries: int | None = None
     retry_on: list[str] | None = None
+    max_concurrency: int | None = None
+    rate: str | None = None
 
 
 class MethodsFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -320,7 +324,8 @@ class _Reader:
             tools=tuple(tools) if tools is not None else None,
             prefix=prefix,
             timeout=declared.timeout,
-            policy=ToolPolicy.of({key: getattr(declared, key) for key in ToolPolicy.OPTIONS}),
+            # Each tool of the server gets these (a rate or a concurrency limit is per tool).
+            policy=ToolPolicy.of({k: getattr(declared, k, None) for k in ToolPolicy.OPTIONS}),
             source=self.document.source(keypath),
             locations={str(key): self.document.source((*keypath, key)) for key in raw},
         )

@@ -15,9 +15,11 @@ import keyword
 from collections.abc import Iterator
 
 from qasdk.permissions import name_problem
+from qasdk.rates import parse_rate
 
 __all__ = [
     "CACHE_TTL_MAX",
+    "CONCURRENCY_MAX",
     "DESCRIPTION_MAX",
     "MODULE_PATH_MAX",
     "NAME_MAX",
@@ -27,9 +29,11 @@ __all__ = [
     "check_description",
     "check_function_name",
     "check_identifier",
+    "check_max_concurrency",
     "check_module_path",
     "check_name",
     "check_permissions",
+    "check_rate",
     "check_retries",
     "check_retry_on",
     "check_tags",
@@ -184,6 +188,31 @@ def check_retry_on(value: object) -> Iterator[str]:
             yield f"{name!r} is listed twice"
         else:
             seen.add(name)
+
+
+#: Most calls of one tool that may run at once.
+CONCURRENCY_MAX = 10_000
+
+
+def check_max_concurrency(value: object) -> Iterator[str]:
+    """Calls of the tool running at once, cluster-wide (``None``: no limit)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= CONCURRENCY_MAX:
+        yield f"must be a whole number from 1 to {CONCURRENCY_MAX}, got {value!r}"
+
+
+def check_rate(value: object) -> Iterator[str]:
+    """Calls started per period, as ``COUNT/UNIT`` (``None``: no limit)."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        yield f"must be a rate such as '10/s' or '100/m', got {kind_of(value)}"
+        return
+    try:
+        parse_rate(value)
+    except ValueError as exc:
+        yield str(exc)
 
 
 def check_module_path(value: object) -> Iterator[str]:

@@ -75,6 +75,8 @@ def _check(config: MethodConfig) -> Iterator[tuple[str, str]]:
             ("cache_ttl", rules.check_cache_ttl, policy.cache_ttl),
             ("retries", rules.check_retries, policy.retries),
             ("retry_on", rules.check_retry_on, policy.retry_on),
+            ("max_concurrency", rules.check_max_concurrency, policy.max_concurrency),
+            ("rate", rules.check_rate, policy.rate),
         ):
             for reason in rule(value):
                 yield field, reason

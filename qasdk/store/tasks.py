@@ -9,6 +9,7 @@ it, so a worker that was presumed dead cannot overwrite a newer outcome.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from qasdk.store.values import clean_text, json_text
 __all__ = [
     "JOB_TASK",
     "QUEUE",
+    "Claimed",
     "cancel_abandoned",
     "cancel_task",
     "claim_task",
@@ -93,10 +95,12 @@ async def insert_task(
     task_id: uuid.UUID | None = None,
     owner: uuid.UUID | None = None,
     actor: Actor | None = None,
+    trace_context: Mapping[str, str] | None = None,
 ) -> Task:
     """Store a new pending task and queue its job, atomically; ``owner``: the API key's id.
 
     With ``actor``, the submit is audited (``task.submit``) by the same statement.
+    ``trace_context``: the submitting request's ``traceparent`` (and ``tracestate``).
     """
     if actor is None:
         audited: dict[str, Any] = dict.fromkeys(("actor", "key_id", "client", "action", "detail"))
@@ -121,6 +125,9 @@ async def insert_task(
                 "priority": priority,
                 "timeout": timeout,
                 "owner": owner,
+                "trace_context": _json(dict(trace_context), _DEFAULT_LIMITS)
+                if trace_context
+                else None,
                 "queue": QUEUE,
                 "job_task": JOB_TASK,
             },
@@ -177,13 +184,27 @@ async def list_tasks(
     return tasks
 
 
-async def claim_task(conn: Conn, task_id: uuid.UUID, worker: str) -> tuple[Task, int] | None:
-    """Mark the task running for a new attempt; return it and its last trace step number."""
+class Claimed(msgspec.Struct, frozen=True):
+    """A task a worker took: the task, its last trace step number, its trace context."""
+
+    task: Task
+    last_seq: int
+    trace_context: dict[str, str] | None = None
+
+
+async def claim_task(conn: Conn, task_id: uuid.UUID, worker: str) -> Claimed | None:
+    """Mark the task running for a new attempt; return it, with what running it needs."""
     row = await (await execute(conn, "claim_task", {"id": task_id, "worker": worker})).fetchone()
     if row is None:
         return None
-    last_seq = row.pop("last_seq")
-    return _task(row), int(last_seq)
+    last_seq = int(row.pop("last_seq"))
+    context = row.pop("trace_context")
+    carrier = (
+        {str(k): str(v) for k, v in context.items() if isinstance(v, str)}
+        if isinstance(context, dict)
+        else None
+    )
+    return Claimed(_task(row), last_seq, carrier or None)
 
 
 async def finish_task(

@@ -110,6 +110,12 @@ class Metrics:
             ["tool", "state"],
             registry=self.registry,
         )
+        self.model_tokens = Counter(
+            "qasdk_model_tokens",
+            "Tokens of model turns, by model and kind (prompt, completion).",
+            ["model", "kind"],
+            registry=self.registry,
+        )
         self.model_calls = Counter(
             "qasdk_model_calls", "Model calls by outcome.", ["outcome"], registry=self.registry
         )
@@ -128,6 +134,10 @@ class Metrics:
     def observe_model(self, outcome: str, seconds: float) -> None:
         self.model_calls.labels(outcome).inc()
         self.model_latency.labels(outcome).observe(seconds)
+
+    def observe_tokens(self, model: str, prompt: int, completion: int) -> None:
+        self.model_tokens.labels(model, "prompt").inc(prompt)
+        self.model_tokens.labels(model, "completion").inc(completion)
 
     def observe_task(self, kind: str, status: str, seconds: float) -> None:
         self.tasks_finished.labels(kind, status).inc()

@@ -24,6 +24,8 @@ OPTIONS = (
     "cache_ttl",
     "retries",
     "retry_on",
+    "max_concurrency",
+    "rate",
 )
 _RULES = {
     "name": rules.check_name,
@@ -34,6 +36,8 @@ _RULES = {
     "cache_ttl": rules.check_cache_ttl,
     "retries": rules.check_retries,
     "retry_on": rules.check_retry_on,
+    "max_concurrency": rules.check_max_concurrency,
+    "rate": rules.check_rate,
 }
 
 #: Reports a problem with an option: (field or None, reason).

@@ -93,9 +93,10 @@ WITH job AS (
         jsonb_build_object('task_id', %(id)s::text), NULL
     )::procrastinate_job_to_defer_v1]))[1] AS id
 ), task AS (
-    INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id, owner)
+    INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id, owner,
+                       trace_context)
     SELECT %(id)s, %(kind)s, %(description)s, %(method)s, %(params)s::jsonb, %(priority)s,
-           %(timeout)s, job.id, %(owner)s
+           %(timeout)s, job.id, %(owner)s, %(trace_context)s::jsonb
     FROM job
     RETURNING id AS task_id, status, kind, description AS task_description, method, params,
               priority, timeout, result, error, attempts, created_at, started_at,
@@ -112,7 +113,7 @@ SELECT * FROM task;
 -- name: get_task
 SELECT id AS task_id, status, kind, description AS task_description, method, params,
        priority, timeout, result, error, attempts, created_at, started_at, completed_at,
-       owner
+       owner, usage
 FROM tasks
 WHERE id = %(id)s;
 
@@ -123,7 +124,7 @@ SELECT id AS task_id, status, kind, description AS task_description, method,
        CASE WHEN %(with_params)s THEN params END AS params,
        priority, timeout,
        CASE WHEN %(with_result)s THEN result END AS result,
-       error, attempts, created_at, started_at, completed_at, owner
+       error, attempts, created_at, started_at, completed_at, owner, usage
 FROM tasks
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(owner)s::uuid IS NULL OR owner = %(owner)s)
@@ -138,7 +139,8 @@ LIMIT %(limit)s;
 
 -- name: claim_task
 -- A worker takes a task: pending (or running after a dead worker) becomes running
--- with a new attempt number; a cancelled or finished task is not returned.
+-- with a new attempt number; a cancelled or finished task is not returned. With it, the
+-- trace context it was submitted in.
 UPDATE tasks
 SET status = 'running',
     started_at = COALESCE(started_at, now()),
@@ -147,13 +149,23 @@ SET status = 'running',
 WHERE id = %(id)s AND status IN ('pending', 'running') AND NOT cancel_requested
 RETURNING id AS task_id, status, kind, description AS task_description, method, params,
           priority, timeout, result, error, attempts, created_at, started_at, completed_at,
-          owner,
+          owner, trace_context,
           (SELECT COALESCE(max(seq), 0) FROM task_steps WHERE task_id = tasks.id) AS last_seq;
 
 -- name: finish_task
 -- Only the attempt that claimed the task may finish it.
+-- Its usage is the sum of its model turns' tokens (every attempt's: all were spent).
 UPDATE tasks
-SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb, completed_at = now()
+SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb, completed_at = now(),
+    usage = (
+        SELECT jsonb_build_object(
+                   'prompt_tokens', sum((s.usage->>'prompt_tokens')::bigint),
+                   'completion_tokens', sum((s.usage->>'completion_tokens')::bigint),
+                   'total_tokens', sum((s.usage->>'total_tokens')::bigint),
+                   'turns', count(*))
+        FROM task_steps s
+        WHERE s.task_id = tasks.id AND s.kind = 'model' AND s.usage ? 'total_tokens'
+        HAVING count(*) > 0)
 WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
 RETURNING id;
 
@@ -482,3 +494,20 @@ SET version = EXCLUDED.version, result = EXCLUDED.result, created_at = now(),
 
 -- name: delete_expired_results
 DELETE FROM tool_results WHERE expires_at <= now();
+
+-- name: take_tool_rate
+-- One call against a tool's rate (as take_rate for keys): no row when it must wait.
+INSERT INTO tool_rates AS r (tool, tat)
+VALUES (%(tool)s, now() + make_interval(secs => %(interval)s))
+ON CONFLICT (tool) DO UPDATE
+SET tat = greatest(r.tat, now()) + make_interval(secs => %(interval)s)
+WHERE greatest(r.tat, now()) - now() <= make_interval(secs => %(tolerance)s)
+RETURNING tat;
+
+-- name: tool_rate_wait
+SELECT greatest(0, extract(epoch FROM tat - now()) - %(tolerance)s)::float8 AS wait
+FROM tool_rates WHERE tool = %(tool)s;
+
+-- name: try_tool_slot
+-- One of a tool's max_concurrency slots, held by this session until it ends (or unlocks).
+SELECT pg_try_advisory_lock(hashtext('qasdk.tool:' || %(tool)s), %(slot)s) AS taken;

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qasdk.config import ModelConfig
 from qasdk.models import ExecutionResult, MethodConfig, TaskError, TraceStep
@@ -33,6 +33,9 @@ from qasdk_server.agent import model_errors, shim
 from qasdk_server.agent.recover import recover_calls
 from qasdk_server.agent.shim import SYSTEM_MESSAGE, agent_class
 from qasdk_server.agent.thinking import split_thinking
+
+if TYPE_CHECKING:
+    from qasdk_server.telemetry.spans import TaskSpan
 
 __all__ = [
     "CANCELLED_CALL",
@@ -78,6 +81,10 @@ class AgentContext(Protocol):
 
     def observe_model(self, outcome: str, seconds: float) -> None:
         """Count a model call for the metrics."""
+        ...
+
+    def observe_tokens(self, model: str, prompt: int, completion: int) -> None:
+        """Count a turn's tokens for the metrics."""
         ...
 
 
@@ -127,8 +134,11 @@ class AgentRun:
         context: AgentContext,
         retries: int = 0,
         backoff: float = 1.0,
+        span: TaskSpan | None = None,
     ) -> None:
         self.model = model
+        #: The task's span, when traced: each model call is a span under it.
+        self.span = span
         self.llm = llm
         self.tools = tools
         self.methods = methods
@@ -137,6 +147,8 @@ class AgentRun:
         self.backoff = backoff
         self.turns = 0
         self.tool_calls = 0
+        #: Tokens of this attempt's model turns so far.
+        self.tokens = 0
         #: (name, canonical arguments) → (turn it first ran in, its result, text the model
         #: got, whether it failed)
         self._returned: dict[tuple[str, str], tuple[int, Any, str, bool]] = {}
@@ -357,15 +369,66 @@ class AgentRun:
         result: dict[str, Any] | None = {"tool_calls": calls} if calls else None
         if result is not None and recovered_from is not None:
             result["recovered_from"] = recovered_from
+        usage = self._usage(texts, thinking, calls)
         self._record_model_step(
             started,
             elapsed,
             content="\n".join(texts) or recovered_from,
             thinking="\n\n".join(thinking) or None,
             result=result,
+            usage=usage,
         )
+        self._spend(usage)
+
+    def _usage(
+        self, texts: list[str], thinking: list[str], calls: list[dict[str, Any]]
+    ) -> dict[str, int]:
+        """The turn's tokens as the endpoint reported them, else counted locally.
+
+        A local count is an estimate (a token is about four characters) and says
+        so (``estimated: 1``).
+        """
+        report = shim.turn_report() or {}
+        prompt = report.get("gen_ai.usage.input_tokens")
+        completion = report.get("gen_ai.usage.output_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            return {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+        written = sum(map(len, texts)) + sum(map(len, thinking)) + len(json.dumps(calls))
+        prompt, completion = -(-shim.prompt_chars() // 4), -(-written // 4)
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "estimated": 1,
+        }
+
+    def _spend(self, usage: dict[str, int]) -> None:
+        """Count the turn's tokens; past ``model.max_tokens_per_task`` the task stops."""
+        self.tokens += usage["total_tokens"]
+        self.context.observe_tokens(
+            self.model.name, usage["prompt_tokens"], usage["completion_tokens"]
+        )
+        budget = self.model.max_tokens_per_task
+        if budget is not None and self.tokens > budget:
+            raise AgentFailure(
+                TaskError(
+                    "TokenBudgetExceeded",
+                    f"the task used {self.tokens} tokens in {self.turns} model turns, over its "
+                    f"budget of {budget} (model.max_tokens_per_task)",
+                )
+            )
 
     def _record_model_step(self, started: datetime, elapsed_ms: float, **details: Any) -> None:
+        if self.span is not None:
+            result = details.get("result")
+            calls = result.get("tool_calls", ()) if isinstance(result, dict) else ()
+            self.span.model_turn(self.model, started, elapsed_ms).end(
+                usage=shim.turn_report(), error=details.get("error"), tool_calls=len(calls)
+            )
         self.context.record(
             TraceStep(
                 seq=self.context.next_seq(),

@@ -37,6 +37,7 @@ __all__ = [
     "raw_text",
     "start_turn",
     "tool_schema",
+    "turn_report",
 ]
 
 SYSTEM_MESSAGE = (
@@ -156,12 +157,14 @@ def llm_config(model: ModelConfig) -> dict[str, Any]:
     }
 
 
-def build_llm(model: ModelConfig) -> Any:
+def build_llm(model: ModelConfig, *, report_usage: bool = False) -> Any:
     """qwen-agent's OpenAI-compatible model with one reusable client and no hidden retries.
 
     Stock ``TextChatAtOAI`` builds a new HTTP client for every call and lets the
     OpenAI SDK retry twice behind qwen-agent's back; this keeps its behaviour and
-    fixes both, so every attempt is visible in the trace.
+    fixes both, so every attempt is visible in the trace. ``report_usage`` asks
+    for and keeps what the endpoint says about each turn (:func:`turn_report`),
+    for telemetry.
     """
     import openai
 
@@ -182,7 +185,17 @@ def build_llm(model: ModelConfig) -> Any:
             kwargs["timeout"] = kwargs.pop("request_timeout")
         if isinstance(kwargs.get("messages"), list):
             kwargs["messages"] = [openai_message(m) for m in kwargs["messages"]]
-        return client.chat.completions.create(*args, **kwargs)
+            _turn.prompt_chars = sum(len(str(m)) for m in kwargs["messages"])
+        if not report_usage:
+            return client.chat.completions.create(*args, **kwargs)
+        if kwargs.get("stream"):
+            # Streamed, the OpenAI API (and Ollama, vLLM) reports usage only when asked;
+            # qwen-agent skips the last chunk that carries it (it has no choices).
+            kwargs.setdefault("stream_options", {"include_usage": True})
+            return _reporting(client.chat.completions.create(*args, **kwargs))
+        response = client.chat.completions.create(*args, **kwargs)
+        _note(response)
+        return response
 
     postprocess = llm._postprocess_messages
 
@@ -221,8 +234,57 @@ _turn = threading.local()
 
 
 def start_turn() -> None:
-    """Forget the raw text of the previous turn (call before a model turn)."""
+    """Forget the raw text and report of the previous turn (call before a model turn)."""
     _turn.raw = None
+    _turn.report = None
+    _turn.prompt_chars = 0
+
+
+def prompt_chars() -> int:
+    """Characters of the messages this thread's latest turn sent (for a local token count)."""
+    chars: int = getattr(_turn, "prompt_chars", 0)
+    return chars
+
+
+def turn_report() -> dict[str, Any] | None:
+    """What the endpoint said about this thread's latest turn, as GenAI span attributes
+    (``gen_ai.usage.input_tokens``, ``gen_ai.response.finish_reasons``...); ``None`` when
+    it said nothing or the LLM was built without ``report_usage``."""
+    report: dict[str, Any] | None = getattr(_turn, "report", None)
+    return report
+
+
+def _note(response: Any) -> None:
+    """Keep the usage, finish reasons, model and id of a response or stream chunk."""
+    report = getattr(_turn, "report", None)
+    if report is None:
+        report = _turn.report = {}
+    usage = getattr(response, "usage", None)
+    if usage is not None:
+        for key, field in (
+            ("gen_ai.usage.input_tokens", "prompt_tokens"),
+            ("gen_ai.usage.output_tokens", "completion_tokens"),
+        ):
+            value = getattr(usage, field, None)
+            if isinstance(value, int):
+                report[key] = value
+    for key, field in (("gen_ai.response.model", "model"), ("gen_ai.response.id", "id")):
+        value = getattr(response, field, None)
+        if isinstance(value, str) and value:
+            report[key] = value
+    for choice in getattr(response, "choices", None) or ():
+        reason = getattr(choice, "finish_reason", None)
+        if isinstance(reason, str) and reason:
+            reasons = report.setdefault("gen_ai.response.finish_reasons", [])
+            if reason not in reasons:
+                reasons.append(reason)
+
+
+def _reporting(stream: Any) -> Iterator[Any]:
+    """The chunks of ``stream``, noting what they say about the turn as they pass."""
+    for chunk in stream:
+        _note(chunk)
+        yield chunk
 
 
 def raw_text() -> tuple[str, bool] | None:

@@ -96,6 +96,9 @@ class _ProbeContext:
     def observe_model(self, outcome: str, seconds: float) -> None:
         pass
 
+    def observe_tokens(self, model: str, prompt: int, completion: int) -> None:
+        pass
+
 
 def right_city(arguments: Any, city: str) -> bool:
     """Whether ``arguments`` name ``city`` (any case; ``"Paris, France"`` counts)."""

@@ -80,6 +80,9 @@ class Call(msgspec.Struct, tag=True, array_like=True):
     defaults: dict[str, Any] = {}
     limits: Limits | None = None
     context: CallContext | None = None
+    #: The W3C trace context of the tool-call span, when the worker traces.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 class Reply(msgspec.Struct, tag=True, array_like=True):
@@ -141,12 +144,13 @@ def _failure(exc: BaseException, message: str | None = None) -> Reply:
     return Reply(ok=False, error_type=type(exc).__name__, error=message, traceback=text)
 
 
-def _load_sibling(name: str) -> ModuleType:
-    """``<name>.py`` next to this file, as ``_qasdk_<name>``: no qasdk import on the way,
-    and a name no user module can shadow."""
+def _load_sibling(name: str, folder: str = "") -> ModuleType:
+    """``<name>.py`` next to this file (or in the sibling package ``folder``), as
+    ``_qasdk_<name>``: no qasdk import on the way, and a name no user module can shadow."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(os.path.join(here, os.pardir, folder) if folder else here, f"{name}.py")
     spec = importlib.util.spec_from_file_location(f"_qasdk_{name}", path)
     assert spec is not None
     assert spec.loader is not None
@@ -180,6 +184,8 @@ class _Runner:
         self._send = send
         #: Set by SIGUSR1 during a call: the worker says its task was cancelled.
         self.cancelled = False
+        #: Loaded with the first traced call: untraced, nothing of opentelemetry is imported.
+        self._traced: Any = None
         #: Bytes of result JSON the worker takes (``QASDK_RESULT_LIMIT``; 0: no limit).
         self.result_limit = int(os.environ.pop("QASDK_RESULT_LIMIT", "0") or 0)
 
@@ -255,6 +261,11 @@ class _Runner:
             arguments[converter.context_param] = self._context(call, live)
             if self._send is not None:
                 self._send(Listening())
+        token = None
+        if call.traceparent:
+            if self._traced is None:
+                self._traced = _load_sibling("tool_process", "telemetry").TracedCalls()
+            token = self._traced.enter(call.traceparent, call.tracestate)
         try:
             value = function(**arguments)
             if isinstance(value, Awaitable):
@@ -263,6 +274,8 @@ class _Runner:
             return _failure(exc)
         finally:
             live[0] = False  # a context kept past its call reports nothing
+            if call.traceparent:
+                self._traced.leave(token)
         try:
             encoded = self._convert.encode_result(value)
         except Exception as exc:

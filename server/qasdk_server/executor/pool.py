@@ -224,6 +224,7 @@ class Executor:
         timeout: float | None = None,
         context: CallContext | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        trace_context: Mapping[str, str] | None = None,
     ) -> ExecutionResult:
         """Run tool ``name``; every failure of the tool comes back as ``success=False``.
 
@@ -232,6 +233,8 @@ class Executor:
         the caller warns the child (``ToolContext.cancelled``) and kills it
         ``cancel_grace`` seconds later. ``context`` is what a ``ToolContext``
         parameter receives; ``on_progress`` gets its progress reports.
+        ``trace_context`` (the tool-call span's ``traceparent`` and
+        ``tracestate``) is the one the tool runs in.
         """
         if not self._started or self._closed:
             raise MethodExecutionError(name, "the executor is not running (the worker is stopping)")
@@ -265,6 +268,7 @@ class Executor:
                 registered_defaults(config, prepared),
                 limits.wire,
                 context,
+                *_trace_fields(trace_context),
             )
             try:
                 frame = msgspec.json.encode(call)
@@ -550,6 +554,12 @@ class Executor:
             code = process.proc.returncode
             raise StartupError(f"a tool process exited with code {code} while starting:\n{output}")
         return process
+
+
+def _trace_fields(carrier: Mapping[str, str] | None) -> tuple[str | None, str | None]:
+    if not carrier:
+        return None, None
+    return carrier.get("traceparent"), carrier.get("tracestate")
 
 
 def _limit_hit(limits: CallLimits, error_type: str, error: str) -> tuple[str, str]:

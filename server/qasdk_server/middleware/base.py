@@ -9,6 +9,8 @@ for) goes through the configured chain before it reaches a tool process::
     after(call, result)     inner → outer, for a successful result
     on_error(call, error)   inner → outer, for a failed one; may return a
                             result that replaces it (a fallback, a retry)
+    done(call)              inner → outer, always (cancelled too): release
+                            what before() took
 
 A middleware's hooks run in the worker's event loop: never block in them
 (``await asyncio.to_thread(...)`` for blocking work).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from qasdk.models import ExecutionResult, MethodConfig
@@ -40,6 +43,7 @@ class ToolCall:
         "state",
         "task_id",
         "tool",
+        "trace_context",
     )
 
     def __init__(
@@ -70,6 +74,8 @@ class ToolCall:
         self.deadline = deadline
         #: The tool code the call will run (a snapshot's id, or the module file's digest).
         self.code_version = code_version
+        #: The W3C trace context the tool runs in (``traceparent``...; ``None``: untraced).
+        self.trace_context: Mapping[str, str] | None = None
         #: When the call entered the chain (``time.perf_counter()``).
         self.started = time.perf_counter()
         #: Scratch space for middleware, per call (key it by your middleware's name).
@@ -128,6 +134,9 @@ class Middleware:
 
     async def on_error(self, call: ToolCall, error: ToolError) -> ExecutionResult | None:
         return None
+
+    async def done(self, call: ToolCall) -> None:
+        """Always last, however the call ended (cancelled too): release what before() took."""
 
     async def close(self) -> None:
         """The chain is being replaced (a reload) or the worker stops."""

@@ -54,6 +54,16 @@ class Chain:
 
     async def run(self, call: ToolCall, execute: Execute) -> ExecutionResult:
         ran: list[Link] = []
+        try:
+            return await self._run(call, execute, ran)
+        finally:
+            for link in reversed(ran):
+                try:
+                    await link.middleware.done(call)
+                except Exception:
+                    logger.exception("middleware %r failed in done()", link.name)
+
+    async def _run(self, call: ToolCall, execute: Execute, ran: list[Link]) -> ExecutionResult:
         result: ExecutionResult | None = None
         for link in self.links:
             if not link.applies(call):

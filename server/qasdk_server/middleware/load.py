@@ -29,6 +29,7 @@ from qasdk_server.middleware.base import Middleware
 from qasdk_server.middleware.breaker import Breaker
 from qasdk_server.middleware.cache import ResultCache
 from qasdk_server.middleware.chain import Chain, Link
+from qasdk_server.middleware.limits import Limits
 from qasdk_server.middleware.log_calls import LogCalls
 from qasdk_server.middleware.metrics import MetricsMiddleware
 from qasdk_server.middleware.slow_calls import SlowCalls
@@ -61,6 +62,12 @@ def _cache(services: Services, **options: Any) -> Middleware:
     return ResultCache(services.pool)
 
 
+def _limits(services: Services, **options: Any) -> Middleware:
+    if services.pool is None:
+        raise ValueError("needs the database, and this process has none")
+    return Limits(services.pool, **options)
+
+
 def _breaker(services: Services, **options: Any) -> Middleware:
     if services.pool is None:
         raise ValueError("needs the database, and this process has none")
@@ -70,6 +77,7 @@ def _breaker(services: Services, **options: Any) -> Middleware:
 BUILTINS: dict[str, Callable[..., Middleware]] = {
     "breaker": _breaker,
     "cache": _cache,
+    "limits": _limits,
     "logging": lambda services, **options: LogCalls(**options),
     "metrics": _metrics,
     "slow_calls": lambda services, **options: SlowCalls(**options),

@@ -28,6 +28,7 @@ from qasdk_server.quota import admit, refuse_tool
 from qasdk_server.routes._cursor import decode_cursor, page
 from qasdk_server.routes._lookup import invalid, load_task, wait_until_done
 from qasdk_server.state import ServerState
+from qasdk_server.telemetry.carrier import trace_carrier
 
 __all__ = ["TaskController"]
 
@@ -179,7 +180,23 @@ class TaskController(Controller):
         opt={"scope": "submit"},
     )
     async def submit_task(
-        self, data: SubmitTask, server: ServerState, principal: Principal, actor: Actor
+        self,
+        data: SubmitTask,
+        server: ServerState,
+        principal: Principal,
+        actor: Actor,
+        traceparent: Annotated[
+            str | None,
+            Parameter(
+                header="traceparent",
+                description="W3C Trace Context: the task's trace (OpenTelemetry) continues "
+                "the caller's. Ignored when invalid.",
+            ),
+        ] = None,
+        tracestate: Annotated[
+            str | None,
+            Parameter(header="tracestate", description="W3C Trace Context, with traceparent."),
+        ] = None,
     ) -> Response[Submitted]:
         """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``."""
         if data.task_description is not None and data.method is not None:
@@ -233,6 +250,9 @@ class TaskController(Controller):
                 timeout=data.timeout,
                 owner=principal.owner,
                 actor=actor,
+                trace_context=trace_carrier(
+                    {"traceparent": traceparent or "", "tracestate": tracestate or ""}
+                ),
             )
         return Response(
             Submitted(task.task_id, task.status),

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 import psycopg_pool
@@ -44,13 +44,16 @@ from qasdk_server.agent.run import CANCELLED_CALL
 from qasdk_server.executor import Executor
 from qasdk_server.executor.child import CallContext
 from qasdk_server.executor.code import ModuleDigests
-from qasdk_server.metrics import Metrics
+from qasdk_server.metrics import Metrics, tool_outcome
 from qasdk_server.middleware.base import ToolCall
 from qasdk_server.middleware.chain import Chain
 from qasdk_server.middleware.load import chain_for
 from qasdk_server.registry import MethodRegistry
 from qasdk_server.tasks.progress import ProgressRelay
 from qasdk_server.tasks.trace import TraceRecorder
+
+if TYPE_CHECKING:
+    from qasdk_server.telemetry.spans import TaskSpan, Tracing
 
 __all__ = [
     "DatabaseUnavailable",
@@ -123,10 +126,13 @@ class TaskRunner:
         threads: concurrent.futures.Executor,
         metrics: Metrics | None = None,
         chain: Chain | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         #: The middleware every tool call goes through (``config.middleware``).
         self.chain = chain if chain is not None else chain_for(config, self.metrics, pool)
+        #: OpenTelemetry spans of tasks (``None``: telemetry is off, nothing is traced).
+        self.tracing = tracing
         self.config = config
         self._digests = ModuleDigests(executor.cwd)
         self.pool = pool
@@ -176,7 +182,7 @@ class TaskRunner:
         """
         cached = self._llm
         if cached is None or cached[0] != model:
-            cached = self._llm = (model, build_llm(model))
+            cached = self._llm = (model, build_llm(model, report_usage=True))
         version = (self.registry.version, frozenset(methods))
         tools = self._tools.get(version)
         if tools is None:
@@ -273,8 +279,27 @@ class TaskRunner:
             # Cancelled or finished already; or cancelled while its last worker died.
             await store.cancel_abandoned(conn, task_id)
             return
-        task, last_seq = claimed
+        task, last_seq = claimed.task, claimed.last_seq
         attempt = task.attempts
+        span = None
+        if self.tracing is not None:
+            span = self.tracing.task(task_id, task.kind, attempt, claimed.trace_context)
+        try:
+            await self._attempt(conn, task, last_seq, stop_reason, span)
+        finally:
+            if span is not None:
+                span.end("interrupted")  # unless it ended with an outcome
+
+    async def _attempt(
+        self,
+        conn: psycopg.AsyncConnection[DictRow],
+        task: Task,
+        last_seq: int,
+        stop_reason: Callable[[], StopReason | None],
+        span: TaskSpan | None,
+    ) -> None:
+        """Run one claimed attempt at ``task`` and record its outcome (in ``span`` too)."""
+        task_id, attempt = task.task_id, task.attempts
         recorder = TraceRecorder(
             conn, task_id, last_seq, asyncio.get_running_loop(), limits=self.config.limits
         )
@@ -291,7 +316,7 @@ class TaskRunner:
             self.running[task_id] = current
         started = time.monotonic()
         try:
-            status, result, error = await self._execute(task, attempt, recorder)
+            status, result, error = await self._execute(task, attempt, recorder, span)
         except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             if is_outage(exc):
                 raise
@@ -302,6 +327,8 @@ class TaskRunner:
             await recorder.flush()
             if reason is StopReason.SHUTDOWN:
                 await asyncio.shield(store.release_task(conn, task_id, attempt))
+                if span is not None:
+                    span.end("handed_back")
                 logger.info("task %s handed back: the worker is stopping", task_id, extra=log_extra)
                 raise HandBack(str(task_id)) from None
             error = TaskError("Cancelled", "cancelled by request")
@@ -309,6 +336,8 @@ class TaskRunner:
                 self._finish(conn, task_id, attempt, recorder, "cancelled", None, error)
             )
             self.metrics.observe_task(task.kind, "cancelled", time.monotonic() - started)
+            if span is not None:
+                span.end("cancelled", error)
             logger.info("task %s cancelled", task_id, extra=log_extra)
             return
         finally:
@@ -316,6 +345,8 @@ class TaskRunner:
         written = await self._finish(conn, task_id, attempt, recorder, status, result, error)
         elapsed = time.monotonic() - started
         self.metrics.observe_task(task.kind, status, elapsed)
+        if span is not None:
+            span.end(status if written else "superseded", error)
         if not written:
             logger.warning(
                 "task %s: a newer attempt owns it; outcome of attempt %d dropped",
@@ -441,14 +472,14 @@ class TaskRunner:
             return
 
     async def _execute(
-        self, task: Task, attempt: int, recorder: TraceRecorder
+        self, task: Task, attempt: int, recorder: TraceRecorder, span: TaskSpan | None = None
     ) -> tuple[str, Any, TaskError | None]:
         deadline = None if task.timeout is None else time.monotonic() + task.timeout
         try:
             if task.kind == "direct":
-                coro = self._direct(task, attempt, recorder, deadline)
+                coro = self._direct(task, attempt, recorder, deadline, span)
             else:
-                coro = self._described(task, attempt, recorder, deadline)
+                coro = self._described(task, attempt, recorder, deadline, span)
             if task.timeout is None:
                 return await coro
             return await asyncio.wait_for(coro, task.timeout)
@@ -463,7 +494,12 @@ class TaskRunner:
             )
 
     async def _direct(
-        self, task: Task, attempt: int, recorder: TraceRecorder, deadline: float | None
+        self,
+        task: Task,
+        attempt: int,
+        recorder: TraceRecorder,
+        deadline: float | None,
+        span: TaskSpan | None,
     ) -> tuple[str, Any, TaskError | None]:
         assert task.method is not None
         await self._ensure_method(task.method)
@@ -486,6 +522,7 @@ class TaskRunner:
                 task.method,
                 task.params or {},
                 deadline,
+                span,
                 task_id=task.task_id,
                 attempt=attempt,
                 owner=task.owner,
@@ -517,6 +554,7 @@ class TaskRunner:
         name: str,
         arguments: dict[str, Any],
         deadline: float | None,
+        span: TaskSpan | None = None,
         *,
         task_id: uuid.UUID | None = None,
         attempt: int = 1,
@@ -527,6 +565,8 @@ class TaskRunner:
 
         A tool that takes a ``ToolContext`` learns the task, attempt and
         deadline; its progress reports become the task's ``progress`` events.
+        Traced, the call (chain included) is a span under the task's, and the
+        tool runs in that span's context.
         """
         method = self.executor.methods.get(name)
         call = ToolCall(
@@ -540,7 +580,20 @@ class TaskRunner:
             deadline=deadline,
             code_version=self._code_version(method),
         )
-        return await self.chain.run(call, self._execute_call)
+        if span is None:
+            return await self.chain.run(call, self._execute_call)
+        traced = span.tool_call(name)
+        call.trace_context = traced.carrier
+        try:
+            outcome = await self.chain.run(call, self._execute_call)
+        except asyncio.CancelledError:
+            traced.end(None, "cancelled")
+            raise
+        except BaseException as exc:
+            traced.fail(exc)
+            raise
+        traced.end(outcome, tool_outcome(outcome.success, outcome.error_type))
+        return outcome
 
     def _code_version(self, method: MethodConfig | None) -> str | None:
         """The code the call will run: the snapshot in use, or the module file's digest."""
@@ -592,7 +645,12 @@ class TaskRunner:
         relay = None if call.task_id is None else self._progress_relay(call.task_id, call.tool)
         try:
             return await self.executor.execute(
-                call.tool, call.arguments, timeout=remaining, context=context, on_progress=relay
+                call.tool,
+                call.arguments,
+                timeout=remaining,
+                context=context,
+                on_progress=relay,
+                trace_context=call.trace_context,
             )
         finally:
             if relay is not None:
@@ -624,14 +682,19 @@ class TaskRunner:
         return {n: m for n, m in methods.items() if key is not None and key.may_run(m)}
 
     async def _described(
-        self, task: Task, attempt: int, recorder: TraceRecorder, deadline: float | None
+        self,
+        task: Task,
+        attempt: int,
+        recorder: TraceRecorder,
+        deadline: float | None,
+        span: TaskSpan | None,
     ) -> tuple[str, Any, TaskError | None]:
         assert task.task_description is not None
         methods = await self._methods_for(task.owner)
         model = self.config.model
         llm, tools = self._model_resources(model, methods)
         loop = asyncio.get_running_loop()
-        context = _TaskContext(self, recorder, task, attempt, deadline, loop)
+        context = _TaskContext(self, recorder, task, attempt, deadline, loop, span)
         worker = self.config.worker
         agent = AgentRun(
             model=model,
@@ -641,6 +704,7 @@ class TaskRunner:
             context=context,
             retries=worker.model_retries,
             backoff=worker.retry_backoff,
+            span=span,
         )
         future = loop.run_in_executor(self.threads, agent.run, task.task_description)
         try:
@@ -669,9 +733,11 @@ class _TaskContext:
         attempt: int,
         deadline: float | None,
         loop: asyncio.AbstractEventLoop,
+        span: TaskSpan | None = None,
     ) -> None:
         self.attempt = attempt
         self._task = task
+        self._span = span
         self._runner = runner
         self._recorder = recorder
         self._deadline = deadline
@@ -679,6 +745,7 @@ class _TaskContext:
         self.record = recorder.record
         self.next_seq = recorder.next_seq
         self.observe_model = runner.metrics.observe_model
+        self.observe_tokens = runner.metrics.observe_tokens
 
     def call_tool(
         self, name: str, arguments: dict[str, Any]
@@ -687,6 +754,7 @@ class _TaskContext:
             name,
             arguments,
             self._deadline,
+            self._span,
             task_id=self._task.task_id,
             attempt=self.attempt,
             owner=self._task.owner,

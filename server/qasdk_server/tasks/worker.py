@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 import procrastinate
 
 from qasdk.config import Config
+from qasdk.redaction import mask_url
 from qasdk.store.connection import Pool, ping
 from qasdk.store.queue import recover_stalled_jobs
 from qasdk.store.tasks import QUEUE, settle_orphans
@@ -34,6 +35,7 @@ from qasdk_server.middleware.load import chain_for
 from qasdk_server.registry import MethodRegistry
 from qasdk_server.tasks.queue import queue_app, worker_name
 from qasdk_server.tasks.runner import TaskRunner
+from qasdk_server.telemetry import start as start_tracing
 
 __all__ = ["Worker"]
 
@@ -70,10 +72,20 @@ class Worker:
         *,
         metrics: Metrics | None = None,
     ) -> AsyncIterator[Worker]:
-        """Start tool processes, agent threads, the runner and the job loop; stop in reverse."""
+        """Start tool processes, agent threads, the runner and the job loop; stop in reverse.
+
+        With telemetry on, the spans still queued are exported last.
+        """
         concurrency = config.worker.concurrency
         metrics = metrics or Metrics()
         chain = chain_for(config, metrics, pool)  # a bad chain stops the worker before it starts
+        tracing = start_tracing(config.telemetry)
+        tool_env = {"PYTHONDONTWRITEBYTECODE": "1"}
+        if tracing is not None:
+            tool_env.update(tracing.tool_environment(os.environ))
+            logger.info(
+                "telemetry: sending traces to %s", mask_url(tracing.config.otlp_endpoint or "")
+            )
         executor = Executor(
             registry.configs(),
             processes=concurrency,
@@ -84,7 +96,7 @@ class Worker:
             allowed_packages=config.registry.allowed_packages,
             cwd=os.getcwd(),
             # Tool files edited and synced within the same second must not load stale bytecode.
-            env={"PYTHONDONTWRITEBYTECODE": "1"},
+            env=tool_env,
             base_env=tool_environment(
                 os.environ,
                 # The database URL too: where it holds no password it still says where to go.
@@ -110,6 +122,7 @@ class Worker:
             threads=threads,
             metrics=metrics,
             chain=chain,
+            tracing=tracing,
         )
         warm = asyncio.create_task(runner.warm_up(), name="qasdk warm-up")
         app = queue_app(url, pool_size=concurrency + 2, busy_delay=config.worker.stalled_after)
@@ -124,6 +137,8 @@ class Worker:
             await app.close_async()
             await executor.close()
             threads.shutdown(wait=False, cancel_futures=True)
+            if tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)
 
     async def start(self) -> None:
         self._worker_task = asyncio.create_task(self._supervise(), name="qasdk worker")

@@ -197,13 +197,14 @@ def test_no_servers_means_no_network_and_no_mcp_import() -> None:
 def test_a_servers_policy_goes_to_each_of_its_tools_and_is_validated_there() -> None:
     (server,) = parse_methods(
         "mcp_servers:\n  - name: calc\n    url: http://x\n    retries: 2\n"
-        "    retry_on: [McpUnavailable]\n    cache_ttl: 60\n",
+        "    retry_on: [McpUnavailable]\n    cache_ttl: 60\n    max_concurrency: 3\n",
         "methods.yaml",
     ).servers
     assert server.policy is not None
     entry = tool_entry(server, listed())
     assert entry.config.policy == server.policy
     assert (entry.config.policy.retries, entry.config.policy.retry_on) == (2, ("McpUnavailable",))
+    assert entry.config.policy.max_concurrency == 3
     (bad,) = parse_methods(
         "mcp_servers:\n  - name: calc\n    url: http://x\n    retry_on: [McpUnavailable]\n",
         "methods.yaml",

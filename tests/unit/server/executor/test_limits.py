@@ -56,12 +56,14 @@ def test_no_defaults_limit_nothing() -> None:
     assert limits.wire is None
 
 
-def test_limits_travel_at_the_end_of_a_call() -> None:
+def test_limits_and_the_trace_context_travel_after_the_call() -> None:
     call = Call("m", "mod", "f", {"a": 1}, {"b": 2}, limits=Limits(256, 1.0, None))
     encoded = msgspec.json.encode(call)
-    assert encoded == b'["Call","m","mod","f",{"a":1},{"b":2},[256,1.0,null],null]'
+    assert encoded == b'["Call","m","mod","f",{"a":1},{"b":2},[256,1.0,null],null,null,null]'
     assert msgspec.json.decode(encoded, type=Call) == call
     old = msgspec.json.decode(b'["Call","m","mod","f",{}]', type=Call)
-    assert old.limits is None and old.context is None
+    assert old.limits is None and old.context is None and old.traceparent is None
     with_context = Call("m", "mod", "f", {}, context=CallContext("t", 2, 99.5))
-    assert msgspec.json.encode(with_context).endswith(b'null,["t",2,99.5]]')
+    assert b'null,["t",2,99.5],null,null]' in msgspec.json.encode(with_context)
+    traced = Call("m", "mod", "f", {}, traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+    assert msgspec.json.decode(msgspec.json.encode(traced), type=Call) == traced
