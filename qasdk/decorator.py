@@ -35,6 +35,7 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
     retry_on: tuple[str, ...] = ()
     max_concurrency: int | None = None
     rate: str | None = None
+    redact: tuple[str, ...] = ()
 
 
 def _listed(values: Iterable[str]) -> Any:
@@ -67,6 +68,7 @@ def tool(
     retry_on: Iterable[str] = (),
     max_concurrency: int | None = None,
     rate: str | None = None,
+    redact: Iterable[str] = (),
 ) -> Callable[[F], F]: ...
 
 
@@ -84,6 +86,7 @@ def tool(
     retry_on: Iterable[str] = (),
     max_concurrency: int | None = None,
     rate: str | None = None,
+    redact: Iterable[str] = (),
 ) -> F | Callable[[F], F]:
     """Register ``func`` as a tool when its folder is synced.
 
@@ -110,6 +113,8 @@ def tool(
         max_concurrency: Calls running at once, across every worker; more wait.
         rate: Calls started per period (``"10/s"``, ``"100/m"``), across every
             worker; more wait their turn (within the task's deadline).
+        redact: Argument and result fields (``["password"]``) masked in logs and
+            traces, wherever they appear in the values.
     """
     if name is not None:
         _check("name", rules.check_name(name))
@@ -126,6 +131,8 @@ def tool(
     _check("retry_on", rules.check_retry_on(retry_types))
     _check("max_concurrency", rules.check_max_concurrency(max_concurrency))
     _check("rate", rules.check_rate(rate))
+    masked = _listed(redact)
+    _check("redact", rules.check_redact(masked))
     spec = ToolSpec(
         name=name,
         description=description,
@@ -137,6 +144,7 @@ def tool(
         retry_on=tuple(retry_types),
         max_concurrency=max_concurrency,
         rate=rate,
+        redact=tuple(masked),
     )
 
     def mark(f: F) -> F:

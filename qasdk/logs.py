@@ -207,6 +207,19 @@ class _NotReported(logging.Filter):
         return not getattr(record, "reported", False)
 
 
+class _LibraryLevels(logging.Filter):
+    """Holds libraries to their levels in :data:`_NOISY` even when they lower their own.
+
+    qwen-agent sets its logger's level when it is imported (DEBUG with
+    ``QWEN_AGENT_DEBUG``) and logs every prompt and reply there: the trace has
+    them, with a tool's ``redact`` fields masked, and the log must not.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        floor = _NOISY.get(record.name)
+        return floor is None or record.levelno >= floor
+
+
 def configure_logging(
     config: LoggingConfig,
     *,
@@ -244,6 +257,7 @@ def configure_logging(
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(redactor)
+        handler.addFilter(_LibraryLevels())
         setattr(handler, _MARK, True)
         root.addHandler(handler)
     lowest = min(h.level for h in handlers)

@@ -168,6 +168,8 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     max_concurrency: int | None = None
     #: ...and calls started per period (``10/s``, ``100/m``); over either, a call waits.
     rate: str | None = None
+    #: Argument and result fields masked in logs and traces (``["password", "token"]``).
+    redact: tuple[str, ...] = ()
 
     #: The options of ``@tool`` / ``methods.yaml`` that make up a policy.
     OPTIONS: ClassVar[tuple[str, ...]] = (
@@ -176,6 +178,7 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         "retry_on",
         "max_concurrency",
         "rate",
+        "redact",
     )
 
     @classmethod
@@ -187,8 +190,9 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         ttl = given.get("cache_ttl")
         if isinstance(ttl, int) and not isinstance(ttl, bool):
             given["cache_ttl"] = float(ttl)
-        if isinstance(given.get("retry_on"), list):
-            given["retry_on"] = tuple(given["retry_on"])
+        for listed in ("retry_on", "redact"):
+            if isinstance(given.get(listed), list):
+                given[listed] = tuple(given[listed])
         return cls(**given)  # checked by the registration rules, not here
 
 

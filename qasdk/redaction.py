@@ -12,7 +12,15 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "mask_url", "redact", "redact_value", "secret_key", "url_password"]
+__all__ = [
+    "MASK",
+    "mask_fields",
+    "mask_url",
+    "redact",
+    "redact_value",
+    "secret_key",
+    "url_password",
+]
 
 MASK = "****"
 
@@ -37,7 +45,8 @@ _SECRET_LOOKING = (
     ),
     (re.compile(r"(bearer\s{1,8})([A-Za-z0-9._~+/=-]+)", re.IGNORECASE), r"\1" + MASK),
 )
-_SECRET_KEY = re.compile(r"password|secret|token|api_?key|authorization", re.IGNORECASE)
+# "token" but not "tokens": max_tokens is a count, not a secret.
+_SECRET_KEY = re.compile(r"password|secret|token(?!s)|api_?key|authorization", re.IGNORECASE)
 
 
 def url_password(url: str) -> str | None:
@@ -97,4 +106,32 @@ def _redact_value(value: Any, secrets: list[str], by_key: bool) -> Any:
         }
     if isinstance(value, (list, tuple)):
         return [_redact_value(v, secrets, by_key) for v in value]
+    return value
+
+
+def mask_fields(value: Any, fields: Iterable[str], *, depth: int = 0) -> Any:
+    """``value`` with the entries named ``fields`` (at any depth of its mappings) masked.
+
+    A tool's ``redact=[...]``: what its arguments and results hold under those
+    names never reaches a log line or a trace step. Lists are walked too; a JSON
+    string (a model's call arguments) is parsed, masked and written back.
+    """
+    names = fields if isinstance(fields, frozenset) else frozenset(fields)
+    if not names or depth > 64:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: MASK if k in names else mask_fields(v, names, depth=depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [mask_fields(v, names, depth=depth + 1) for v in value]
+    if isinstance(value, str) and depth == 0 and value[:1] in "{[":
+        import json
+
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        return json.dumps(mask_fields(parsed, names, depth=1), ensure_ascii=False)
     return value

@@ -108,6 +108,7 @@ class DeclaredMethod(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_on: list[str] | None = None
     max_concurrency: int | None = None
     rate: str | None = None
+    redact: list[str] | None = None
     override: bool = False
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "check_name",
     "check_permissions",
     "check_rate",
+    "check_redact",
     "check_retries",
     "check_retry_on",
     "check_tags",
@@ -184,6 +185,24 @@ def check_retry_on(value: object) -> Iterator[str]:
     for name in value:
         if not isinstance(name, str) or not name.isidentifier():
             yield f"{name!r} is not an error type name (an identifier such as 'ConnectionError')"
+        elif name in seen:
+            yield f"{name!r} is listed twice"
+        else:
+            seen.add(name)
+
+
+def check_redact(value: object) -> Iterator[str]:
+    """Field names (of arguments or results), each once."""
+    if isinstance(value, str):
+        yield f"must be a list of field names, not a single string (write [{value!r}])"
+        return
+    if not isinstance(value, (list, tuple)):
+        yield f"must be a list of field names, got {kind_of(value)}"
+        return
+    seen: set[str] = set()
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            yield f"{name!r} is not a field name"
         elif name in seen:
             yield f"{name!r} is listed twice"
         else:

@@ -77,6 +77,7 @@ def _check(config: MethodConfig) -> Iterator[tuple[str, str]]:
             ("retry_on", rules.check_retry_on, policy.retry_on),
             ("max_concurrency", rules.check_max_concurrency, policy.max_concurrency),
             ("rate", rules.check_rate, policy.rate),
+            ("redact", rules.check_redact, policy.redact),
         ):
             for reason in rule(value):
                 yield field, reason

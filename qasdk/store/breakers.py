@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from qasdk.store._sql import Conn, fetch_one
+from qasdk.store._sql import Conn, fetch_all, fetch_one
 
-__all__ = ["Breaker", "admit", "find", "record"]
+__all__ = ["Breaker", "admit", "find", "listed", "record"]
 
 State = Literal["closed", "open", "half_open"]
 
@@ -85,3 +85,9 @@ async def record(
 async def find(conn: Conn, tool: str) -> Breaker | None:
     """The breaker of ``tool`` as it is, for ``GET /api/methods/{name}``."""
     return _breaker(await fetch_one(conn, "get_breaker", {"tool": tool}))
+
+
+async def listed(conn: Conn) -> list[tuple[str, Breaker]]:
+    """Every breaker that is not closed, or has failures on record: (tool, breaker)."""
+    rows = await fetch_all(conn, "list_breakers")
+    return [(row["tool"], b) for row in rows if (b := _breaker(row)) is not None]

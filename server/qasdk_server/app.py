@@ -1,4 +1,4 @@
-"""The Litestar application: routes, error handling, request limits, OpenAPI at ``/schema``."""
+"""The Litestar application: routes, MCP at ``/mcp``, errors, limits, OpenAPI at ``/schema``."""
 
 from __future__ import annotations
 
@@ -12,19 +12,24 @@ from litestar.middleware import DefineMiddleware
 
 from qasdk_server.auth import Authenticator, current_actor, current_principal, guard
 from qasdk_server.body import request_class_for
+from qasdk_server.console import console_assets, home
 from qasdk_server.denials import Denials
 from qasdk_server.errors import exception_handlers
+from qasdk_server.mcp.http import McpHttp
 from qasdk_server.query import RejectUnknownQuery
 from qasdk_server.reload import Reloader
 from qasdk_server.routes.audit import list_audit
+from qasdk_server.routes.breakers import list_breakers
 from qasdk_server.routes.config import get_config, reload_config
-from qasdk_server.routes.docs import docs_assets, home, openapi_config
+from qasdk_server.routes.docs import docs_assets, openapi_config
 from qasdk_server.routes.events import task_events
 from qasdk_server.routes.health import health
 from qasdk_server.routes.keys import KeyController
+from qasdk_server.routes.me import whoami
 from qasdk_server.routes.methods import get_method, list_methods
 from qasdk_server.routes.metrics import metrics
 from qasdk_server.routes.tasks import TaskController
+from qasdk_server.routes.workers import list_workers
 from qasdk_server.sites import SiteGuard, default_hosts
 from qasdk_server.state import ServerState
 
@@ -53,6 +58,7 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
     if hosts is None:
         hosts = default_hosts(server.host)
     denials = Denials(state.pool, secrets=lambda: state.config.secrets())
+    mcp = McpHttp(state, denials, version=_version())
     return Litestar(
         route_handlers=[
             TaskController,
@@ -60,13 +66,18 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
             task_events,
             list_methods,
             get_method,
+            list_breakers,
             health,
             metrics,
             get_config,
             reload_config,
             list_audit,
+            list_workers,
+            whoami,
             home,
             docs_assets(),
+            console_assets(),
+            mcp.route(),
         ],
         dependencies={
             "server": Provide(provide_server, sync_to_thread=False),
@@ -76,9 +87,16 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
         },
         exception_handlers=exception_handlers,
         guards=[guard],
-        state=State({"authenticator": Authenticator(state.pool, server.auth), "denials": denials}),
+        state=State(
+            {
+                "authenticator": Authenticator(state.pool, server.auth),
+                "denials": denials,
+                "mcp": mcp,
+            }
+        ),
         on_startup=[denials.start],
         on_shutdown=[denials.close],
+        lifespan=[mcp.lifespan],
         # Read when the app is built: a reload cannot change it (reload.py says so).
         request_max_body_size=state.config.limits.request_body,
         request_class=request_class_for(lambda: state.config.limits),

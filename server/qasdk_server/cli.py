@@ -1,4 +1,4 @@
-"""``qasdk serve``, ``qasdk worker`` and ``qasdk model check``: the task server's commands.
+"""``qasdk serve``, ``qasdk worker``, ``qasdk mcp``, ``qasdk model check``: the server's commands.
 
 They reach the ``qasdk`` command through the ``qasdk.commands`` entry point,
 so the SDK never imports the server. This module imports only click and
@@ -28,10 +28,10 @@ from qasdk.cli.app import (
 from qasdk.config import Config
 from qasdk.errors import StartupError
 
-__all__ = ["model", "serve", "worker"]
+__all__ = ["mcp", "model", "serve", "worker"]
 
 #: What the server needs beyond the SDK: installed by ``pip install 'qasdk[server]'``.
-SERVER_PACKAGES = ("litestar", "uvicorn", "procrastinate", "qwen_agent", "prometheus_client")
+SERVER_PACKAGES = ("litestar", "uvicorn", "procrastinate", "qwen_agent", "prometheus_client", "mcp")
 
 
 def require_server_extra(packages: tuple[str, ...] = SERVER_PACKAGES) -> None:
@@ -92,7 +92,7 @@ def serve(
     watch: tuple[str, ...],
     prune: bool,
 ) -> None:
-    """Serve the REST API and an embedded worker; API docs at /schema."""
+    """Serve the REST API and an embedded worker; the console at /console, API docs at /schema."""
     stop_quietly_while_starting()
     require_server_extra()
     from qasdk_server.serve import run_server  # the server extra, checked above
@@ -128,6 +128,40 @@ def worker(state: State, concurrency: int | None) -> None:
     config = _service_config(state.config(service=True), None, None, concurrency)
     run_service(run_worker(config))
     _leave()
+
+
+@click.command(short_help="Serve the registered tools to an MCP client over stdio.")
+@concurrency_option
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Only submit: a `qasdk serve` or `qasdk worker` on the database runs the tasks.",
+)
+@pass_state
+@handle_errors()
+def mcp(state: State, concurrency: int | None, no_worker: bool) -> None:
+    """Serve the registry as MCP tools on stdin/stdout, each call a task.
+
+    For an MCP client's configuration (it starts this command). Runs an
+    embedded worker unless --no-worker; nothing but MCP reaches stdout (logs
+    go to stderr and the configured log file).
+    """
+    stop_quietly_while_starting()
+    require_server_extra()
+    from qasdk_server.mcp.stdio import run_stdio
+
+    config = _service_config(state.config(service=True), None, None, concurrency)
+    run_service(run_stdio(config, embedded_worker=not no_worker, version=_version()))
+    _leave()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qasdk")
+    except PackageNotFoundError:
+        return "0"
 
 
 @click.group(short_help="Check the configured model.")

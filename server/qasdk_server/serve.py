@@ -242,9 +242,10 @@ async def run_server(
             )
             await _check_posture(state, host)
             reloader = Reloader(state, watch=watch, prune=prune, overrides=overrides)
+            app = create_app(state, reloader)
             server = _UvicornServer(
                 uvicorn.Config(
-                    create_app(state, reloader),
+                    app,
                     http=protocol_for(lambda: state.config.limits),
                     log_config=None,
                     access_log=False,
@@ -279,7 +280,8 @@ async def run_server(
                 )
                 _announce(
                     f"serving http://{_url_host(bound[0])}:{bound[1]} "
-                    f"({len(base.registry.methods)} tools, {worker_note}); API docs at /schema"
+                    f"({len(base.registry.methods)} tools, {worker_note}); "
+                    "console at /console, API docs at /schema"
                 )
                 waits = [asyncio.create_task(base.stopper.event.wait()), serving]
                 if stop is not None:
@@ -293,6 +295,7 @@ async def run_server(
                 if worker is not None:
                     _announce_stopping(config)
                     await worker.stop()
+                await app.state.mcp.close()  # its open streams would hold the HTTP server's stop
                 server.should_exit = True
                 await serving
                 for task in waits:

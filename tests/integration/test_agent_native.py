@@ -44,6 +44,9 @@ class _Context:
     def observe_model(self, outcome: str, seconds: float) -> None:
         pass
 
+    def observe_tokens(self, model: str, prompt: int, completion: int) -> None:
+        pass
+
 
 async def test_native_tool_calls_run_through_the_executor(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

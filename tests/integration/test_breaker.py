@@ -97,6 +97,10 @@ def test_the_breaker_opens_is_shared_and_closes_after_a_good_probe(
         shown = breaker(first)
         assert shown is not None and shown["state"] == "open"
         assert (shown["failures"], shown["calls"]) == (2, 2)
+        listed = first.http.get("/api/breakers")
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["open"] == 1
+        assert [(b["tool"], b["state"]) for b in listed.json()["breakers"]] == [("flaky", "open")]
         metrics = first.http.get("/metrics").text
         assert re.search(r'qasdk_breaker_transitions_total\{state="open",tool="flaky"\} 1', metrics)
     finally:
@@ -137,6 +141,7 @@ def test_the_breaker_opens_is_shared_and_closes_after_a_good_probe(
         assert all(o["error"]["type"] == "CircuitOpen" for o in outcomes[:-1]), outcomes
         shown = breaker(second)
         assert shown is not None and shown["state"] == "closed" and shown["calls"] == 0
+        assert second.http.get("/api/breakers").json() == {"breakers": [], "open": 0}
         assert project.runs() == ran + 1  # refused calls never ran the tool
     finally:
         assert second.stop() == 0, second.output

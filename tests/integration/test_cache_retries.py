@@ -1,4 +1,4 @@
-"""The result cache and retries (issue 11), through a real server and its worker.
+"""The result cache, retries and redaction (issue 11), through a real server and its worker.
 
 Side-effect files count the tools' real runs: a cached call never runs the
 tool, a retried one runs it again.
@@ -6,6 +6,7 @@ tool, a retried one runs it again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,19 @@ def wobbly(tag: str) -> str:
     if attempt <= 2:
         raise ConnectionError(f"attempt {attempt}: the backend hung up")
     return f"ok after {attempt}"
+
+
+@tool(redact=["password", "token"])
+def login(user: str, password: str) -> dict:
+    """Log in; the password and the token must not be kept anywhere.
+
+    Args:
+        user: Who.
+        password: Their password.
+    """
+    if password != "hunter2-secret":
+        raise PermissionError(f"wrong password for {user}")
+    return {"user": user, "token": "tok-5e3f-secret"}
 
 
 @tool(retries=3)
@@ -155,3 +169,27 @@ def test_other_errors_are_not_retried(project: Project) -> None:
     assert task["error"]["type"] == "ValueError"
     assert project.runs("stubborn-one") == 1
     assert tool_step(project, task["task_id"]).get("retries") is None
+
+
+def test_redacted_fields_stay_out_of_traces_and_logs(
+    project: Project, model: ScriptedModel
+) -> None:
+    direct = project.server.run(
+        method="login", params={"user": "ann", "password": "hunter2-secret"}
+    )
+    assert direct["status"] == "completed", direct
+    assert direct["result"]["token"] == "tok-5e3f-secret"  # the caller gets what it asked for
+    step = tool_step(project, direct["task_id"])
+    assert step["arguments"] == {"user": "ann", "password": "****"}
+    assert step["result"] == {"user": "ann", "token": "****"}
+    model.push(
+        reply.tool_call("login", {"user": "bob", "password": "wrong-secret-pw"}), reply.text("no")
+    )
+    told = project.server.run(task_description="log bob in")
+    trace = project.server.trace(told["task_id"])
+    text = json.dumps(trace)
+    assert "wrong-secret-pw" not in text, trace
+    assert "****" in text
+    logs = (project.folder / "qasdk.log").read_text()
+    assert "PermissionError" in logs  # the failure was logged...
+    assert "wrong-secret-pw" not in logs and "hunter2-secret" not in logs  # ...masked

@@ -65,7 +65,7 @@ async def test_swagger_ui_renders_from_the_servers_own_assets(served: Server) ->
     assert "opblock" in dom
 
 
-async def test_the_root_leads_to_the_docs(served: Server) -> None:
+async def test_the_root_leads_to_the_console(served: Server) -> None:
     response = served.http.get("/", follow_redirects=False)
     assert response.status_code in (301, 302, 307, 308)
-    assert response.headers["location"] == "/schema"
+    assert response.headers["location"] == "/console"

@@ -78,5 +78,7 @@ async def test_debug_logs_more_than_info_in_the_server(
             assert server.run(method="fail", params={"message": "x"})["status"] == "failed"
         finally:
             assert server.stop() == 0
-        counts[level] = len((project / "qasdk.log").read_text().splitlines())
+        # The first run on the database also applies its migrations: not what is compared.
+        lines = (project / "qasdk.log").read_text().splitlines()
+        counts[level] = sum(1 for line in lines if '"applied migration' not in line)
     assert counts["DEBUG"] > counts["INFO"] > 0

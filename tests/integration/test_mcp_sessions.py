@@ -1,6 +1,6 @@
 """The worker's MCP sessions: kept per server, dropped when broken, closed when idle.
 
-Against the real stdio test server (``mcp/remote_server.py``), in process: the
+Against the real stdio test server (``mcp_remote/remote_server.py``), in process: the
 executor's :class:`RemoteSessions` as the worker uses it.
 """
 
@@ -22,7 +22,7 @@ from qasdk_server.executor.remote import RemoteSessions
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
-SERVER = Path(__file__).parent / "mcp" / "remote_server.py"
+SERVER = Path(__file__).parent / "mcp_remote" / "remote_server.py"
 ENDPOINT = McpEndpoint(
     server="local", tool="whoami", command=sys.executable, args=(str(SERVER), "stdio")
 )

@@ -1,6 +1,6 @@
 """Tools on MCP servers: declared in methods.yaml, listed by `qasdk sync`, run by workers.
 
-The MCP servers are real (``mcp/remote_server.py``, built with the mcp SDK), over
+The MCP servers are real (``mcp_remote/remote_server.py``, built with the mcp SDK), over
 streamable HTTP on a free port and over stdio; `qasdk sync` and `qasdk serve` are
 real processes; only the model is scripted.
 """
@@ -23,7 +23,7 @@ from tests.integration.harness import Server, environment, make_project, qasdk, 
 
 pytestmark = pytest.mark.integration
 
-REMOTE = Path(__file__).parent / "mcp" / "remote_server.py"
+REMOTE = Path(__file__).parent / "mcp_remote" / "remote_server.py"
 TOKEN = "s3cret-token-for-the-remote"
 
 

@@ -121,7 +121,17 @@ def _modules_after(code: str) -> set[str]:
     return set(json.loads(out.stdout))
 
 
-HEAVY = ("griffe", "yaml", "litestar", "qwen_agent", "psycopg", "click", "procrastinate", "openai")
+HEAVY = (
+    "griffe",
+    "yaml",
+    "litestar",
+    "qwen_agent",
+    "psycopg",
+    "click",
+    "procrastinate",
+    "openai",
+    "mcp",
+)
 
 
 @pytest.mark.parametrize(

@@ -65,3 +65,24 @@ ADVERSARIAL = [
 def test_redaction_of_hostile_text_finishes(text: str) -> None:
     redact(text, ["known-secret"])
     mask_url(text)
+
+
+def test_token_counts_are_not_secrets_but_tokens_are() -> None:
+    from qasdk.redaction import secret_key
+
+    assert not secret_key("max_tokens") and not secret_key("max_tokens_per_task")
+    assert secret_key("token") and secret_key("access_token") and secret_key("TOKEN")
+
+
+def test_named_fields_are_masked_at_any_depth_and_in_json_text() -> None:
+    from qasdk.redaction import MASK, mask_fields
+
+    value = {"user": "ann", "password": "p", "nested": [{"token": "t", "ok": 1}]}
+    assert mask_fields(value, ["password", "token"]) == {
+        "user": "ann",
+        "password": MASK,
+        "nested": [{"token": MASK, "ok": 1}],
+    }
+    assert mask_fields('{"password": "p"}', ["password"]) == '{"password": "****"}'
+    assert mask_fields("not json {", ["password"]) == "not json {"
+    assert mask_fields(value, []) is value

@@ -26,6 +26,7 @@ OPTIONS = (
     "retry_on",
     "max_concurrency",
     "rate",
+    "redact",
 )
 _RULES = {
     "name": rules.check_name,
@@ -38,6 +39,7 @@ _RULES = {
     "retry_on": rules.check_retry_on,
     "max_concurrency": rules.check_max_concurrency,
     "rate": rules.check_rate,
+    "redact": rules.check_redact,
 }
 
 #: Reports a problem with an option: (field or None, reason).

@@ -238,6 +238,22 @@ SELECT
     (SELECT count(*) FROM procrastinate_workers
      WHERE last_heartbeat > now() - make_interval(secs => %(stale)s)) AS workers;
 
+-- name: list_workers
+-- Procrastinate's workers (its table holds an id and a heartbeat only), with the jobs each
+-- runs now and the name (host:pid) its running tasks were claimed under.
+SELECT
+    worker.id,
+    worker.last_heartbeat,
+    worker.last_heartbeat > now() - make_interval(secs => %(stale)s) AS alive,
+    count(job.id) AS running,
+    min(task.worker) AS name
+FROM procrastinate_workers AS worker
+LEFT JOIN procrastinate_jobs AS job
+    ON job.worker_id = worker.id AND job.status = 'doing' AND job.queue_name = %(queue)s
+LEFT JOIN tasks AS task ON task.id::text = job.args ->> 'task_id'
+GROUP BY worker.id
+ORDER BY worker.id;
+
 -- name: recover_stalled_jobs
 -- Jobs of workers that stopped sending heartbeats go back to the queue, in one
 -- statement: rows are locked as they are chosen, and the heartbeat is checked
@@ -511,3 +527,9 @@ FROM tool_rates WHERE tool = %(tool)s;
 -- name: try_tool_slot
 -- One of a tool's max_concurrency slots, held by this session until it ends (or unlocks).
 SELECT pg_try_advisory_lock(hashtext('qasdk.tool:' || %(tool)s), %(slot)s) AS taken;
+
+-- name: list_breakers
+-- Breakers worth showing: open, half-open, or closed with failures on record.
+SELECT tool, state, outcomes, opened_at, retry_at, updated_at FROM tool_breakers
+WHERE state <> 'closed' OR false = ANY(outcomes)
+ORDER BY (state = 'closed'), tool;

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from qasdk.config import ModelConfig
 from qasdk.models import ExecutionResult, MethodConfig, TaskError, TraceStep
-from qasdk.redaction import mask_url
+from qasdk.redaction import mask_fields, mask_url
 from qasdk_server.agent import model_errors, shim
 from qasdk_server.agent.recover import recover_calls
 from qasdk_server.agent.shim import SYSTEM_MESSAGE, agent_class
@@ -365,7 +365,9 @@ class AgentRun:
                 thinking.append(message["reasoning_content"])
             call = message.get("function_call")
             if call:
-                calls.append({"name": call.get("name"), "arguments": call.get("arguments")})
+                name = call.get("name")
+                arguments = mask_fields(call.get("arguments"), self._hidden(name))
+                calls.append({"name": name, "arguments": arguments})
         result: dict[str, Any] | None = {"tool_calls": calls} if calls else None
         if result is not None and recovered_from is not None:
             result["recovered_from"] = recovered_from
@@ -455,6 +457,8 @@ class AgentRun:
         cached: bool = False,
         retries: int = 0,
     ) -> None:
+        hidden = self._hidden(name)
+        arguments, result = mask_fields(arguments, hidden), mask_fields(result, hidden)
         self.context.record(
             TraceStep(
                 seq=self.context.next_seq(),
@@ -472,6 +476,11 @@ class AgentRun:
                 retries=retries,
             )
         )
+
+    def _hidden(self, name: object) -> tuple[str, ...]:
+        """The fields a tool's ``redact`` keeps out of the trace."""
+        method = self.methods.get(name) if isinstance(name, str) else None
+        return () if method is None or method.policy is None else method.policy.redact
 
     def tool_call(self, name: str, raw_args: Any) -> str:
         """Run a tool the model asked for; the model sees the result or the error."""

@@ -30,6 +30,7 @@ import msgspec
 from qasdk.config import ToolLimits, ToolLimitsOverride
 from qasdk.errors import MethodExecutionError, MethodNotFoundError, StartupError, ValidationError
 from qasdk.models import ExecutionResult, MethodConfig, Problem
+from qasdk.redaction import mask_fields
 from qasdk.security.roots import ModuleRoots
 from qasdk.store.values import PREVIEW, truncated
 from qasdk_server.executor.arguments import prepare_params, registered_defaults
@@ -425,9 +426,15 @@ class Executor:
             name,
             error_type,
             error,
-            extra={"method": name, "params": dict(params), "error_type": error_type},
+            extra={"method": name, "params": self._masked(name, params), "error_type": error_type},
         )
         return ExecutionResult(success=False, error=error, error_type=error_type)
+
+    def _masked(self, name: str, params: Mapping[str, Any]) -> Any:
+        """``params`` as logs may show them: the tool's ``redact`` fields masked."""
+        config = self._methods.get(name)
+        fields = () if config is None or config.policy is None else config.policy.redact
+        return mask_fields(dict(params), fields)
 
     def _failed(
         self,
@@ -438,6 +445,7 @@ class Executor:
         tool_traceback: str | None,
         elapsed: float,
     ) -> ExecutionResult:
+        params = self._masked(name, params)
         shown = repr(params)
         if len(shown) > 1000:
             shown = shown[:997] + "..."

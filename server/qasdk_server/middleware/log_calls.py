@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from qasdk.models import ExecutionResult
+from qasdk.redaction import mask_fields
 from qasdk_server.middleware.base import Middleware, ToolCall, ToolError
 
 __all__ = ["LogCalls"]
@@ -39,7 +40,12 @@ class LogCalls(Middleware):
             "outcome": "success" if result.success else result.error_type,
         }
         if self._arguments:
-            extra["arguments"] = call.arguments
+            hidden = (
+                ()
+                if call.method is None or call.method.policy is None
+                else call.method.policy.redact
+            )
+            extra["arguments"] = mask_fields(call.arguments, hidden)
         if result.success:
             logger.log(self._level, "tool %r: success in %.1f ms", call.tool, ms, extra=extra)
         else:

@@ -1,21 +1,20 @@
-"""The API docs, served without the internet, and ``GET /``.
+"""The API docs, served without the internet.
 
 Swagger UI's assets come from the ``litestar-offline-docs`` package and are
 served by Litestar's static files router, so ``/schema`` renders on an
-air-gapped machine; ``/`` leads to it.
+air-gapped machine (``/`` leads to the console).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from litestar import Router, get
+from litestar import Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-__all__ = ["DOCS_PATH", "docs_assets", "home", "openapi_config"]
+__all__ = ["DOCS_PATH", "docs_assets", "openapi_config"]
 
 DOCS_PATH = "/schema"
 _ASSETS = f"{DOCS_PATH}/assets"
@@ -57,9 +56,3 @@ def docs_assets() -> Router:
         name="docs-assets",
         opt={"scope": "public"},
     )
-
-
-@get("/", include_in_schema=False, opt={"scope": "public"})
-async def home() -> Redirect:
-    """The API docs, for anyone who opens the server's address in a browser."""
-    return Redirect(path=DOCS_PATH)

@@ -1,13 +1,13 @@
 """``/api/tasks``: submit, read, list, cancel, trace.
 
-A submit (by its one statement) and a cancel (in its transaction) append their audit row.
+Submitting and cancelling (each with its audit row) are ``submit.py``'s: MCP shares them.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, Response, get, post
@@ -16,61 +16,19 @@ from litestar.params import Parameter
 
 from qasdk._excerpt import excerpt
 from qasdk.audit import Actor
-from qasdk.config import LimitsConfig
-from qasdk.errors import ValidationError
-from qasdk.models import TERMINAL_STATUSES, Problem, Task, TaskStatus, TraceStep
-from qasdk.store import audit
+from qasdk.models import TERMINAL_STATUSES, Task, TaskStatus, TraceStep
 from qasdk.store import tasks as store
 from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError, error_responses
-from qasdk_server.executor import prepare_params
-from qasdk_server.quota import admit, refuse_tool
 from qasdk_server.routes._cursor import decode_cursor, page
 from qasdk_server.routes._lookup import invalid, load_task, wait_until_done
 from qasdk_server.state import ServerState
+from qasdk_server.submit import SubmitTask, cancel, submit
 from qasdk_server.telemetry.carrier import trace_carrier
 
 __all__ = ["TaskController"]
 
 MAX_WAIT = 60.0
-
-
-class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Either ``task_description`` (the model decides) or ``method`` + ``params`` (run it)."""
-
-    task_description: (
-        Annotated[
-            str,
-            msgspec.Meta(
-                description="What to do, in words; the model picks the tools.",
-                examples=["What is the weather in Paris?"],
-            ),
-        ]
-        | None
-    ) = None
-    method: (
-        Annotated[
-            str, msgspec.Meta(description="A registered tool to run directly.", examples=["add"])
-        ]
-        | None
-    ) = None
-    params: (
-        Annotated[
-            dict[str, Any],
-            msgspec.Meta(description="The tool's arguments.", examples=[{"a": 2, "b": 3}]),
-        ]
-        | None
-    ) = None
-    priority: Annotated[
-        int, msgspec.Meta(ge=1, le=10, description="1-10, higher runs first.", examples=[5])
-    ] = 5
-    timeout: (
-        Annotated[
-            float,
-            msgspec.Meta(gt=0, le=86400, description="Seconds for the whole task.", examples=[30]),
-        ]
-        | None
-    ) = None
 
 
 class Submitted(msgspec.Struct):
@@ -89,52 +47,6 @@ class Trace(msgspec.Struct):
     steps: list[TraceStep]
 
 
-def _unknown_method(server: ServerState, name: str) -> ApiError:
-    if name in server.registry.refused:
-        reason = f"tool {name!r} is not loaded: {server.registry.refused[name]}"
-    else:
-        hint = server.registry.suggest(name) or _available(server)
-        reason = f"no registered tool named {excerpt(name)!r}{hint}"
-    return ApiError(
-        400, "unknown_method", f"method: {reason}", [Problem(reason=reason, field="method")]
-    )
-
-
-def _available(server: ServerState, shown: int = 5) -> str:
-    """What there is, when nothing is close: the first few names and where the rest are."""
-    names = sorted(server.registry.methods)
-    if not names:
-        return "; no tools are registered yet (qasdk sync PATH registers them)"
-    listed = ", ".join(names[:shown])
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return f"; registered: {listed}{more} (GET /api/methods lists them)"
-
-
-def _shown_field(field: str) -> str:
-    """``params.<a key the client sent>``, the key shortened to an excerpt."""
-    head, dot, rest = field.partition(".")
-    return head + dot + excerpt(rest)
-
-
-def _nul_field(value: Any, path: str) -> str | None:
-    """Where a NUL character hides in request text (PostgreSQL text cannot hold it)."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                return f"{path}.{key!r}"
-            found = _nul_field(item, f"{path}.{key}")
-            if found:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _nul_field(item, f"{path}[{index}]")
-            if found:
-                return found
-    return None
-
-
 _INCLUDABLE = ("params", "result")
 
 
@@ -146,24 +58,6 @@ def _included(include: str | None) -> set[str]:
             f"unknown field {excerpt(unknown[0])!r}; one of {', '.join(_INCLUDABLE)}", "include"
         )
     return fields
-
-
-def _check_size(data: SubmitTask, limits: LimitsConfig) -> None:
-    """What a task may carry, so one request cannot fill the database or a worker."""
-    description = data.task_description
-    if description is not None and len(description) > limits.task_description:
-        raise invalid(
-            f"must be at most {limits.task_description} characters "
-            f"(limits.task_description), got {len(description)}",
-            "task_description",
-        )
-    if data.params:
-        size = len(msgspec.json.encode(data.params))
-        if size > limits.params:
-            raise invalid(
-                f"must be at most {limits.params} bytes as JSON (limits.params), got {size}",
-                "params",
-            )
 
 
 class TaskController(Controller):
@@ -199,61 +93,8 @@ class TaskController(Controller):
         ] = None,
     ) -> Response[Submitted]:
         """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``."""
-        if data.task_description is not None and data.method is not None:
-            raise invalid("give either task_description or method, not both")
-        if data.task_description is None and data.method is None:
-            raise invalid("give task_description (run by the model) or method (run directly)")
-        nul = _nul_field(data.task_description, "task_description") or _nul_field(
-            data.params, "params"
-        )
-        if nul is not None:
-            raise invalid("must not contain NUL (\\u0000): the database cannot store it", nul)
-        _check_size(data, server.config.limits)
-        params: dict[str, Any] | None = None
-        if data.task_description is not None:
-            if not data.task_description.strip():
-                raise invalid("must not be empty", "task_description")
-            if data.params is not None:
-                raise invalid("params go with method, not with task_description", "params")
-            kind = "described"
-        else:
-            assert data.method is not None
-            method = await server.registry.find(data.method)
-            if method is None:
-                raise _unknown_method(server, data.method)
-            if principal.key is not None and not principal.key.may_run(method):
-                raise refuse_tool(principal.key, method.name)
-            try:
-                params = prepare_params(method, data.params or {}, fill_defaults=False)
-            except ValidationError as exc:
-                problems = [
-                    msgspec.structs.replace(p, field=p.field and _shown_field(p.field))
-                    for p in exc.problems
-                ]
-                raise ApiError(
-                    400,
-                    "invalid_params",
-                    "; ".join(f"{p.field}: {p.reason}" for p in problems),
-                    problems,
-                ) from None
-            kind = "direct"
-        async with server.pool.connection() as conn:
-            if principal.key is not None:
-                await admit(conn, principal.key)
-            task = await store.insert_task(
-                conn,
-                kind=kind,
-                description=data.task_description,
-                method=data.method,
-                params=params,
-                priority=data.priority,
-                timeout=data.timeout,
-                owner=principal.owner,
-                actor=actor,
-                trace_context=trace_carrier(
-                    {"traceparent": traceparent or "", "tracestate": tracestate or ""}
-                ),
-            )
+        carrier = trace_carrier({"traceparent": traceparent or "", "tracestate": tracestate or ""})
+        task = await submit(server, data, principal, actor, trace_context=carrier)
         return Response(
             Submitted(task.task_id, task.status),
             status_code=201,
@@ -359,16 +200,7 @@ class TaskController(Controller):
         ``wait`` seconds, 409 if it had already finished.
         """
         await load_task(server, task_id, principal)  # 404 when unknown (or another key's)
-        async with server.pool.connection() as conn, conn.transaction():
-            status = await store.cancel_task(conn, task_id)
-            if status is not None:
-                await audit.record(
-                    conn,
-                    actor=actor,
-                    action="task.cancel",
-                    target=str(task_id),
-                    detail={"status": status},
-                )
+        status = await cancel(server, task_id, actor)
         if status is None:
             task = await load_task(server, task_id, principal)
             raise ApiError(

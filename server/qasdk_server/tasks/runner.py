@@ -33,6 +33,7 @@ from psycopg.rows import DictRow
 from qasdk.config import Config, ModelConfig
 from qasdk.errors import QasdkError
 from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, ToolPolicy, TraceStep
+from qasdk.redaction import mask_fields
 from qasdk.store import audit
 from qasdk.store import keys as keys_store
 from qasdk.store import results as results_store
@@ -505,13 +506,18 @@ class TaskRunner:
         await self._ensure_method(task.method)
         started, clock = _now(), time.perf_counter()
 
+        method = self.executor.methods.get(task.method)
+        hidden = () if method is None or method.policy is None else method.policy.redact
+
         def step(**outcome: Any) -> TraceStep:
+            if "result" in outcome:
+                outcome["result"] = mask_fields(outcome["result"], hidden)
             return TraceStep(
                 seq=recorder.next_seq(),
                 kind="tool",
                 name=task.method,
                 attempt=attempt,
-                arguments=task.params or {},
+                arguments=mask_fields(task.params or {}, hidden),
                 started_at=started,
                 duration_ms=(time.perf_counter() - clock) * 1000,
                 **outcome,

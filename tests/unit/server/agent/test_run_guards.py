@@ -43,6 +43,9 @@ class Context:
     def observe_model(self, outcome: str, seconds: float) -> None:
         pass
 
+    def observe_tokens(self, model: str, prompt: int, completion: int) -> None:
+        pass
+
 
 def agent(**settings: Any) -> tuple[AgentRun, Context]:
     context = Context()

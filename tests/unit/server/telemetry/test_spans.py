@@ -183,6 +183,9 @@ class Context:
     def observe_model(self, outcome: str, seconds: float) -> None:
         pass
 
+    def observe_tokens(self, model: str, prompt: int, completion: int) -> None:
+        pass
+
 
 class Usage:
     prompt_tokens = 12
