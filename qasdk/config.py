@@ -272,6 +272,7 @@ class MiddlewareConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 DEFAULT_MIDDLEWARE = (
     MiddlewareConfig(name="metrics"),
     MiddlewareConfig(name="slow_calls"),
+    MiddlewareConfig(name="approval"),
     MiddlewareConfig(name="cache"),
     MiddlewareConfig(name="limits"),
 )

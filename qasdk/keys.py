@@ -63,6 +63,8 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     rate_seconds: int | None = None
     #: At most this many of its tasks pending or running at once (``None``: no cap).
     max_running: int | None = None
+    #: Tokens one of its tasks may use (``None``: only ``model.max_tokens_per_task``).
+    max_tokens_per_task: int | None = None
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes

@@ -284,7 +284,7 @@ class ToolOverride(msgspec.Struct, frozen=True, kw_only=True):
     locations: dict[str, Source] = {}
 
 
-TaskStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+TaskStatus = Literal["pending", "running", "awaiting_approval", "completed", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 

@@ -14,6 +14,7 @@ __all__ = ["ACTIONS", "ANONYMOUS", "OPEN", "Actor", "AuditEntry"]
 
 #: The actions qasdk records (others may add theirs: the column is free text).
 ACTIONS = (
+    "approval.decide",
     "denied",
     "key.create",
     "key.revoke",

@@ -53,6 +53,8 @@ def _limits(key: ApiKey) -> str:
         parts.append(f"rate {key.rate}")
     if key.max_running is not None:
         parts.append(f"max running {key.max_running}")
+    if key.max_tokens_per_task is not None:
+        parts.append(f"max tokens per task {key.max_tokens_per_task}")
     return "" if not parts else "; " + ", ".join(parts)
 
 
@@ -83,6 +85,11 @@ def _limits(key: ApiKey) -> str:
 @click.option(
     "--max-running", type=click.IntRange(min=1), help="At most this many tasks unfinished at once."
 )
+@click.option(
+    "--max-tokens-per-task",
+    type=click.IntRange(min=1),
+    help="Tokens one of its tasks may use (below model.max_tokens_per_task).",
+)
 @json_option
 @pass_state
 @handle_errors()
@@ -96,6 +103,7 @@ def create(
     permissions: Sequence[str],
     rate: str | None,
     max_running: int | None,
+    max_tokens_per_task: int | None,
     json_output: bool,
 ) -> None:
     """Create a key called NAME and print its secret (shown this once only)."""
@@ -118,6 +126,7 @@ def create(
             permissions=permissions or None,
             rate=rate,
             max_running=max_running,
+            max_tokens_per_task=max_tokens_per_task,
         ),
     )
     if json_output:

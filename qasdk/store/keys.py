@@ -63,13 +63,14 @@ async def create_key(
     permissions: Sequence[str] | None = None,
     rate: str | None = None,
     max_running: int | None = None,
+    max_tokens_per_task: int | None = None,
 ) -> tuple[ApiKey, str]:
     """Store a new key and its audit row (``actor`` made it); returns it and its text.
 
     The text is shown once and never stored. ``tools``/``tags``: what it may run
     (``None``: everything); ``permissions``: what its tools may need (``[]``: only
     tools that need none); ``rate``: submits such as ``10/m``; ``max_running``:
-    tasks pending or running at once.
+    tasks pending or running at once; ``max_tokens_per_task``: its tasks' token budget.
     """
     problems = [
         Problem(field="scope", reason=f"unknown scope {s!r}; scopes: {', '.join(SCOPES)}")
@@ -95,6 +96,8 @@ async def create_key(
             problems.append(Problem(field="rate", reason=str(exc)))
     if max_running is not None and not 0 < max_running <= 1_000_000:
         problems.append(Problem(field="max_running", reason="must be 1 to 1000000"))
+    if max_tokens_per_task is not None and not 0 < max_tokens_per_task <= 2**31 - 1:
+        problems.append(Problem(field="max_tokens_per_task", reason="must be 1 to 2147483647"))
     if problems:
         raise ValidationError(problems=problems)
     key_id, text, digest = new_key()
@@ -110,6 +113,7 @@ async def create_key(
         "rate_count": rate_count,
         "rate_seconds": rate_seconds,
         "max_running": max_running,
+        "max_tokens_per_task": max_tokens_per_task,
     }
     async with conn.transaction():
         row = await fetch_one(conn, "insert_key", params)
@@ -123,7 +127,14 @@ async def create_key(
             "expires_at": key.expires_at,
             "limits": {
                 name: value
-                for name in ("tools", "tags", "permissions", "rate", "max_running")
+                for name in (
+                    "tools",
+                    "tags",
+                    "permissions",
+                    "rate",
+                    "max_running",
+                    "max_tokens_per_task",
+                )
                 if (value := getattr(key, name)) is not None
             },
         }

@@ -18,6 +18,7 @@ from qasdk_server.errors import exception_handlers
 from qasdk_server.mcp.http import McpHttp
 from qasdk_server.query import RejectUnknownQuery
 from qasdk_server.reload import Reloader
+from qasdk_server.routes.approvals import decide_approval, list_approvals
 from qasdk_server.routes.audit import list_audit
 from qasdk_server.routes.breakers import list_breakers
 from qasdk_server.routes.config import get_config, reload_config
@@ -67,6 +68,8 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
             list_methods,
             get_method,
             list_breakers,
+            list_approvals,
+            decide_approval,
             health,
             metrics,
             get_config,

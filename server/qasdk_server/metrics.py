@@ -24,7 +24,7 @@ __all__ = ["CONTENT_TYPE", "DatabaseCollector", "Metrics", "tool_outcome"]
 #: ``charset`` of a ``text/`` type itself (given twice, some scrapers refuse it).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4.split("; charset=")[0]
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+STATUSES = ("pending", "running", "awaiting_approval", "completed", "failed", "cancelled")
 
 
 class DatabaseCollector(Collector):

@@ -3,6 +3,7 @@ and ``model.max_tokens_per_task`` stopping a task that goes over it."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import yaml
 
 from qasdk.testing import ScriptedModel, reply
 from tests.conftest import scratch_database
-from tests.integration.harness import Server, make_project, qasdk
+from tests.integration.harness import Server, make_project, qasdk, until
 
 pytestmark = [pytest.mark.integration]
 
@@ -23,22 +24,22 @@ def world(
     session_model: ScriptedModel,
     pg_data: Path,
     pg_url: str,
-) -> Iterator[tuple[Server, Path]]:
+) -> Iterator[tuple[Server, Path, str]]:
     project = make_project(tmp_path_factory.mktemp("tokens"), session_model.url)
     with scratch_database(pg_data, pg_url, "tokens") as url:
         synced = qasdk(project, url, "sync", "tools")
         assert synced.returncode == 0, synced.stderr
         server = Server(project, url)
         try:
-            yield server, project
+            yield server, project, url
         finally:
             assert server.stop() == 0, server.output
 
 
 def test_turns_and_tasks_show_their_tokens(
-    world: tuple[Server, Path], model: ScriptedModel
+    world: tuple[Server, Path, str], model: ScriptedModel
 ) -> None:
-    server, _ = world
+    server, _, _ = world
     model.push(reply.tool_call("add", {"a": 2, "b": 3}), reply.text("the sum is 5"))
     task = server.run(task_description="add 2 and 3")
     assert task["status"] == "completed", task
@@ -64,8 +65,10 @@ def test_turns_and_tasks_show_their_tokens(
     assert direct["usage"] is None  # no model turn
 
 
-def test_a_token_budget_stops_the_task(world: tuple[Server, Path], model: ScriptedModel) -> None:
-    server, project = world
+def test_a_token_budget_stops_the_task(
+    world: tuple[Server, Path, str], model: ScriptedModel
+) -> None:
+    server, project, _ = world
     config_file = project / "model_config.yaml"
     config = yaml.safe_load(config_file.read_text())
     config["model"]["max_tokens_per_task"] = 10
@@ -81,3 +84,40 @@ def test_a_token_budget_stops_the_task(world: tuple[Server, Path], model: Script
     assert task["usage"]["turns"] == 1  # it stopped after the turn that went over
     tools = [s for s in server.trace(task["task_id"]) if s["kind"] == "tool"]
     assert tools == []  # the call that turn asked for never ran
+
+
+def test_a_key_s_budget_stops_its_tasks(
+    world: tuple[Server, Path, str], model: ScriptedModel
+) -> None:
+    server, project, url = world
+    config_file = project / "model_config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["model"].pop("max_tokens_per_task", None)
+    config_file.write_text(yaml.safe_dump(config))
+    assert server.http.post("/api/config/reload").status_code == 200
+    made = qasdk(
+        project, url, "keys", "create", "thrifty", "--scope", "admin",
+        "--max-tokens-per-task", "10", "--json",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    assert created["max_tokens_per_task"] == 10
+    headers = {"Authorization": f"Bearer {created['key']}"}
+    until(lambda: server.http.get("/api/methods").status_code == 401, "keys never applied")
+    model.push(reply.tool_call("add", {"a": 2, "b": 3}), reply.text("the sum is 5"))
+    submitted = server.http.post(
+        "/api/tasks",
+        json={"task_description": "add two and three, please, and tell me the sum"},
+        headers=headers,
+    )
+    assert submitted.status_code == 201, submitted.text
+    task_id = submitted.json()["task_id"]
+    until(
+        lambda: (
+            server.http.get(f"/api/tasks/{task_id}", headers=headers).json()["status"] == "failed"
+        ),
+        "the task did not stop",
+    )
+    error = server.http.get(f"/api/tasks/{task_id}", headers=headers).json()["error"]
+    assert error["type"] == "TokenBudgetExceeded"
+    assert "its key's max_tokens_per_task" in error["message"]

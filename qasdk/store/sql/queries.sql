@@ -176,19 +176,22 @@ WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
 RETURNING id;
 
 -- name: cancel_task
--- A pending task is cancelled at once (its job too); a running one is flagged and
--- its worker is asked to abort it. Returns nothing for unknown or finished tasks.
+-- A pending task (or one awaiting approval) is cancelled at once (its job too); a running
+-- one is flagged and its worker is asked to abort it. Returns nothing for unknown or finished tasks.
 WITH target AS (
     SELECT id, status, job_id FROM tasks
-    WHERE id = %(id)s AND status IN ('pending', 'running')
+    WHERE id = %(id)s AND status IN ('pending', 'running', 'awaiting_approval')
     FOR UPDATE
 ), updated AS (
     UPDATE tasks
     SET cancel_requested = true,
-        status = CASE WHEN tasks.status = 'pending' THEN 'cancelled' ELSE tasks.status END,
-        completed_at = CASE WHEN tasks.status = 'pending' THEN now() ELSE tasks.completed_at END,
-        error = CASE WHEN tasks.status = 'pending'
+        status = CASE WHEN tasks.status = 'running' THEN tasks.status ELSE 'cancelled' END,
+        completed_at = CASE WHEN tasks.status = 'running' THEN tasks.completed_at ELSE now() END,
+        error = CASE
+            WHEN tasks.status = 'pending'
             THEN '{"type": "Cancelled", "message": "cancelled before it started"}'::jsonb
+            WHEN tasks.status = 'awaiting_approval'
+            THEN '{"type": "Cancelled", "message": "cancelled while a call awaited approval"}'::jsonb
             ELSE tasks.error END
     FROM target
     WHERE tasks.id = target.id
@@ -353,22 +356,22 @@ DROP DATABASE IF EXISTS {database} WITH (FORCE);
 
 -- name: insert_key
 INSERT INTO api_keys (id, name, digest, scopes, expires_at, tools, tags, permissions,
-                      rate_count, rate_seconds, max_running)
+                      rate_count, rate_seconds, max_running, max_tokens_per_task)
 VALUES (%(id)s, %(name)s, %(digest)s, %(scopes)s, %(expires_at)s, %(tools)s, %(tags)s,
-        %(permissions)s, %(rate_count)s, %(rate_seconds)s, %(max_running)s)
+        %(permissions)s, %(rate_count)s, %(rate_seconds)s, %(max_running)s, %(max_tokens_per_task)s)
 ON CONFLICT (name) DO NOTHING
 RETURNING id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
-    rate_count, rate_seconds, max_running;
+    rate_count, rate_seconds, max_running, max_tokens_per_task;
 
 -- name: list_keys
 SELECT id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
-    rate_count, rate_seconds, max_running
+    rate_count, rate_seconds, max_running, max_tokens_per_task
 FROM api_keys
 ORDER BY created_at, name;
 
 -- name: key_digest
 SELECT id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
-    rate_count, rate_seconds, max_running, digest
+    rate_count, rate_seconds, max_running, max_tokens_per_task, digest
 FROM api_keys
 WHERE id = %(id)s;
 
@@ -376,7 +379,7 @@ WHERE id = %(id)s;
 UPDATE api_keys SET revoked_at = now()
 WHERE name = %(name)s AND revoked_at IS NULL
 RETURNING id, name, scopes, created_at, expires_at, revoked_at, tools, tags, permissions,
-    rate_count, rate_seconds, max_running;
+    rate_count, rate_seconds, max_running, max_tokens_per_task;
 
 -- name: lock_owner
 -- Submits of one key wait for each other here (on every server), so the count of its
@@ -533,3 +536,72 @@ SELECT pg_try_advisory_lock(hashtext('qasdk.tool:' || %(tool)s), %(slot)s) AS ta
 SELECT tool, state, outcomes, opened_at, retry_at, updated_at FROM tool_breakers
 WHERE state <> 'closed' OR false = ANY(outcomes)
 ORDER BY (state = 'closed'), tool;
+
+-- name: find_approval
+SELECT id, task_id, tool, arguments, status, reason, decided_by, created_at, decided_at,
+       expires_at
+FROM approvals WHERE task_id = %(task_id)s AND call_key = %(call_key)s;
+
+-- name: request_approval
+-- A call waits for a person (once per call of a task: a second request finds the first).
+INSERT INTO approvals (id, task_id, call_key, tool, arguments, expires_at)
+VALUES (%(id)s, %(task_id)s, %(call_key)s, %(tool)s, %(arguments)s::jsonb,
+        now() + make_interval(secs => %(ttl)s))
+ON CONFLICT (task_id, call_key) DO UPDATE SET tool = EXCLUDED.tool
+RETURNING id, task_id, tool, arguments, status, reason, decided_by, created_at, decided_at,
+          expires_at;
+
+-- name: pause_task
+-- The attempt stops to wait for a person: where to resume is kept with the approval, and
+-- the task leaves the queue's hands (its job ends; no worker holds it).
+WITH kept AS (
+    UPDATE approvals SET conversation = %(conversation)s::jsonb, pending = %(pending)s::jsonb
+    WHERE id = %(approval)s AND task_id = %(id)s
+)
+UPDATE tasks SET status = 'awaiting_approval', worker = NULL
+WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+RETURNING id;
+
+-- name: decide_approval
+-- A person's decision (or expiry): the task is queued again with a new job, to resume.
+WITH decided AS (
+    UPDATE approvals
+    SET status = %(status)s, reason = %(reason)s, decided_by = %(actor)s, decided_at = now()
+    WHERE id = %(approval)s AND task_id = %(id)s AND status = 'pending'
+    RETURNING id, task_id, tool, arguments, status, reason, decided_by, created_at,
+              decided_at, expires_at
+), waiting AS (
+    SELECT t.id, t.priority FROM tasks t JOIN decided d ON d.task_id = t.id
+    WHERE t.status = 'awaiting_approval' AND NOT t.cancel_requested
+    FOR UPDATE OF t
+), job AS (
+    SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
+        %(queue)s, %(job_task)s, waiting.priority, NULL, NULL,
+        jsonb_build_object('task_id', waiting.id::text), NULL
+    )::procrastinate_job_to_defer_v1]))[1] AS id
+    FROM waiting
+), queued AS (
+    UPDATE tasks SET status = 'pending', job_id = job.id FROM job, waiting
+    WHERE tasks.id = waiting.id
+)
+SELECT * FROM decided;
+
+-- name: resume_point
+-- Where a model task resumes: the latest decided approval that recorded a conversation.
+SELECT id, tool, status, reason, conversation, pending FROM approvals
+WHERE task_id = %(id)s AND status <> 'pending' AND conversation IS NOT NULL
+ORDER BY decided_at DESC LIMIT 1;
+
+-- name: list_approvals
+SELECT a.id, a.task_id, a.tool, a.arguments, a.status, a.reason, a.decided_by, a.created_at,
+       a.decided_at, a.expires_at
+FROM approvals a JOIN tasks t ON t.id = a.task_id
+WHERE (%(status)s::text IS NULL OR a.status = %(status)s)
+  AND (%(owner)s::uuid IS NULL OR t.owner = %(owner)s)
+  AND (%(task_id)s::uuid IS NULL OR a.task_id = %(task_id)s)
+ORDER BY a.created_at DESC
+LIMIT %(limit)s;
+
+-- name: expired_approvals
+SELECT id, task_id FROM approvals WHERE status = 'pending' AND expires_at <= now()
+ORDER BY expires_at LIMIT 100;

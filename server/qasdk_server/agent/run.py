@@ -33,6 +33,7 @@ from qasdk_server.agent import model_errors, shim
 from qasdk_server.agent.recover import recover_calls
 from qasdk_server.agent.shim import SYSTEM_MESSAGE, agent_class
 from qasdk_server.agent.thinking import split_thinking
+from qasdk_server.middleware.base import AwaitingApproval
 
 if TYPE_CHECKING:
     from qasdk_server.telemetry.spans import TaskSpan
@@ -45,6 +46,7 @@ __all__ = [
     "AgentOutcome",
     "AgentRun",
     "Cancelled",
+    "Paused",
 ]
 
 #: The error of a tool step whose task was cancelled while the tool ran.
@@ -109,6 +111,48 @@ class _LoopStopped(Exception):
         self.answer = answer
 
 
+class Paused(Exception):
+    """A call waits for approval: the task parks, with where its conversation resumes."""
+
+    def __init__(self, approval_id: Any, conversation: list[Any], pending: list[Any]) -> None:
+        super().__init__(f"awaiting approval {approval_id}")
+        self.approval_id = approval_id
+        self.conversation = conversation
+        self.pending = pending
+
+
+def _plain(message: Any) -> Any:
+    """A qwen-agent message as JSON-ready data (they are pydantic models)."""
+    dump = getattr(message, "model_dump", None)
+    return dump(exclude_none=True) if callable(dump) else dict(message)
+
+
+def _calls_left(messages: list[Any]) -> list[dict[str, Any]]:
+    """The calls of the latest model turn that have no result yet, in order.
+
+    qwen-agent appends a turn's messages, then each call's result: so the
+    results at the end answer the first calls of the turn before them.
+    """
+    done = 0
+    index = len(messages)
+    while index and messages[index - 1].get("role") == "function":
+        done += 1
+        index -= 1
+    turn: list[dict[str, Any]] = []
+    while index and messages[index - 1].get("role") == "assistant":
+        turn.insert(0, messages[index - 1])
+        index -= 1
+    calls = [m for m in turn if m.get("function_call")]
+    return [
+        {
+            "name": m["function_call"].get("name"),
+            "arguments": m["function_call"].get("arguments"),
+            "function_id": (m.get("extra") or {}).get("function_id", "1"),
+        }
+        for m in calls[done:]
+    ]
+
+
 class AgentOutcome:
     """The final answer (thinking removed) and the thinking that preceded it."""
 
@@ -135,6 +179,7 @@ class AgentRun:
         retries: int = 0,
         backoff: float = 1.0,
         span: TaskSpan | None = None,
+        token_budget: int | None = None,
     ) -> None:
         self.model = model
         #: The task's span, when traced: each model call is a span under it.
@@ -147,8 +192,10 @@ class AgentRun:
         self.backoff = backoff
         self.turns = 0
         self.tool_calls = 0
-        #: Tokens of this attempt's model turns so far.
+        #: Tokens of this attempt's model turns so far, and how many it may use
+        #: (``model.max_tokens_per_task``, or lower for the task's key).
         self.tokens = 0
+        self.token_budget = model.max_tokens_per_task if token_budget is None else token_budget
         #: (name, canonical arguments) → (turn it first ran in, its result, text the model
         #: got, whether it failed)
         self._returned: dict[tuple[str, str], tuple[int, Any, str, bool]] = {}
@@ -167,13 +214,21 @@ class AgentRun:
 
     # -- the thread side ----------------------------------------------------
 
-    def run(self, description: str) -> AgentOutcome:
-        """Run the tool loop to a final answer (blocking; call from a worker thread)."""
+    def run(self, description: str, resume: Any = None) -> AgentOutcome:
+        """Run the tool loop to a final answer (blocking; call from a worker thread).
+
+        ``resume`` (a ``ResumePoint``): go on from the conversation recorded when the
+        task paused for an approval: the calls of that turn left run first, then the
+        model gets the next turn; no earlier turn is asked again.
+        """
         agent = agent_class()(function_list=self.tools, llm=self.llm, system_message=SYSTEM_MESSAGE)
         agent.hooks = self
         responses: list[Any] = []
+        messages: list[Any] = [{"role": "user", "content": description}]
+        if resume is not None:
+            messages = self._resume(list(resume.conversation), list(resume.pending))
         try:
-            for latest in agent.run([{"role": "user", "content": description}]):
+            for latest in agent.run(messages):
                 responses = latest
                 self._check()
         except _LoopStopped as stop:
@@ -197,6 +252,22 @@ class AgentRun:
         if reasoning:
             thinking = "\n\n".join([*reasoning, *([thinking] if thinking else [])])
         return AgentOutcome(answer, thinking)
+
+    def _resume(self, messages: list[Any], pending: list[Any]) -> list[Any]:
+        """Run the paused turn's calls left (the approved one first) onto ``messages``."""
+        for index, call in enumerate(pending):
+            text = self.tool_call(
+                call["name"], call["arguments"], messages, pending_after=pending[index + 1 :]
+            )
+            messages.append(
+                {
+                    "role": "function",
+                    "name": call["name"],
+                    "content": text,
+                    "extra": {"function_id": call.get("function_id", "1")},
+                }
+            )
+        return messages
 
     def _stopped(self, stop: _LoopStopped) -> AgentOutcome:
         if stop.answer is None or self.model.on_tool_loop == "fail":
@@ -414,13 +485,18 @@ class AgentRun:
         self.context.observe_tokens(
             self.model.name, usage["prompt_tokens"], usage["completion_tokens"]
         )
-        budget = self.model.max_tokens_per_task
+        budget = self.token_budget
         if budget is not None and self.tokens > budget:
+            whose = (
+                "model.max_tokens_per_task"
+                if budget == self.model.max_tokens_per_task
+                else "its key's max_tokens_per_task"
+            )
             raise AgentFailure(
                 TaskError(
                     "TokenBudgetExceeded",
                     f"the task used {self.tokens} tokens in {self.turns} model turns, over its "
-                    f"budget of {budget} (model.max_tokens_per_task)",
+                    f"budget of {budget} ({whose})",
                 )
             )
 
@@ -482,8 +558,20 @@ class AgentRun:
         method = self.methods.get(name) if isinstance(name, str) else None
         return () if method is None or method.policy is None else method.policy.redact
 
-    def tool_call(self, name: str, raw_args: Any) -> str:
-        """Run a tool the model asked for; the model sees the result or the error."""
+    def tool_call(
+        self,
+        name: str,
+        raw_args: Any,
+        messages: Any = None,
+        *,
+        pending_after: list[Any] | None = None,
+    ) -> str:
+        """Run a tool the model asked for; the model sees the result or the error.
+
+        ``messages`` is the conversation so far (qwen-agent's), kept when the call
+        must wait for approval; ``pending_after``: when resuming, the calls of the
+        turn after this one (qwen-agent's own turn says them itself).
+        """
         self._check()
         self.tool_calls += 1
         if self.tool_calls > self.model.max_tool_calls:
@@ -518,6 +606,17 @@ class AgentRun:
             except concurrent.futures.CancelledError:
                 self._record_tool_step(name, arguments, started, clock, error=CANCELLED_CALL)
                 raise Cancelled() from None
+            except AwaitingApproval as waiting:
+                waits = TaskError("AwaitingApproval", f"waits for approval {waiting.approval_id}")
+                self._record_tool_step(name, arguments, started, clock, error=waits)
+                plain = [_plain(m) for m in (messages or [])]
+                left = _calls_left(plain) if pending_after is None else []
+                if pending_after is not None:  # resuming: this call, then the rest of its turn
+                    left = [
+                        {"name": name, "arguments": raw_args, "function_id": "1"},
+                        *pending_after,
+                    ]
+                raise Paused(waiting.approval_id, plain, left) from None
             finally:
                 self._pending_tool = None
             if outcome.success:

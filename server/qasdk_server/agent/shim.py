@@ -55,7 +55,7 @@ class AgentHooks(Protocol):
         unstreamed: Callable[[], Iterator[list[Any]]] | None = None,
     ) -> Iterator[list[Any]]: ...
 
-    def tool_call(self, name: str, raw_args: Any) -> str: ...
+    def tool_call(self, name: str, raw_args: Any, messages: Any = None) -> str: ...
 
 
 def qwen_agent() -> Any:
@@ -134,7 +134,8 @@ def agent_class() -> type:
             return self.hooks.model_turn(lambda: parent(*args, **kwargs), unstreamed)
 
         def _call_tool(self, tool_name: str, tool_args: Any = "{}", **kwargs: Any) -> str:
-            return self.hooks.tool_call(tool_name, tool_args)
+            # ``messages``: the conversation so far, where a paused task resumes.
+            return self.hooks.tool_call(tool_name, tool_args, kwargs.get("messages"))
 
     return QasdkAgent
 

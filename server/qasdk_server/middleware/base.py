@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 
 from qasdk.models import ExecutionResult, MethodConfig
 
-__all__ = ["Middleware", "ToolCall", "ToolError", "ToolRefused"]
+__all__ = ["AwaitingApproval", "Middleware", "Suspend", "ToolCall", "ToolError", "ToolRefused"]
 
 
 class ToolCall:
@@ -102,6 +102,20 @@ class ToolRefused(Exception):
     def __init__(self, message: str, *, error_type: str = "ToolRefused") -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+class Suspend(Exception):
+    """Raised by ``before``: the task stops here and resumes later (the chain lets it through)."""
+
+
+class AwaitingApproval(Suspend):
+    """The call waits for a person's decision (the ``approval`` middleware)."""
+
+    def __init__(self, approval_id: uuid.UUID, tool: str, arguments: Any) -> None:
+        super().__init__(f"tool {tool!r} awaits approval ({approval_id})")
+        self.approval_id = approval_id
+        self.tool = tool
+        self.arguments = arguments
 
 
 class ToolError(Exception):

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from qasdk.models import ExecutionResult
-from qasdk_server.middleware.base import Middleware, ToolCall, ToolError, ToolRefused
+from qasdk_server.middleware.base import Middleware, Suspend, ToolCall, ToolError, ToolRefused
 
 __all__ = ["Chain", "Link"]
 
@@ -73,6 +73,8 @@ class Chain:
             except ToolRefused as refusal:
                 result = _failure(refusal.error_type, str(refusal), call)
                 break
+            except Suspend:
+                raise  # the task pauses; done() still runs for the links before it
             except Exception as exc:
                 result = self._crashed(link, "before", exc, call)
                 break

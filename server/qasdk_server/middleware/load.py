@@ -25,6 +25,7 @@ from qasdk.models import Problem, Source
 from qasdk.security.roots import roots_for
 from qasdk.store.connection import Pool
 from qasdk_server.metrics import Metrics
+from qasdk_server.middleware.approval import Approval
 from qasdk_server.middleware.base import Middleware
 from qasdk_server.middleware.breaker import Breaker
 from qasdk_server.middleware.cache import ResultCache
@@ -68,6 +69,12 @@ def _limits(services: Services, **options: Any) -> Middleware:
     return Limits(services.pool, **options)
 
 
+def _approval(services: Services, **options: Any) -> Middleware:
+    if services.pool is None:
+        raise ValueError("needs the database, and this process has none")
+    return Approval(services.pool, **options)
+
+
 def _breaker(services: Services, **options: Any) -> Middleware:
     if services.pool is None:
         raise ValueError("needs the database, and this process has none")
@@ -75,6 +82,7 @@ def _breaker(services: Services, **options: Any) -> Middleware:
 
 
 BUILTINS: dict[str, Callable[..., Middleware]] = {
+    "approval": _approval,
     "breaker": _breaker,
     "cache": _cache,
     "limits": _limits,
@@ -194,8 +202,11 @@ def build_chain(
                 )
                 continue
             factory = found
+        options = dict(entry.options)
+        if name == "approval":  # with tools/tags, every call it sees needs approval
+            options["scoped"] = bool(entry.tools or entry.tags)
         try:
-            middleware = factory(**entry.options)
+            middleware = factory(**options)
         except (TypeError, ValueError) as exc:
             problems.add(index, "options", f"{name!r} refused its options: {exc}")
             continue

@@ -29,6 +29,7 @@ class NewKey(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     permissions: list[str] | None = None
     rate: Annotated[str, msgspec.Meta(examples=["10/m"])] | None = None
     max_running: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    max_tokens_per_task: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
 
 
 class CreatedKey(msgspec.Struct):
@@ -72,6 +73,7 @@ class KeyController(Controller):
                     permissions=data.permissions,
                     rate=data.rate,
                     max_running=data.max_running,
+                    max_tokens_per_task=data.max_tokens_per_task,
                 )
         except ValidationError as exc:
             raise ApiError(

@@ -34,19 +34,19 @@ from qasdk.config import Config, ModelConfig
 from qasdk.errors import QasdkError
 from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, ToolPolicy, TraceStep
 from qasdk.redaction import mask_fields
-from qasdk.store import audit
+from qasdk.store import approvals, audit
 from qasdk.store import keys as keys_store
 from qasdk.store import results as results_store
 from qasdk.store import tasks as store
 from qasdk.store.connection import Pool, connect, is_outage
 from qasdk.store.notify import announce_progress
 from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
-from qasdk_server.agent.run import CANCELLED_CALL
+from qasdk_server.agent.run import CANCELLED_CALL, Paused
 from qasdk_server.executor import Executor
 from qasdk_server.executor.child import CallContext
 from qasdk_server.executor.code import ModuleDigests
 from qasdk_server.metrics import Metrics, tool_outcome
-from qasdk_server.middleware.base import ToolCall
+from qasdk_server.middleware.base import AwaitingApproval, ToolCall
 from qasdk_server.middleware.chain import Chain
 from qasdk_server.middleware.load import chain_for
 from qasdk_server.registry import MethodRegistry
@@ -107,6 +107,10 @@ def _duplicate(exc: BaseException) -> bool:
     """A unique violation (raised as it is, or as the cause of qasdk's database error)."""
     unique = psycopg.errors.UniqueViolation
     return isinstance(exc, unique) or isinstance(exc.__cause__, unique)
+
+
+#: The outcome of an attempt that stopped to wait for a person.
+AWAITING = "awaiting_approval"
 
 
 def _now() -> datetime:
@@ -201,6 +205,10 @@ class TaskRunner:
         Returns how many of each went.
         """
         async with self.pool.connection() as conn:
+            for task_id, approval_id in await approvals.expired(conn):
+                # Unanswered in time: a rejection; the task is queued again to go on.
+                await approvals.decide(conn, task_id, approval_id, "expired", actor="expiry")
+                logger.info("task %s: approval %s expired", task_id, approval_id)
             expired = await results_store.delete_expired(conn)  # cached results past their ttl
         if expired:
             logger.debug("result cache: deleted %d expired results", expired)
@@ -343,6 +351,9 @@ class TaskRunner:
             return
         finally:
             self.running.pop(task_id, None)
+        if status == AWAITING:
+            await self._pause(conn, task, recorder, result, span, log_extra)
+            return
         written = await self._finish(conn, task_id, attempt, recorder, status, result, error)
         elapsed = time.monotonic() - started
         self.metrics.observe_task(task.kind, status, elapsed)
@@ -366,6 +377,29 @@ class TaskRunner:
             )
         else:
             logger.debug("task %s completed in %.3f s", task_id, elapsed, extra=log_extra)
+
+    async def _pause(
+        self,
+        conn: psycopg.AsyncConnection[DictRow],
+        task: Task,
+        recorder: TraceRecorder,
+        paused: Paused,
+        span: TaskSpan | None,
+        log_extra: dict[str, Any],
+    ) -> None:
+        """Park the task until a person decides: its job ends, no worker holds it."""
+        await recorder.flush()
+        parked = await approvals.pause(
+            conn,
+            task.task_id,
+            task.attempts,
+            paused.approval_id,
+            paused.conversation or None,
+            paused.pending or None,
+        )
+        if span is not None:
+            span.end("awaiting_approval" if parked else "superseded")
+        logger.info("task %s awaits approval %s", task.task_id, paused.approval_id, extra=log_extra)
 
     async def _finish(
         self,
@@ -537,6 +571,10 @@ class TaskRunner:
             # Cancelled (by request, timeout or shutdown) while the tool ran: the trace says so.
             await asyncio.shield(recorder.add(step(error=CANCELLED_CALL)))
             raise
+        except AwaitingApproval as waiting:
+            message = f"waits for approval {waiting.approval_id}"
+            await recorder.add(step(error=TaskError("AwaitingApproval", message)))
+            return AWAITING, Paused(waiting.approval_id, [], []), None
         error = (
             None
             if outcome.success
@@ -674,18 +712,25 @@ class TaskRunner:
         if name not in self.executor.methods and await self.registry.find(name) is not None:
             self.executor.replace_methods(self.registry.configs())
 
-    async def _methods_for(self, owner: uuid.UUID | None) -> Mapping[str, MethodConfig]:
-        """The tools the task's key may run: all of them unless its key is limited."""
+    async def _methods_for(
+        self, owner: uuid.UUID | None
+    ) -> tuple[Mapping[str, MethodConfig], int | None]:
+        """The tools the task's key may run (all of them unless it is limited), and the
+        task's token budget: the lower of the model's and the key's."""
         methods = self.registry.configs()
+        budget = self.config.model.max_tokens_per_task
         if owner is None:
-            return methods
+            return methods, budget
         async with self.pool.connection() as conn:
             found = await keys_store.find_key(conn, owner)
         key = None if found is None else found[0]
+        if key is not None and key.max_tokens_per_task is not None:
+            budget = min(budget or key.max_tokens_per_task, key.max_tokens_per_task)
         if key is not None and not key.limits_tools:
-            return methods
+            return methods, budget
         # A key that is gone may run nothing; a limited one, what it allows.
-        return {n: m for n, m in methods.items() if key is not None and key.may_run(m)}
+        allowed = {n: m for n, m in methods.items() if key is not None and key.may_run(m)}
+        return allowed, budget
 
     async def _described(
         self,
@@ -696,7 +741,7 @@ class TaskRunner:
         span: TaskSpan | None,
     ) -> tuple[str, Any, TaskError | None]:
         assert task.task_description is not None
-        methods = await self._methods_for(task.owner)
+        methods, budget = await self._methods_for(task.owner)
         model = self.config.model
         llm, tools = self._model_resources(model, methods)
         loop = asyncio.get_running_loop()
@@ -711,8 +756,13 @@ class TaskRunner:
             retries=worker.model_retries,
             backoff=worker.retry_backoff,
             span=span,
+            token_budget=budget,
         )
-        future = loop.run_in_executor(self.threads, agent.run, task.task_description)
+        resume = None
+        if task.attempts > 1:
+            async with self.pool.connection() as conn:
+                resume = await approvals.resume_point(conn, task.task_id)
+        future = loop.run_in_executor(self.threads, agent.run, task.task_description, resume)
         try:
             outcome = await future
         except asyncio.CancelledError:
@@ -720,6 +770,8 @@ class TaskRunner:
             raise
         except Cancelled:
             raise asyncio.CancelledError() from None
+        except Paused as paused:
+            return AWAITING, paused, None
         except AgentFailure as failure:
             return "failed", None, failure.error
         except Exception as exc:  # a bug in qwen-agent or qasdk: fail the task, keep the worker
