@@ -19,6 +19,8 @@ from qasdk.permissions import WELL_KNOWN
 __all__ = [
     "UNSET",
     "ExecutionResult",
+    "McpEndpoint",
+    "McpServer",
     "MethodConfig",
     "MethodMetadata",
     "MethodParameter",
@@ -81,6 +83,65 @@ class MethodParameter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     @property
     def has_default(self) -> bool:
         return self.default is not UNSET
+
+
+class McpEndpoint(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Where an ``mcp`` tool lives: its server (a URL or a command) and its remote name.
+
+    ``headers`` and ``env`` hold templates (``Bearer ${TOKEN}``), expanded from the
+    environment only when a call is made: the registry never holds the secret.
+    """
+
+    server: str
+    tool: str
+    url: str | None = None
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    headers: dict[str, str] = {}
+    env: dict[str, str] = {}
+
+    @property
+    def where(self) -> str:
+        """The server as a person would name it (never with a header or an env value)."""
+        target = self.url or " ".join((self.command or "", *self.args)).strip()
+        return f"mcp server {self.server!r} ({target})"
+
+
+class McpServer(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of ``mcp_servers:`` in a methods file.
+
+    ``tools`` are the remote tools to take (``None``: all of them); each is
+    registered as ``prefix`` + its remote name. ``locations`` maps a field to
+    its line, as :class:`ToolEntry` does.
+    """
+
+    name: str
+    url: str | None = None
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    headers: dict[str, str] = {}
+    env: dict[str, str] = {}
+    tools: tuple[str, ...] | None = None
+    prefix: str = ""
+    timeout: float | None = None
+    #: ``cache_ttl``, ``retries``, ``retry_on``: given to each of its tools.
+    policy: ToolPolicy | None = None
+    source: Source
+    locations: dict[str, Source] = {}
+
+    def endpoint(self, tool: str) -> McpEndpoint:
+        return McpEndpoint(
+            server=self.name,
+            tool=tool,
+            url=self.url,
+            command=self.command,
+            args=self.args,
+            headers=dict(self.headers),
+            env=dict(self.env),
+        )
+
+    def source_of(self, field: str) -> Source:
+        return self.locations.get(field, self.source)
 
 
 _PERMISSIONS = msgspec.Meta(
@@ -152,6 +213,10 @@ class MethodConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     tags: tuple[str, ...] = ()
     #: What the tool says it needs (see :mod:`qasdk.permissions`). Sync writes them sorted.
     permissions: Annotated[tuple[str, ...], _PERMISSIONS] = ()
+    #: ``python`` (``module_path``/``function_name`` run in a tool process) or ``mcp``
+    #: (a remote ``tools/call`` to ``endpoint``; ``module_path``/``function_name`` empty).
+    type: Literal["python", "mcp"] = "python"
+    endpoint: McpEndpoint | None = None
     #: Cache, retries: ``None`` when the tool asks for none.
     policy: ToolPolicy | None = None
 
@@ -195,7 +260,7 @@ class ToolEntry(msgspec.Struct, frozen=True, kw_only=True):
 
     config: MethodConfig
     source: Source
-    origin: str  # "scanned" or "declared"
+    origin: str  # "scanned", "declared" or "mcp" (listed from an MCP server)
     locations: dict[str, Source] = {}
     missing: frozenset[str] = frozenset()
     hints: dict[str, str] = {}

@@ -75,19 +75,27 @@ def describe_sync(catalog: Catalog, report: SyncReport, database: str) -> str:
     sources = [_plural(catalog.python_files, "Python file")]
     if catalog.declared_files:
         sources.append(_plural(len(catalog.declared_files), "methods file"))
+    if catalog.servers:
+        sources.append(_plural(len(catalog.servers), "MCP server"))
     lines = [f"Scanned {' and '.join(sources)}: {_plural(len(catalog.entries), 'tool')}."]
     width = max((len(e.config.name) for e in catalog.entries), default=0)
     width = max([width, *(len(n) for n in plan.deleted + plan.stale)])
+
+    def remote(name: str) -> str:
+        server = plan.servers.get(name)
+        return f" (mcp server {server!r})" if server else ""
+
     for name in plan.created:
-        lines.append(f"  + {name:<{width}}  created")
+        lines.append(f"  + {name:<{width}}  created{remote(name)}")
     for name, fields in plan.updated.items():
-        lines.append(f"  ~ {name:<{width}}  updated: {', '.join(fields)}")
+        lines.append(f"  ~ {name:<{width}}  updated: {', '.join(fields)}{remote(name)}")
     for name in plan.unchanged:
-        lines.append(f"  = {name:<{width}}  unchanged")
+        lines.append(f"  = {name:<{width}}  unchanged{remote(name)}")
     for name in plan.deleted:
-        lines.append(f"  - {name:<{width}}  deleted")
+        lines.append(f"  - {name:<{width}}  deleted{remote(name)}")
     for name in plan.stale:
-        lines.append(f"  ! {name:<{width}}  no longer defined (kept; --prune deletes it)")
+        gone = "no longer listed" if plan.servers.get(name) else "no longer defined"
+        lines.append(f"  ! {name:<{width}}  {gone} (kept; --prune deletes it){remote(name)}")
     counts = (
         f"{len(plan.created)} created, {len(plan.updated)} updated, "
         f"{len(plan.unchanged)} unchanged, {len(plan.deleted)} deleted"
@@ -177,7 +185,11 @@ def describe_methods(methods: Sequence[MethodMetadata]) -> str:
             (
                 method.name,
                 _signature(method),
-                f"{method.module_path}:{method.function_name}",
+                (
+                    f"mcp:{method.endpoint.server}/{method.endpoint.tool}"
+                    if method.endpoint is not None
+                    else f"{method.module_path}:{method.function_name}"
+                ),
                 "; ".join(options),
                 method.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
             )

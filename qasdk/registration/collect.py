@@ -13,10 +13,11 @@ from pathlib import Path
 import msgspec
 
 from qasdk.errors import ValidationError
-from qasdk.models import MethodConfig, Problem, Source, ToolEntry, ToolOverride
+from qasdk.models import McpServer, MethodConfig, Problem, Source, ToolEntry, ToolOverride
 from qasdk.registration.declared import load_methods_file
 from qasdk.registration.discover import discover, display_path
 from qasdk.registration.merge import merge
+from qasdk.registration.remote import remote_entries
 from qasdk.registration.resolve import resolve_declared
 from qasdk.registration.scan import Scanner, module_name_for, package_module_name
 from qasdk.registration.validate import validate_entries
@@ -32,6 +33,8 @@ class Catalog(msgspec.Struct, kw_only=True):
     entries: list[ToolEntry]
     python_files: int = 0
     declared_files: tuple[str, ...] = ()
+    #: The MCP servers the methods files declare (their tools are among ``entries``).
+    servers: list[McpServer] = []
     warnings: list[Problem] = []
 
     @property
@@ -46,6 +49,9 @@ def collect(
     allowed_packages: tuple[str, ...] = (),
 ) -> Catalog:
     """Build the catalog ``paths`` define, or raise :class:`ValidationError` with every problem.
+
+    The MCP servers methods files declare are asked for their tools (the only
+    step that needs the network); one that cannot be reached is a problem.
 
     ``module_root`` is the folder ``qasdk serve`` will import from (default: the
     working directory): ``tools/geo.py`` under it becomes module ``tools.geo``.
@@ -92,6 +98,7 @@ def collect(
 
     declared_entries: list[ToolEntry] = []
     overrides: list[ToolOverride] = []
+    servers: dict[str, McpServer] = {}
     for file in found.declared:
         declared = load_methods_file(file, display=display_path(file))
         logger.debug(
@@ -103,6 +110,20 @@ def collect(
         problems += declared.problems
         declared_entries += declared.entries
         overrides += declared.overrides
+        for server in declared.servers:
+            first = servers.setdefault(server.name, server)
+            if first is not server:
+                problems.append(
+                    Problem(
+                        source=server.source_of("name"),
+                        field=f"mcp_servers.{server.name}.name",
+                        reason=f"duplicate MCP server name, also declared at "
+                        f"{first.source_of('name')}",
+                    )
+                )
+    remote, unlisted = remote_entries(list(servers.values()))
+    problems += unlisted
+    declared_entries += remote
 
     entries, merge_problems = merge([*scanned.entries, *declared_entries], overrides)
     problems += merge_problems
@@ -118,6 +139,7 @@ def collect(
         entries=entries,
         python_files=scanned.files,
         declared_files=tuple(display_path(f) for f in found.declared),
+        servers=list(servers.values()),
         warnings=warnings,
     )
 

@@ -15,6 +15,22 @@ The format is seed 000's::
         retries: 3               # optional: retry timeouts and the errors of retry_on
         retry_on: [ConnectionError]
 
+A file may also declare MCP servers whose tools become tools of type ``mcp``::
+
+    mcp_servers:
+      - name: github                        # an identifier, unique
+        url: https://mcp.example.com/mcp    # streamable HTTP ...
+        headers: {Authorization: "Bearer ${GITHUB_TOKEN}"}   # expanded at call time
+        tools: [search_issues]              # default: every tool it lists
+        prefix: gh_                         # registered as gh_search_issues
+        timeout: 20                         # seconds per call (listing at sync: 15 or more)
+        retries: 2                          # cache_ttl, retries, retry_on, max_concurrency, rate
+        retry_on: [McpUnavailable]
+      - name: files
+        command: python                     # ... or a command spoken to over stdio
+        args: [servers/files.py]
+        env: {ROOT: "${FILES_ROOT:-/srv}"}
+
 A parameter may add ``enum``, ``items`` (the element type of a list) or a full
 JSON ``schema``. An entry with ``override: true`` only needs ``name``: its
 other fields replace those of the scanned ``@tool`` of that name.
@@ -42,6 +58,7 @@ from qasdk._documents import (
 )
 from qasdk.errors import ConfigurationError
 from qasdk.models import (
+    McpServer,
     MethodConfig,
     MethodParameter,
     Problem,
@@ -50,8 +67,10 @@ from qasdk.models import (
     ToolOverride,
     ToolPolicy,
 )
+from qasdk.registration import rules
 from qasdk.registration.rules import kind_of
 from qasdk.registration.types import base_schema, normalize_type
+from qasdk.remote.templates import check_template
 
 __all__ = ["DeclaredTools", "load_methods_file", "parse_methods"]
 
@@ -93,10 +112,33 @@ class DeclaredMethod(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     override: bool = False
 
 
+class DeclaredMcpServer(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One entry of ``mcp_servers:``; absent fields are ``None``."""
+
+    name: str | None = None
+    url: str | None = None
+    command: str | None = None
+    args: list[str] | None = None
+    headers: dict[str, str] | None = None
+    env: dict[str, str] | None = None
+    tools: list[str] | None = None
+    prefix: str | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    cache_ttl: float | None = None
+    retries: int | None = None
+    retry_on: list[str] | None = None
+    max_concurrency: int | None = None
+    rate: str | None = None
+
+
 class MethodsFile(msgspec.Struct, forbid_unknown_fields=True):
-    """The whole file: a mapping with a ``methods`` list."""
+    """The whole file: a mapping with a ``methods`` list and an ``mcp_servers`` list."""
 
     methods: list[Any] | None = None
+    mcp_servers: list[Any] | None = None
+
+
+TOP_LEVEL = ("methods", "mcp_servers")
 
 
 class DeclaredTools(msgspec.Struct, kw_only=True):
@@ -104,6 +146,7 @@ class DeclaredTools(msgspec.Struct, kw_only=True):
 
     entries: list[ToolEntry] = []
     overrides: list[ToolOverride] = []
+    servers: list[McpServer] = []
     problems: list[Problem] = []
 
     @property
@@ -173,14 +216,120 @@ class _Reader:
             self.problem((), "expected a mapping with a 'methods' list")
             return self.out
         for key in data:
-            if key != "methods":
+            if key not in TOP_LEVEL:
                 self.problem(
-                    (key,), "unknown top-level key; expected only 'methods'", field=str(key)
+                    (key,),
+                    "unknown top-level key; expected only 'methods' and 'mcp_servers'",
+                    field=str(key),
                 )
-        file = self.decode({"methods": data.get("methods")}, MethodsFile, ())
+        file = self.decode({k: data.get(k) for k in TOP_LEVEL}, MethodsFile, ())
         for index, raw in enumerate(file.methods or []):
             self.method(("methods", index), raw)
+        names: dict[str, Source] = {}
+        for index, raw in enumerate(file.mcp_servers or []):
+            server = self.server(("mcp_servers", index), raw)
+            if server is None:
+                continue
+            if server.name in names:
+                self.problem(
+                    ("mcp_servers", index, "name"),
+                    f"duplicate MCP server name, also declared at {names[server.name]}",
+                    field=f"mcp_servers.{server.name}.name",
+                )
+                continue
+            names[server.name] = server.source_of("name")
+            self.out.servers.append(server)
         return self.out
+
+    def server(self, keypath: KeyPath, raw: Any) -> McpServer | None:
+        """One ``mcp_servers:`` entry, or ``None`` when it is too broken to list tools from."""
+        if not isinstance(raw, Mapping):
+            self.problem(keypath, f"each MCP server must be a mapping, got {kind_of(raw)}")
+            return None
+        given = raw.get("name")
+        label = (
+            f"mcp_servers.{given}"
+            if isinstance(given, str) and given
+            else (f"mcp_servers[{keypath[-1]}]")
+        )
+        before = len(self.out.problems)
+        declared: DeclaredMcpServer = self.decode(raw, DeclaredMcpServer, keypath, label=label)
+
+        def problem(key: str | None, reason: str) -> None:
+            at = (*keypath, key) if key is not None else keypath
+            self.problem(at, reason, field=f"{label}.{key}" if key else label)
+
+        if declared.name is None:
+            if "name" not in raw:
+                problem("name", "required field is missing")
+        else:
+            for reason in rules.check_identifier(declared.name, "server name"):
+                problem("name", reason)
+        if declared.url is None and declared.command is None:
+            if "url" not in raw and "command" not in raw:
+                problem(None, "give a 'url' (streamable HTTP) or a 'command' (stdio)")
+        elif declared.url is not None and declared.command is not None:
+            problem("command", "give a 'url' or a 'command', not both")
+        if declared.url is not None:
+            if not declared.url.startswith(("http://", "https://")):
+                problem("url", f"must be an http:// or https:// URL, got {declared.url!r}")
+            elif "@" in declared.url.split("/", 3)[2] or "${" in declared.url:
+                # The URL is stored and shown as it is: a credential belongs in a header.
+                problem(
+                    "url",
+                    "must not hold credentials or ${...}: put them in a header "
+                    "(headers: {Authorization: 'Bearer ${TOKEN}'})",
+                )
+        if declared.command is not None and not declared.command.strip():
+            problem("command", "must not be empty")
+        if declared.url is not None:
+            for key in ("args", "env"):
+                if getattr(declared, key) is not None:
+                    problem(key, "applies to a 'command' server; one with a 'url' takes headers")
+        if declared.command is not None and declared.headers is not None:
+            problem("headers", "applies to a 'url' server; a 'command' server takes env")
+        for key in ("headers", "env"):
+            for name, value in (getattr(declared, key) or {}).items():
+                why = check_template(name, value)
+                if why is not None:
+                    self.problem((*keypath, key, name), why, field=f"{label}.{key}.{name}")
+        tools = declared.tools
+        if tools is not None:
+            if not tools:
+                problem("tools", "must name at least one tool (leave it out to take them all)")
+            seen: set[str] = set()
+            for index, tool in enumerate(tools):
+                if tool in seen:
+                    self.problem(
+                        (*keypath, "tools", index),
+                        f"{tool!r} is listed twice",
+                        field=f"{label}.tools",
+                    )
+                seen.add(tool)
+        prefix = declared.prefix or ""
+        if prefix and not (prefix.replace("_", "a").isalnum() and not prefix[0].isdigit()):
+            problem(
+                "prefix",
+                f"{prefix!r} cannot start a tool name: use letters, digits and underscores, "
+                "not starting with a digit",
+            )
+        if len(self.out.problems) > before or declared.name is None:
+            return None
+        return McpServer(
+            name=declared.name,
+            url=declared.url,
+            command=declared.command,
+            args=tuple(declared.args or ()),
+            headers=dict(declared.headers or {}),
+            env=dict(declared.env or {}),
+            tools=tuple(tools) if tools is not None else None,
+            prefix=prefix,
+            timeout=declared.timeout,
+            # Each tool of the server gets these (a rate or a concurrency limit is per tool).
+            policy=ToolPolicy.of({k: getattr(declared, k, None) for k in ToolPolicy.OPTIONS}),
+            source=self.document.source(keypath),
+            locations={str(key): self.document.source((*keypath, key)) for key in raw},
+        )
 
     def method(self, keypath: KeyPath, raw: Any) -> None:
         if not isinstance(raw, Mapping):

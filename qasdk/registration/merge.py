@@ -32,7 +32,12 @@ def merge(
             by_name[name] = entry
             continue
         hint = ""
-        if {first.origin, entry.origin} == {"scanned", "declared"}:
+        remote = [e for e in (first, entry) if e.config.endpoint is not None]
+        if remote:
+            ends = [e.config.endpoint for e in remote if e.config.endpoint is not None]
+            names = " and ".join(f"tool {e.tool!r} of mcp server {e.server!r}" for e in ends)
+            hint = f" ({names}); set 'prefix:' on the server, or list the 'tools:' to take"
+        elif {first.origin, entry.origin} == {"scanned", "declared"}:
             hint = (
                 "; to change the scanned tool from a methods file, mark that entry 'override: true'"
             )

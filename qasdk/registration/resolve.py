@@ -45,7 +45,7 @@ def resolve_declared(
     root = display_path(scanner.root) if scanner.root else "."
     roots: ModuleRoots = roots_for(scanner.root or ".", allowed_packages, shown=root)
     for entry in entries:
-        if entry.missing & {"module_path"}:
+        if entry.missing & {"module_path"} or entry.config.type != "python":
             continue
         config = entry.config
         if not rules.is_module_path(config.module_path):

@@ -9,7 +9,7 @@ together so one run shows everything to fix.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import msgspec
 
@@ -32,12 +32,19 @@ def validate_entries(entries: Iterable[ToolEntry]) -> list[Problem]:
 
 def validate_entry(entry: ToolEntry) -> list[Problem]:
     tool = entry.config.name or None
+    endpoint = entry.config.endpoint
+    # A remote tool's fields come from its server: say which one, and where it is declared.
+    remote = (
+        f" (as mcp server {endpoint.server!r} lists its tool {endpoint.tool!r})"
+        if endpoint is not None
+        else ""
+    )
     return [
         Problem(
             source=entry.source_of(field),
             tool=tool,
             field=field,
-            reason=entry.hints.get(field, reason),
+            reason=entry.hints.get(field, reason) + remote,
         )
         for field, reason in _check(entry.config)
         if field not in entry.missing
@@ -45,15 +52,21 @@ def validate_entry(entry: ToolEntry) -> list[Problem]:
 
 
 def _check(config: MethodConfig) -> Iterator[tuple[str, str]]:
-    for field, rule, value in (
+    checks: list[tuple[str, Callable[[object], Iterator[str]], object]] = [
         ("name", rules.check_name, config.name),
         ("description", rules.check_description, config.description),
-        ("module_path", rules.check_module_path, config.module_path),
-        ("function_name", rules.check_function_name, config.function_name),
         ("timeout", rules.check_timeout, config.timeout),
         ("tags", rules.check_tags, config.tags),
         ("permissions", rules.check_permissions, config.permissions),
-    ):
+    ]
+    if config.type == "python":
+        checks[2:2] = [
+            ("module_path", rules.check_module_path, config.module_path),
+            ("function_name", rules.check_function_name, config.function_name),
+        ]
+    elif config.endpoint is None:
+        yield "endpoint", "an mcp tool needs an endpoint (its server and remote name)"
+    for field, rule, value in checks:
         for reason in rule(value):
             yield field, reason
     policy = config.policy

@@ -32,7 +32,11 @@ class RowGuard:
                 "its row's signature does not match (row changed outside qasdk sync, or "
                 f"signed with another key than {self.key.source}); {_RESYNC}"
             )
-        outside = self.roots.refusal(method.module_path, present=False)
+        outside = (
+            self.roots.refusal(method.module_path, present=False)
+            if method.type == "python"
+            else None
+        )
         if outside is not None:
             reasons.append(f"module_path: {outside}")
         return "; ".join(reasons) or None

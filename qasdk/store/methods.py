@@ -57,6 +57,8 @@ class SyncPlan(msgspec.Struct, kw_only=True):
     deleted: list[str] = []
     #: In the database but no longer defined; deleted only with ``prune``.
     stale: list[str] = []
+    #: The MCP server of each remote tool the plan names (what changed on which server).
+    servers: dict[str, str] = {}
 
     @property
     def changes(self) -> int:
@@ -86,9 +88,14 @@ def plan_sync(
     """Compare the table with the sources; pure, so it is the same for a dry run."""
     current = {m.name: m for m in existing}
     plan = SyncPlan()
+    for method in current.values():
+        if method.endpoint is not None:
+            plan.servers[method.name] = method.endpoint.server
     wanted = set()
     for config in desired:
         wanted.add(config.name)
+        if config.endpoint is not None:
+            plan.servers[config.name] = config.endpoint.server
         before = current.get(config.name)
         if before is None:
             plan.created.append(config.name)
@@ -136,6 +143,8 @@ def _row(config: MethodConfig) -> dict[str, object]:
         "timeout": config.timeout,
         "tags": list(config.tags),
         "permissions": list(config.permissions),
+        "type": config.type,
+        "endpoint": msgspec.to_builtins(config.endpoint) if config.endpoint else None,
         "policy": None if config.policy is None else msgspec.to_builtins(config.policy),
     }
 

@@ -268,7 +268,10 @@ class Reloader:
         registry = None
         if self.watch_paths:
             try:
-                registry = collect(
+                # Off the event loop: scanning reads files and MCP servers are asked
+                # for their tools over the network.
+                registry = await asyncio.to_thread(
+                    collect,
                     self.watch_paths,
                     module_root=self.module_root,
                     allowed_packages=state.config.registry.allowed_packages,

@@ -28,14 +28,15 @@ SELECT pg_advisory_xact_lock(7105943210002);
 
 -- name: list_methods
 SELECT id, name, description, parameters_json AS parameters, return_type,
-       module_path, function_name, timeout, tags, permissions, policy, created_at, updated_at,
-       signature
+       module_path, function_name, timeout, tags, permissions, policy, type, endpoint,
+       created_at, updated_at, signature
 FROM registered_methods
 ORDER BY name;
 
 -- name: get_method
 SELECT id, name, description, parameters_json AS parameters, return_type,
-       module_path, function_name, timeout, tags, permissions, policy, created_at, updated_at
+       module_path, function_name, timeout, tags, permissions, policy, type, endpoint,
+       created_at, updated_at
 FROM registered_methods
 WHERE name = %(name)s;
 
@@ -44,14 +45,14 @@ WHERE name = %(name)s;
 -- so its updated_at stays. Returns only the rows written.
 INSERT INTO registered_methods AS m
     (name, description, parameters_json, return_type, module_path, function_name, timeout, tags,
-     permissions, policy)
+     permissions, policy, type, endpoint)
 SELECT x.name, x.description, x.parameters_json, x.return_type, x.module_path,
        x.function_name, x.timeout, COALESCE(x.tags, '[]'::jsonb),
-       COALESCE(x.permissions, '{}'::text[]), x.policy
+       COALESCE(x.permissions, '{}'::text[]), x.policy, COALESCE(x.type, 'python'), x.endpoint
 FROM jsonb_to_recordset(%(methods)s::jsonb) AS x(
     name VARCHAR, description TEXT, parameters_json JSONB, return_type VARCHAR,
     module_path VARCHAR, function_name VARCHAR, timeout DOUBLE PRECISION, tags JSONB,
-    permissions TEXT[], policy JSONB)
+    permissions TEXT[], policy JSONB, type VARCHAR, endpoint JSONB)
 ON CONFLICT (name) DO UPDATE SET
     description = EXCLUDED.description,
     parameters_json = EXCLUDED.parameters_json,
@@ -61,13 +62,15 @@ ON CONFLICT (name) DO UPDATE SET
     timeout = EXCLUDED.timeout,
     tags = EXCLUDED.tags,
     permissions = EXCLUDED.permissions,
-    policy = EXCLUDED.policy
+    policy = EXCLUDED.policy,
+    type = EXCLUDED.type,
+    endpoint = EXCLUDED.endpoint
 WHERE (m.description, m.parameters_json, m.return_type, m.module_path,
-       m.function_name, m.timeout, m.tags, m.permissions, m.policy)
+       m.function_name, m.timeout, m.tags, m.permissions, m.policy, m.type, m.endpoint)
     IS DISTINCT FROM
       (EXCLUDED.description, EXCLUDED.parameters_json, EXCLUDED.return_type,
        EXCLUDED.module_path, EXCLUDED.function_name, EXCLUDED.timeout, EXCLUDED.tags,
-       EXCLUDED.permissions, EXCLUDED.policy)
+       EXCLUDED.permissions, EXCLUDED.policy, EXCLUDED.type, EXCLUDED.endpoint)
 RETURNING m.name, (m.xmax = 0) AS inserted;
 
 -- name: sign_methods

@@ -39,6 +39,7 @@ from qasdk_server.executor.code import CodeVersion
 from qasdk_server.executor.limits import CallLimits, resolve_limits
 from qasdk_server.executor.output import OutputLimits
 from qasdk_server.executor.process import TimedOut, ToolProcess, settle
+from qasdk_server.executor.remote import RemoteSessions
 
 __all__ = ["LIMIT_EXCEEDED", "Executor"]
 
@@ -109,6 +110,8 @@ class Executor:
         self._processes: set[ToolProcess] = set()
         self._spawners: set[asyncio.Task[None]] = set()
         self._stopping: set[asyncio.Task[None]] = set()
+        #: Sessions to the MCP servers of ``mcp`` tools (opened on first call).
+        self._sessions = RemoteSessions()
         self._started = False
         self._closed = False
 
@@ -167,6 +170,7 @@ class Executor:
             self._retire(process)
         while self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
+        await self._sessions.close()
 
     def replace_methods(self, methods: Mapping[str, MethodConfig]) -> None:
         """Hot reload: later calls use ``methods`` in fresh processes.
@@ -241,7 +245,7 @@ class Executor:
             config = self._methods.get(name)
             if config is None:
                 return self._rejected(name, params, MethodNotFoundError(name))
-            refusal = self._refusal(config.module_path)
+            refusal = self._refusal(config.module_path) if config.type == "python" else None
             if refusal is not None:
                 problem = Problem(tool=name, field="module_path", reason=refusal)
                 return self._rejected(name, params, ValidationError(problems=[problem]))
@@ -249,6 +253,8 @@ class Executor:
                 prepared = prepare_params(config, params, fill_defaults=False)
             except ValidationError as exc:
                 return self._rejected(name, params, exc)
+            if config.endpoint is not None:
+                return await self._remote(name, config, prepared, deadline)
             limits = resolve_limits(
                 name,
                 float(config.timeout or self.default_timeout),
@@ -291,6 +297,32 @@ class Executor:
         result = await self._call(process, name, prepared, frame, limit, limits, on_progress)
         result.code_version = process.code_version
         return result
+
+    async def _remote(
+        self,
+        name: str,
+        config: MethodConfig,
+        prepared: dict[str, Any],
+        deadline: float | None,
+    ) -> ExecutionResult:
+        """An ``mcp`` tool: a remote call, with the tool's timeout and the result limit."""
+        assert config.endpoint is not None
+        limit = float(config.timeout or self.default_timeout)
+        if deadline is not None:
+            limit = min(limit, deadline - asyncio.get_running_loop().time())
+        if limit <= 0:
+            message = f"tool {name!r} timed out before it could start"
+            return self._failed(name, prepared, "TimeoutError", message, None, 0.0)
+        return await self._sessions.call(
+            name,
+            config.endpoint,
+            prepared,
+            limit,
+            failed=lambda kind, error, elapsed: self._failed(
+                name, prepared, kind, error, None, elapsed
+            ),
+            parse=lambda raw: self._parse(name, raw),
+        )
 
     def _refusal(self, module_path: str) -> str | None:
         """Why a tool process must not import ``module_path`` (checked once per snapshot)."""
