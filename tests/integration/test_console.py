@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from qasdk.testing import ScriptedModel, reply
 from tests.conftest import scratch_database
@@ -72,6 +73,16 @@ def gate(path: str) -> str:
             raise TimeoutError(path)
         time.sleep(0.05)
     return "open"
+
+
+@tool
+def guarded_note(text: str) -> str:
+    """Write a note, once a person agrees.
+
+    Args:
+        text: The note.
+    """
+    return f"noted: {text}"
 '''
 
 
@@ -89,6 +100,15 @@ def console(
 ) -> Iterator[Server]:
     project = make_project(tmp_path_factory.mktemp("console"), session_model.url)
     (project / "tools" / "convert.py").write_text(EXTRA_TOOLS)
+    config_file = project / "model_config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["middleware"] = [
+        {"name": "metrics"},
+        {"name": "approval", "tools": ["guarded_note"]},
+        {"name": "cache"},
+        {"name": "limits"},
+    ]
+    config_file.write_text(yaml.safe_dump(config))
     synced = qasdk(project, console_url, "sync", "tools")
     assert synced.returncode == 0, synced.stderr
     server = Server(project, console_url)
@@ -358,6 +378,27 @@ def test_a_running_task_is_cancelled_from_the_list(console: Server, browser: Bro
     browser.clean()
 
 
+def test_a_call_waiting_for_approval_is_approved_from_the_console(
+    console: Server, browser: Browser
+) -> None:
+    task_id = console.submit(method="guarded_note", params={"text": "hello"})["task_id"]
+    until(
+        lambda: console.get(task_id)["status"] == "awaiting_approval",
+        "the task never waited for approval",
+    )
+    browser.open("#/approvals")
+    page = browser.page
+    page.get_by_role("heading", name="Approvals").wait_for()
+    page.get_by_role("cell", name="guarded_note").wait_for()
+    page.get_by_role("textbox", name="Reason for guarded_note").fill("looks fine")
+    browser.shot("approvals-waiting")
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("no tool call waits for a person").wait_for()
+    task = console.finished(task_id, within=30)
+    assert (task["status"], task["result"]) == ("completed", "noted: hello")
+    browser.clean()
+
+
 def test_every_page_renders_without_errors(console: Server, browser: Browser) -> None:
     assert console.run(method="add", params={"a": 1, "b": 1})["status"] == "completed"
     stopped = console.submit(method="slow_add", params={"a": 1, "b": 1, "delay": 120})
@@ -369,6 +410,7 @@ def test_every_page_renders_without_errors(console: Server, browser: Browser) ->
         "tasks": ("#/tasks", "Tasks"),
         "tools": ("#/tools", re.compile(r"^Tools \d+ registered$")),
         "workers": ("#/workers", "Workers"),
+        "approvals": ("#/approvals", "Approvals"),
         "audit": ("#/audit", "Audit log"),
         "config": ("#/config", "Configuration"),
     }

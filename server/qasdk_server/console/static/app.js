@@ -10,9 +10,10 @@ import * as tools from "./pages/tools.js";
 import * as workers from "./pages/workers.js";
 import * as audit from "./pages/audit.js";
 import * as config from "./pages/config.js";
+import * as approvals from "./pages/approvals.js";
 
-// Pages yet to come (approvals, circuit breakers) add a line here and a link in index.html.
-const PAGES = { overview, tasks, task, submit, tools, workers, audit, config };
+// A new page adds a line here and a link in index.html.
+const PAGES = { overview, tasks, task, submit, tools, workers, approvals, audit, config };
 
 const main = document.getElementById("main");
 const context = { me: null, can: () => true };

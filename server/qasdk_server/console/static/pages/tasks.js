@@ -5,7 +5,7 @@ import { badge, between, duration, empty, failure, h, loading, show, time } from
 
 export const title = "Tasks";
 
-const STATUSES = ["pending", "running", "completed", "failed", "cancelled"];
+const STATUSES = ["pending", "running", "awaiting_approval", "completed", "failed", "cancelled"];
 const ACTIVE = new Set(["pending", "running"]);
 const REFRESH = 3000;
 // Each stream holds a connection, and a browser opens six per server: keep most for the rest.
