@@ -36,6 +36,7 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrency: int | None = None
     rate: str | None = None
     redact: tuple[str, ...] = ()
+    requires_approval: bool = False
 
 
 def _listed(values: Iterable[str]) -> Any:
@@ -69,6 +70,7 @@ def tool(
     max_concurrency: int | None = None,
     rate: str | None = None,
     redact: Iterable[str] = (),
+    requires_approval: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -87,6 +89,7 @@ def tool(
     max_concurrency: int | None = None,
     rate: str | None = None,
     redact: Iterable[str] = (),
+    requires_approval: bool = False,
 ) -> F | Callable[[F], F]:
     """Register ``func`` as a tool when its folder is synced.
 
@@ -115,6 +118,8 @@ def tool(
             worker; more wait their turn (within the task's deadline).
         redact: Argument and result fields (``["password"]``) masked in logs and
             traces, wherever they appear in the values.
+        requires_approval: Each call waits for a person to approve it
+            (``POST /api/tasks/{id}/approvals/{approval_id}``) before it runs.
     """
     if name is not None:
         _check("name", rules.check_name(name))
@@ -133,6 +138,7 @@ def tool(
     _check("rate", rules.check_rate(rate))
     masked = _listed(redact)
     _check("redact", rules.check_redact(masked))
+    _check("requires_approval", rules.check_flag(requires_approval))
     spec = ToolSpec(
         name=name,
         description=description,
@@ -145,6 +151,7 @@ def tool(
         max_concurrency=max_concurrency,
         rate=rate,
         redact=tuple(masked),
+        requires_approval=requires_approval,
     )
 
     def mark(f: F) -> F:

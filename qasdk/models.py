@@ -170,6 +170,8 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     rate: str | None = None
     #: Argument and result fields masked in logs and traces (``["password", "token"]``).
     redact: tuple[str, ...] = ()
+    #: Each call waits for a person's approval (the ``approval`` middleware).
+    requires_approval: bool = False
 
     #: The options of ``@tool`` / ``methods.yaml`` that make up a policy.
     OPTIONS: ClassVar[tuple[str, ...]] = (
@@ -179,12 +181,15 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         "max_concurrency",
         "rate",
         "redact",
+        "requires_approval",
     )
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> ToolPolicy | None:
         """The policy in a tool's options; ``None`` when they ask for nothing."""
-        given = {k: options[k] for k in cls.OPTIONS if options.get(k) not in (None, 0, (), [])}
+        given = {
+            k: options[k] for k in cls.OPTIONS if options.get(k) not in (None, 0, False, (), [])
+        }
         if not given:
             return None
         ttl = given.get("cache_ttl")

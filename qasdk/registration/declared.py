@@ -109,6 +109,7 @@ class DeclaredMethod(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_concurrency: int | None = None
     rate: str | None = None
     redact: list[str] | None = None
+    requires_approval: bool | None = None
     override: bool = False
 
 
@@ -129,6 +130,8 @@ class DeclaredMcpServer(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     retry_on: list[str] | None = None
     max_concurrency: int | None = None
     rate: str | None = None
+    redact: list[str] | None = None
+    requires_approval: bool | None = None
 
 
 class MethodsFile(msgspec.Struct, forbid_unknown_fields=True):

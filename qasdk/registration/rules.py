@@ -27,6 +27,7 @@ __all__ = [
     "RETRIES_MAX",
     "check_cache_ttl",
     "check_description",
+    "check_flag",
     "check_function_name",
     "check_identifier",
     "check_max_concurrency",
@@ -207,6 +208,12 @@ def check_redact(value: object) -> Iterator[str]:
             yield f"{name!r} is listed twice"
         else:
             seen.add(name)
+
+
+def check_flag(value: object) -> Iterator[str]:
+    """``true`` or ``false``."""
+    if not isinstance(value, bool):
+        yield f"must be true or false, got {value!r}"
 
 
 #: Most calls of one tool that may run at once.

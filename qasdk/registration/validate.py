@@ -78,6 +78,7 @@ def _check(config: MethodConfig) -> Iterator[tuple[str, str]]:
             ("max_concurrency", rules.check_max_concurrency, policy.max_concurrency),
             ("rate", rules.check_rate, policy.rate),
             ("redact", rules.check_redact, policy.redact),
+            ("requires_approval", rules.check_flag, policy.requires_approval),
         ):
             for reason in rule(value):
                 yield field, reason

@@ -37,6 +37,18 @@ def transfer(amount: int) -> str:
     with open(HERE / "transfers", "a") as out:
         out.write(f"{amount}\\n")
     return f"moved {amount}"
+
+
+@tool(requires_approval=True)
+def wipe(target: str) -> str:
+    """Wipe something (the tool itself says a person must agree).
+
+    Args:
+        target: What.
+    """
+    with open(HERE / "transfers", "a") as out:
+        out.write("0\\n")
+    return f"wiped {target}"
 '''
 
 
@@ -63,6 +75,7 @@ def world(
     config["middleware"] = [
         {"name": "metrics"},
         {"name": "approval", "tools": ["transfer"], "options": {"expires_after": 3600}},
+        {"name": "approval"},  # for tools that say requires_approval=True
     ]
     config_file.write_text(yaml.safe_dump(config))
     with scratch_database(pg_data, pg_url, "approvals") as url:
@@ -155,5 +168,23 @@ def test_a_rejection_is_the_tool_s_result_for_the_model(world: World, model: Scr
         assert cancelled.status_code == 200, cancelled.text
         assert server.get(parked)["status"] == "cancelled"
         assert 9 not in world.transfers()
+    finally:
+        assert server.stop() == 0, server.output
+
+
+def test_a_tool_may_require_approval_itself(world: World) -> None:
+    server = Server(world.project, world.url)
+    try:
+        methods = {m["name"]: m for m in server.methods()["methods"]}
+        assert methods["wipe"]["policy"] == {"requires_approval": True}
+        task_id = server.submit(method="wipe", params={"target": "disk"})["task_id"]
+        approval = waiting(server, task_id)
+        assert approval["tool"] == "wipe"
+        decide(server, task_id, approval["approval_id"], decision="reject", reason="no")
+        task = server.finished(task_id, within=30)
+        assert task["status"] == "failed"
+        assert task["error"]["type"] == "ApprovalRejected"
+        assert "rejected" in task["error"]["message"] and "no" in task["error"]["message"]
+        assert 0 not in world.transfers()
     finally:
         assert server.stop() == 0, server.output

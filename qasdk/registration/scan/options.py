@@ -27,6 +27,7 @@ OPTIONS = (
     "max_concurrency",
     "rate",
     "redact",
+    "requires_approval",
 )
 _RULES = {
     "name": rules.check_name,
@@ -40,6 +41,7 @@ _RULES = {
     "max_concurrency": rules.check_max_concurrency,
     "rate": rules.check_rate,
     "redact": rules.check_redact,
+    "requires_approval": rules.check_flag,
 }
 
 #: Reports a problem with an option: (field or None, reason).

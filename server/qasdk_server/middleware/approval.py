@@ -27,7 +27,7 @@ logger = logging.getLogger("qasdk.approval")
 
 def _needs_approval(call: ToolCall) -> bool:
     policy = None if call.method is None else call.method.policy
-    return bool(getattr(policy, "requires_approval", False))
+    return policy is not None and policy.requires_approval
 
 
 class Approval(Middleware):

@@ -40,6 +40,14 @@ def test_the_scanner_reads_a_policy() -> None:
     policy, problems = scanned('cache_ttl=60, retries=2, retry_on=["ConnectionError"]')
     assert problems == []
     assert policy == ToolPolicy(cache_ttl=60.0, retries=2, retry_on=("ConnectionError",))
+    policy, problems = scanned(
+        'max_concurrency=2, rate="10/s", redact=["secret"], requires_approval=True'
+    )
+    assert problems == []
+    assert policy == ToolPolicy(
+        max_concurrency=2, rate="10/s", redact=("secret",), requires_approval=True
+    )
+    assert scanned("requires_approval=False") == (None, [])
     assert scanned("timeout=3") == (None, [])
 
 
@@ -53,6 +61,10 @@ def test_the_scanner_reads_a_policy() -> None:
         ('retries=1, retry_on="ConnectionError"', "retry_on: must be a list of error type names"),
         ('retries=1, retry_on=["not a name"]', "is not an error type name"),
         ('retry_on=["ConnectionError"]', "retry_on: names errors to retry but retries is 0"),
+        ('requires_approval="yes"', "requires_approval: must be true or false"),
+        ('rate="fast"', "rate: 'fast' is not a rate"),
+        ("max_concurrency=0", "max_concurrency: must be a whole number from 1"),
+        ('redact="password"', "redact: must be a list of field names"),
     ],
 )
 def test_bad_policies_are_named(options: str, expected: str) -> None:
