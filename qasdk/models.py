@@ -252,6 +252,8 @@ class ExecutionResult(msgspec.Struct, kw_only=True):
     cached: bool = False
     #: Attempts after the first (``retries``).
     retries: int = 0
+    #: The tool's last ``ToolContext.report_progress``: ``fraction`` and ``message``.
+    progress: dict[str, Any] | None = None
 
 
 class ToolEntry(msgspec.Struct, frozen=True, kw_only=True):

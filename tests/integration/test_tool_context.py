@@ -122,6 +122,8 @@ def test_a_direct_task_reports_progress_over_sse(server: Server) -> None:
     result = task["result"]
     assert (result["task_id"], result["attempt"], result["tool"]) == (task_id, 1, "steps")
     assert 0 < result["remaining"] <= 60
+    (step,) = server.trace(task_id)
+    assert step["content"] == "progress 100%: step 3 of 3"  # the trace keeps the last report
     lines = [r for r in server.log_records() if "did 3 steps" in r.get("message", "")]
     assert lines, "the context's logger did not reach the worker's log"
 

@@ -47,6 +47,7 @@ __all__ = [
     "AgentRun",
     "Cancelled",
     "Paused",
+    "progress_text",
 ]
 
 #: The error of a tool step whose task was cancelled while the tool ran.
@@ -109,6 +110,15 @@ class _LoopStopped(Exception):
         super().__init__(name)
         self.name = name
         self.answer = answer
+
+
+def progress_text(progress: dict[str, object] | None) -> str | None:
+    """A call's last progress report as its trace step says it: ``progress 100%: done``."""
+    if not progress:
+        return None
+    fraction, message = progress.get("fraction"), progress.get("message")
+    share = f" {round(fraction * 100)}%" if isinstance(fraction, (int, float)) else ""
+    return f"progress{share}" + (f": {message}" if message else "")
 
 
 class Paused(Exception):
@@ -624,8 +634,9 @@ class AgentRun:
             else:
                 error = TaskError(outcome.error_type or "Error", outcome.error or "")
             code_version, cached, retries = outcome.code_version, outcome.cached, outcome.retries
+            progress = progress_text(outcome.progress)
         else:
-            code_version, cached, retries = None, False, 0
+            code_version, cached, retries, progress = None, False, 0, None
         self._record_tool_step(
             name,
             arguments,
@@ -636,6 +647,7 @@ class AgentRun:
             code_version=code_version,
             cached=cached,
             retries=retries,
+            content=progress,
         )
         self._check()
         if error is not None:

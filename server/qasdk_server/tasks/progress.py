@@ -37,10 +37,12 @@ class ProgressRelay:
         self._next_at = 0.0
         #: Reports received and reports passed on (the rest were superseded).
         self.received = self.sent = 0
+        #: The latest report (what the call's trace step keeps).
+        self.last: Progress | None = None
 
     def __call__(self, report: Progress) -> None:
         self.received += 1
-        self._latest = report
+        self._latest = self.last = report
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="qasdk progress")
             self._background.add(self._task)

@@ -41,7 +41,7 @@ from qasdk.store import tasks as store
 from qasdk.store.connection import Pool, connect, is_outage
 from qasdk.store.notify import announce_progress
 from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
-from qasdk_server.agent.run import CANCELLED_CALL, Paused
+from qasdk_server.agent.run import CANCELLED_CALL, Paused, progress_text
 from qasdk_server.executor import Executor
 from qasdk_server.executor.child import CallContext
 from qasdk_server.executor.code import ModuleDigests
@@ -587,6 +587,7 @@ class TaskRunner:
                 code_version=outcome.code_version,
                 cached=outcome.cached,
                 retries=outcome.retries,
+                content=progress_text(outcome.progress),
             )
         )
         if error is not None:
@@ -628,6 +629,7 @@ class TaskRunner:
             return await self.chain.run(call, self._execute_call)
         traced = span.tool_call(name)
         call.trace_context = traced.carrier
+        call.state["qasdk.span"] = traced
         try:
             outcome = await self.chain.run(call, self._execute_call)
         except asyncio.CancelledError:
@@ -688,9 +690,11 @@ class TaskRunner:
             attempt=call.attempt,
             deadline=None if remaining is None else time.time() + remaining,
         )
-        relay = None if call.task_id is None else self._progress_relay(call.task_id, call.tool)
+        relay = None
+        if call.task_id is not None:
+            relay = self._progress_relay(call.task_id, call.tool, call.state.get("qasdk.span"))
         try:
-            return await self.executor.execute(
+            outcome = await self.executor.execute(
                 call.tool,
                 call.arguments,
                 timeout=remaining,
@@ -701,9 +705,14 @@ class TaskRunner:
         finally:
             if relay is not None:
                 relay.close()
+        if relay is not None and relay.last is not None:
+            outcome.progress = {"fraction": relay.last.fraction, "message": relay.last.message}
+        return outcome
 
-    def _progress_relay(self, task_id: uuid.UUID, tool: str) -> ProgressRelay:
+    def _progress_relay(self, task_id: uuid.UUID, tool: str, span: Any = None) -> ProgressRelay:
         async def announce(fraction: float | None, message: str | None) -> None:
+            if span is not None:
+                span.progress(fraction, message)
             async with self.pool.connection() as conn:
                 await announce_progress(conn, task_id, tool, fraction, message)
 

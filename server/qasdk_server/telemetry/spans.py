@@ -193,6 +193,15 @@ class ToolSpan:
     def traceparent(self) -> str | None:
         return self.carrier.get("traceparent")
 
+    def progress(self, fraction: float | None, message: str | None) -> None:
+        """A ``ToolContext.report_progress`` the worker passed on, as a span event."""
+        attributes: dict[str, str | float] = {}
+        if fraction is not None:
+            attributes["qasdk.progress.fraction"] = fraction
+        if message is not None:
+            attributes["qasdk.progress.message"] = message
+        self.span.add_event("qasdk.progress", attributes)
+
     def end(self, outcome: ExecutionResult | None, outcome_label: str) -> None:
         """End with the call's outcome (``None``: cancelled while it ran)."""
         span = self.span
