@@ -19,7 +19,6 @@ import asyncio
 import concurrent.futures
 import enum
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -32,25 +31,22 @@ from psycopg.rows import DictRow
 
 from qasdk.config import Config, ModelConfig
 from qasdk.errors import QasdkError
-from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, ToolPolicy, TraceStep
+from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
 from qasdk.redaction import mask_fields
 from qasdk.store import approvals, audit
 from qasdk.store import keys as keys_store
 from qasdk.store import results as results_store
 from qasdk.store import tasks as store
 from qasdk.store.connection import Pool, connect, is_outage
-from qasdk.store.notify import announce_progress
 from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
 from qasdk_server.agent.run import CANCELLED_CALL, Paused, progress_text
 from qasdk_server.executor import Executor
-from qasdk_server.executor.child import CallContext
-from qasdk_server.executor.code import ModuleDigests
-from qasdk_server.metrics import Metrics, tool_outcome
-from qasdk_server.middleware.base import AwaitingApproval, ToolCall
+from qasdk_server.metrics import Metrics
+from qasdk_server.middleware.base import AwaitingApproval
 from qasdk_server.middleware.chain import Chain
 from qasdk_server.middleware.load import chain_for
 from qasdk_server.registry import MethodRegistry
-from qasdk_server.tasks.progress import ProgressRelay
+from qasdk_server.tasks.calls import ToolCalls
 from qasdk_server.tasks.trace import TraceRecorder
 
 if TYPE_CHECKING:
@@ -139,7 +135,8 @@ class TaskRunner:
         #: OpenTelemetry spans of tasks (``None``: telemetry is off, nothing is traced).
         self.tracing = tracing
         self.config = config
-        self._digests: ModuleDigests | None = None  # made on first use (cache_ttl tools)
+        #: Runs the tool calls of its tasks (the middleware chain, retries, progress).
+        self.calls = ToolCalls(self)
         self.pool = pool
         self.registry = registry
         self.executor = executor
@@ -149,7 +146,7 @@ class TaskRunner:
         self._tools: dict[tuple[int, frozenset[str]], list[Any]] = {}
         self.running: dict[uuid.UUID, asyncio.Task[Any]] = {}
         #: Progress announcements and chain closings still on their way (strong references).
-        self._background: set[asyncio.Task[None]] = set()
+        self.background: set[asyncio.Task[None]] = set()
         #: Outcomes waiting for the database to come back, written in the background.
         self.pending_outcomes: set[asyncio.Task[None]] = set()
 
@@ -162,8 +159,8 @@ class TaskRunner:
         if chain is not None:
             old, self.chain = self.chain, chain
             closing = asyncio.get_running_loop().create_task(old.close())
-            self._background.add(closing)
-            closing.add_done_callback(self._background.discard)
+            self.background.add(closing)
+            closing.add_done_callback(self.background.discard)
         self.executor.default_timeout = config.worker.tool_timeout
         self.executor.limits = config.worker.tool_limits
         self.executor.limits_by_tool = config.worker.tool_limits_by_tool
@@ -606,117 +603,17 @@ class TaskRunner:
         owner: uuid.UUID | None = None,
         source: Literal["direct", "model"] = "direct",
     ) -> ExecutionResult:
-        """Run a tool through the middleware chain and the executor (capped by the deadline).
-
-        A tool that takes a ``ToolContext`` learns the task, attempt and
-        deadline; its progress reports become the task's ``progress`` events.
-        Traced, the call (chain included) is a span under the task's, and the
-        tool runs in that span's context.
-        """
-        method = self.executor.methods.get(name)
-        call = ToolCall(
+        """Run a tool through the middleware chain and the executor (see :mod:`.calls`)."""
+        return await self.calls.call(
             name,
             arguments,
-            method=method,
+            deadline,
+            span,
             task_id=task_id,
             attempt=attempt,
             owner=owner,
             source=source,
-            deadline=deadline,
-            code_version=self._code_version(method),
         )
-        if span is None:
-            return await self.chain.run(call, self._execute_call)
-        traced = span.tool_call(name)
-        call.trace_context = traced.carrier
-        call.state["qasdk.span"] = traced
-        try:
-            outcome = await self.chain.run(call, self._execute_call)
-        except asyncio.CancelledError:
-            traced.end(None, "cancelled")
-            raise
-        except BaseException as exc:
-            traced.fail(exc)
-            raise
-        traced.end(outcome, tool_outcome(outcome.success, outcome.error_type))
-        return outcome
-
-    def _code_version(self, method: MethodConfig | None) -> str | None:
-        """The code the call will run: the snapshot in use, or the module file's digest."""
-        if method is None or method.policy is None or method.policy.cache_ttl is None:
-            return None  # only the result cache asks
-        code = self.executor.code
-        if code is not None:
-            return code.id
-        if self._digests is None:
-            self._digests = ModuleDigests(self.executor.cwd)
-        return self._digests.digest(method.module_path)
-
-    async def _execute_call(self, call: ToolCall) -> ExecutionResult:
-        """The innermost step of the chain: the tool process, again if the tool allows it.
-
-        A tool with ``retries`` is called again after a timeout or an error type
-        of its ``retry_on``, after ``worker.retry_backoff * 2**n`` seconds
-        (jittered, at most 30 s), while the task's deadline leaves room.
-        """
-        policy = None if call.method is None else call.method.policy
-        tries = 1 + (policy.retries if policy is not None else 0)
-        for retry in range(tries):
-            outcome = await self._execute_once(call)
-            if outcome.success or retry == tries - 1 or not _retryable(outcome, policy):
-                break
-            delay = min(30.0, self.config.worker.retry_backoff * 2**retry)
-            delay *= 0.5 + random.random()
-            remaining = _remaining(call.deadline)
-            if remaining is not None and remaining <= delay:
-                break
-            logger.info(
-                "tool %r failed (%s); retry %d/%d in %.2f s",
-                call.tool,
-                outcome.error_type,
-                retry + 1,
-                tries - 1,
-                delay,
-                extra={"method": call.tool},
-            )
-            await asyncio.sleep(delay)
-        outcome.retries = retry
-        return outcome
-
-    async def _execute_once(self, call: ToolCall) -> ExecutionResult:
-        remaining = _remaining(call.deadline)
-        context = CallContext(
-            task_id=None if call.task_id is None else str(call.task_id),
-            attempt=call.attempt,
-            deadline=None if remaining is None else time.time() + remaining,
-        )
-        relay = None
-        if call.task_id is not None:
-            relay = self._progress_relay(call.task_id, call.tool, call.state.get("qasdk.span"))
-        try:
-            outcome = await self.executor.execute(
-                call.tool,
-                call.arguments,
-                timeout=remaining,
-                context=context,
-                on_progress=relay,
-                trace_context=call.trace_context,
-            )
-        finally:
-            if relay is not None:
-                relay.close()
-        if relay is not None and relay.last is not None:
-            outcome.progress = {"fraction": relay.last.fraction, "message": relay.last.message}
-        return outcome
-
-    def _progress_relay(self, task_id: uuid.UUID, tool: str, span: Any = None) -> ProgressRelay:
-        async def announce(fraction: float | None, message: str | None) -> None:
-            if span is not None:
-                span.progress(fraction, message)
-            async with self.pool.connection() as conn:
-                await announce_progress(conn, task_id, tool, fraction, message)
-
-        return ProgressRelay(announce, self._background)
 
     async def _ensure_method(self, name: str) -> None:
         """A task may name a tool synced after this worker loaded the registry."""
@@ -830,13 +727,6 @@ class _TaskContext:
             source="model",
         )
         return asyncio.run_coroutine_threadsafe(call, self._loop)
-
-
-def _retryable(outcome: ExecutionResult, policy: ToolPolicy | None) -> bool:
-    """A timeout, or an error type the tool names as worth another try."""
-    if policy is None or not policy.retries:
-        return False
-    return outcome.error_type == "TimeoutError" or outcome.error_type in policy.retry_on
 
 
 def _remaining(deadline: float | None) -> float | None:
