@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from qasdk.models import ExecutionResult, MethodConfig, ToolPolicy
 from qasdk.store.notify import announce_progress
@@ -25,7 +25,10 @@ from qasdk_server.middleware.base import ToolCall
 from qasdk_server.tasks.progress import ProgressRelay
 
 if TYPE_CHECKING:
-    from qasdk_server.tasks.runner import TaskRunner
+    from qasdk.config import Config
+    from qasdk.store.connection import Pool
+    from qasdk_server.executor import Executor
+    from qasdk_server.middleware.chain import Chain
     from qasdk_server.telemetry.spans import TaskSpan
 
 __all__ = ["ToolCalls"]
@@ -33,10 +36,20 @@ __all__ = ["ToolCalls"]
 logger = logging.getLogger("qasdk.runner")
 
 
+class Runner(Protocol):
+    """What the calls use of their task runner (read at each call: a reload swaps them)."""
+
+    executor: Executor
+    chain: Chain
+    config: Config
+    pool: Pool
+    background: set[asyncio.Task[None]]
+
+
 class ToolCalls:
     """The tool calls of one runner's tasks."""
 
-    def __init__(self, runner: TaskRunner) -> None:
+    def __init__(self, runner: Runner) -> None:
         self._runner = runner
         self._digests: ModuleDigests | None = None  # made on first use (cache_ttl tools)
 
