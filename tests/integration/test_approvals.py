@@ -168,6 +168,10 @@ def test_a_rejection_is_the_tool_s_result_for_the_model(world: World, model: Scr
         assert cancelled.status_code == 200, cancelled.text
         assert server.get(parked)["status"] == "cancelled"
         assert 9 not in world.transfers()
+        (left,) = server.http.get(
+            "/api/approvals", params={"task_id": parked, "status": "all"}
+        ).json()["approvals"]
+        assert (left["status"], left["reason"]) == ("expired", "the task was cancelled")
     finally:
         assert server.stop() == 0, server.output
 

@@ -196,6 +196,11 @@ WITH target AS (
     FROM target
     WHERE tasks.id = target.id
     RETURNING tasks.id, tasks.status
+), unasked AS (
+    -- A call no one needs to decide any more.
+    UPDATE approvals SET status = 'expired', reason = 'the task was cancelled', decided_at = now()
+    FROM updated
+    WHERE approvals.task_id = updated.id AND approvals.status = 'pending'
 )
 SELECT updated.id, updated.status,
        procrastinate_cancel_job_v1(target.job_id, true, false) AS job
