@@ -62,6 +62,21 @@ class Journal(Middleware):
 """
 
 
+CACHED = '''
+from qasdk import tool
+
+
+@tool(cache_ttl=60)
+def cached_upper(text: str) -> str:
+    """Upper-case a text (cacheable).
+
+    Args:
+        text: The text.
+    """
+    return text.upper()
+'''
+
+
 def configure(project: Path, middleware: list[dict[str, Any]]) -> None:
     path = project / "model_config.yaml"
     config = yaml.safe_load(path.read_text())
@@ -88,6 +103,7 @@ def world(
     pg_url: str,
 ) -> Iterator[World]:
     project = make_project(tmp_path_factory.mktemp("middleware"), session_model.url)
+    (project / "tools" / "cached.py").write_text(CACHED)
     (project / "mwlib").mkdir()
     (project / "mwlib" / "journal.py").write_text(MIDDLEWARE)
     notes = project / "journal.jsonl"
@@ -143,6 +159,17 @@ def test_a_refusal_fails_a_direct_task_and_answers_the_model(
 def test_a_middleware_may_answer_instead_of_the_tool(world: World) -> None:
     task = world.server.run(method="add", params={"a": 99, "b": 1})
     assert task["status"] == "completed" and task["result"] == "answered by middleware"
+
+
+def test_a_policy_the_chain_cannot_serve_is_logged(world: World) -> None:
+    for _ in range(2):
+        task = world.server.run(method="cached_upper", params={"text": "hi"})
+        assert task["status"] == "completed" and task["result"] == "HI"
+    warned = [
+        r for r in world.server.log_records() if "has no 'cache' entry" in r.get("message", "")
+    ]
+    assert len(warned) == 1, warned  # once, not per call
+    assert "cache_ttl" in warned[0]["message"]
 
 
 def test_the_chain_is_in_the_config_and_a_reload_swaps_it(world: World) -> None:

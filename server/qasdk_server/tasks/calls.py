@@ -52,6 +52,9 @@ class ToolCalls:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
         self._digests: ModuleDigests | None = None  # made on first use (cache_ttl tools)
+        #: Tools already checked against the chain (checked again after a reload).
+        self._checked_chain: object = None
+        self._checked_tools: set[str] = set()
 
     async def call(
         self,
@@ -73,6 +76,8 @@ class ToolCalls:
         tool runs in that span's context.
         """
         method = self._runner.executor.methods.get(name)
+        if method is not None and method.policy is not None:
+            self._warn_unserved(method.name, method.policy)
         call = ToolCall(
             name,
             arguments,
@@ -99,6 +104,34 @@ class ToolCalls:
             raise
         traced.end(outcome, tool_outcome(outcome.success, outcome.error_type))
         return outcome
+
+    def _warn_unserved(self, tool: str, policy: ToolPolicy) -> None:
+        """Say once when a tool asks for what the configured chain leaves out."""
+        chain = self._runner.chain
+        if chain is self._checked_chain:
+            if tool in self._checked_tools:
+                return
+        else:
+            self._checked_chain, self._checked_tools = chain, set()
+        self._checked_tools.add(tool)
+        names = set(chain.names)
+        wanted = {
+            "cache": policy.cache_ttl is not None,
+            "limits": policy.max_concurrency is not None or policy.rate is not None,
+            "approval": policy.requires_approval,
+        }
+        for link, asked in wanted.items():
+            if asked and link not in names:
+                logger.warning(
+                    "tool %r asks for %s, but the middleware chain has no %r entry: "
+                    "add it to middleware: in model_config.yaml",
+                    tool,
+                    {"cache": "cache_ttl", "limits": "limits", "approval": "requires_approval"}[
+                        link
+                    ],
+                    link,
+                    extra={"method": tool},
+                )
 
     def _code_version(self, method: MethodConfig | None) -> str | None:
         """The code the call will run: the snapshot in use, or the module file's digest."""
