@@ -232,7 +232,12 @@ async def _submit_graph(
         if getattr(data, name) is not None:
             raise invalid("a graph's work is in its subtasks; give it no " + name, name)
     nodes = await check_subtasks(
-        server, data.subtasks, principal, priority=data.priority, limits=server.config.limits
+        server,
+        data.subtasks,
+        principal,
+        priority=data.priority,
+        timeout=data.timeout,
+        limits=server.config.limits,
     )
     async with server.pool.connection() as conn:
         async with conn.transaction():

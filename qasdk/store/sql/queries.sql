@@ -265,7 +265,7 @@ ORDER BY worker.id;
 -- statement: rows are locked as they are chosen, and the heartbeat is checked
 -- when the statement runs, so two workers never re-queue the same job and a job
 -- is never taken from a live worker. A job whose task was being cancelled ends
--- its task as cancelled (Procrastinate marks such a job failed).
+-- its task as cancelled (Procrastinate marks such a job failed); with its graph, if any.
 WITH stalled AS (
     SELECT job.id, job.abort_requested, job.args ->> 'task_id' AS task_id
     FROM procrastinate_jobs AS job
@@ -286,9 +286,12 @@ WITH stalled AS (
     WHERE retried.abort_requested
       AND tasks.id = retried.task_id::uuid
       AND tasks.status IN ('pending', 'running')
-    RETURNING tasks.id
+    RETURNING tasks.id, tasks.parent_id
 )
-SELECT retried.id AS job_id, retried.task_id, retried.abort_requested FROM retried;
+SELECT retried.id AS job_id, retried.task_id, retried.abort_requested,
+       (SELECT cancelled.parent_id FROM cancelled
+        WHERE cancelled.id = retried.task_id::uuid) AS parent_id
+FROM retried;
 
 -- name: ping
 -- /health: does the database answer?

@@ -97,9 +97,13 @@ async def check_subtasks(
     principal: Principal,
     *,
     priority: int,
+    timeout: float | None,
     limits: LimitsConfig,
 ) -> list[Subtask]:
-    """The graph, validated; raises :class:`ApiError` 400 naming every problem."""
+    """The graph, validated; raises :class:`ApiError` 400 naming every problem.
+
+    ``priority`` and ``timeout`` (the graph's) are each sub-task's unless it gives its own.
+    """
     problems: list[Problem] = []
     if not specs:
         problems.append(Problem(field="subtasks", reason="must hold at least one sub-task"))
@@ -145,7 +149,7 @@ async def check_subtasks(
                 description=spec.task_description,
                 depends_on=tuple(spec.depends_on),
                 priority=spec.priority or priority,
-                timeout=spec.timeout,
+                timeout=spec.timeout or timeout,
             )
         )
     # The shape is checked whatever else is wrong, on every sub-task as it was sent.
