@@ -14,7 +14,7 @@ from typing import Any
 from qasdk.config import LimitsConfig
 from qasdk.errors import ValidationError
 from qasdk.graphs import RefError, Subtask, check_graph, find_refs
-from qasdk.models import Problem
+from qasdk.models import MethodConfig, Problem
 from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError
 from qasdk_server.executor import prepare_params
@@ -61,7 +61,7 @@ async def _direct(
     try:
         refs = {path.removeprefix("params.") for path, _ in find_refs(params, "params")}
     except RefError:
-        return None  # the graph's check (check_graph) reports it
+        return params  # a malformed reference: the graph's check (check_graph) reports it
     top = {path.split(".")[0].split("[")[0] for path in refs}
     try:
         prepared = prepare_params(method, params, fill_defaults=False)
@@ -79,7 +79,9 @@ async def _direct(
     return {**prepared, **{k: params[k] for k in top}}
 
 
-def _prepared_without(method: Any, params: dict[str, Any], top: set[str]) -> dict[str, Any]:
+def _prepared_without(
+    method: MethodConfig, params: dict[str, Any], top: set[str]
+) -> dict[str, Any]:
     """The params that hold no reference, coerced (their problems were reported already)."""
     try:
         prepared = prepare_params(
