@@ -240,7 +240,7 @@ async def test_a_graph_survives_its_server_killed_mid_way(
         {
             "id": "slow",
             "method": "record",
-            "params": {"tag": "slow", "seconds": 3},
+            "params": {"tag": "slow", "seconds": 8},
             "depends_on": ["first"],
         },
         {"id": "side", "method": "record", "params": {"tag": "side"}, "depends_on": ["first"]},
@@ -254,12 +254,18 @@ async def test_a_graph_survives_its_server_killed_mid_way(
     doomed = Server(project, fresh_database)
     try:
         parent_id = doomed.submit(subtasks=graph)["task_id"]
+        # Killed once `side` has recorded its outcome and while `slow` runs (a tool that
+        # ended but whose outcome was not stored yet runs again: delivery is at-least-once).
         until(
-            lambda: any(e == "start" and t == "slow" for e, t, _, _ in runs(project)),
+            lambda: (
+                any(e == "start" and t == "slow" for e, t, _, _ in runs(project))
+                and children(doomed, parent_id)["side"]["status"] == "completed"
+            ),
             "the slow sub-task never started",
             within=30,
         )
         doomed.stop(signal.SIGKILL)
+        assert ("end", "slow") not in [(e, t) for e, t, _, _ in runs(project)]
     finally:
         doomed.kill()
     rescuer = Server(project, fresh_database)
@@ -285,3 +291,42 @@ async def test_a_graph_survives_its_server_killed_mid_way(
     assert events.index(("start", "last")) > events.index(("end", "slow"))
     assert tasks["slow"]["attempts"] == 2
     assert tasks["last"]["attempts"] == 1
+
+
+async def test_a_sub_task_cancelled_on_its_own_cancels_its_dependents(
+    served: Server, conn: Any
+) -> None:
+    submitted = served.submit(
+        failure_policy="continue",
+        subtasks=[
+            {"id": "slow", "method": "hang", "params": {"seconds": 60}},
+            {"id": "waiting", "method": "add", "params": {"a": 1, "b": 2}, "depends_on": ["slow"]},
+            {"id": "after", "method": "add", "params": {"a": 1, "b": 2}, "depends_on": ["waiting"]},
+            {"id": "free", "method": "add", "params": {"a": 1, "b": 2}},
+        ],
+    )
+    parent_id = submitted["task_id"]
+    tasks = children(served, parent_id)
+    assert tasks["waiting"]["status"] == "pending"
+    response = served.http.post(f"/api/tasks/{tasks['waiting']['task_id']}/cancel")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    until(
+        lambda: (
+            children(served, parent_id)["after"]["status"] == "cancelled"
+            and children(served, parent_id)["free"]["status"] == "completed"
+        ),
+        "the dependent was not cancelled, or the free sub-task did not run",
+        within=30,
+    )
+    assert served.get(parent_id)["status"] == "running"  # `slow` still runs
+    stopped = served.http.post(f"/api/tasks/{tasks['slow']['task_id']}/cancel", params={"wait": 20})
+    assert stopped.status_code == 200, stopped.text
+    parent = served.finished(parent_id, within=30)
+    assert parent["status"] == "failed"
+    assert {k: v["status"] for k, v in parent["result"].items()} == {
+        "slow": "cancelled",
+        "waiting": "cancelled",
+        "after": "cancelled",
+        "free": "completed",
+    }
