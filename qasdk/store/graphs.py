@@ -145,7 +145,6 @@ async def _step(conn: Conn, parent: Mapping[str, Any], children: list[Any]) -> b
             return True
         return False
     changed = False
-    results = {c["subtask_id"]: c["result"] for c in children if c["status"] == "completed"}
     for child in open_:
         if child["status"] != "pending" or child["job_id"] is not None:
             continue
@@ -160,12 +159,18 @@ async def _step(conn: Conn, parent: Mapping[str, Any], children: list[Any]) -> b
         if unmet:
             await execute(conn, "graph_set_unmet", {"id": child["id"], "unmet": unmet})
             continue
-        changed |= await _queue(conn, child, results)
+        changed |= await _queue(conn, child)
     return changed
 
 
-async def _queue(conn: Conn, child: Mapping[str, Any], results: Mapping[str, Any]) -> bool:
+async def _results(conn: Conn, ids: Sequence[uuid.UUID]) -> dict[str, Any]:
+    rows = await fetch_all(conn, "graph_results", {"ids": list(ids)})
+    return {row["subtask_id"]: row["result"] for row in rows}
+
+
+async def _queue(conn: Conn, child: Mapping[str, Any]) -> bool:
     """Give a ready sub-task its job, its references resolved (or fail it if they cannot be)."""
+    results = await _results(conn, child["depends_on"]) if child["depends_on"] else {}
     try:
         params = resolve_params(child["params"], results) if child["params"] else child["params"]
         description = (
@@ -196,10 +201,12 @@ async def _queue(conn: Conn, child: Mapping[str, Any], results: Mapping[str, Any
 async def _finish(conn: Conn, parent: Mapping[str, Any], children: list[Any]) -> None:
     """End the parent: its result is ``{subtask id: {status, result | error}}``."""
     summary: dict[str, Any] = {}
+    done = [c["id"] for c in children if c["status"] == "completed"]
+    results = await _results(conn, done) if done else {}
     for child in children:
         entry: dict[str, Any] = {"status": child["status"]}
         if child["status"] == "completed":
-            entry["result"] = child["result"]
+            entry["result"] = results[child["subtask_id"]]
         else:
             entry["error"] = child["error"]
         summary[child["subtask_id"]] = entry

@@ -655,11 +655,16 @@ WHERE id = %(id)s AND kind = 'graph'
 FOR UPDATE;
 
 -- name: graph_children
+-- A graph's sub-tasks without their results (read on each change: kept small).
 SELECT id, subtask_id, kind, status, depends_on, unmet, job_id, cancel_requested, params,
-       description, priority, result, error
+       description, priority, error
 FROM tasks
 WHERE parent_id = %(id)s
 ORDER BY created_at, id;
+
+-- name: graph_results
+-- The results of these sub-tasks: what a ready one references, or the graph's summary.
+SELECT subtask_id, result FROM tasks WHERE id = ANY(%(ids)s::uuid[]);
 
 -- name: graph_queue_subtask
 -- Its last dependency completed: the sub-task gets its job, with its references resolved,
