@@ -311,7 +311,7 @@ class Task(msgspec.Struct, kw_only=True):
 
     task_id: UUID
     status: TaskStatus
-    kind: Literal["described", "direct"]
+    kind: Literal["described", "direct", "graph"]
     task_description: str | None = None
     method: str | None = None
     params: dict[str, Any] | UnsetType | None = None
@@ -328,6 +328,12 @@ class Task(msgspec.Struct, kw_only=True):
     #: Tokens its model turns used (``prompt_tokens``, ``completion_tokens``,
     #: ``total_tokens``, ``turns``), once it has finished; ``None``: no model turn.
     usage: dict[str, int] | None = None
+    #: Of a sub-task: its graph (the parent task), its id in the graph, the tasks it waits for.
+    parent_id: UUID | None = None
+    subtask_id: str | None = None
+    depends_on: list[UUID] | None = None
+    #: Of a graph: ``fail_fast`` or ``continue`` (what a failed sub-task does to the rest).
+    failure_policy: str | None = None
 
 
 class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from qasdk.store import graphs
 from qasdk.store._sql import Conn, fetch_all, fetch_one
 from qasdk.store.tasks import QUEUE
 
@@ -35,6 +36,10 @@ class QueueSnapshot(msgspec.Struct, frozen=True):
 async def recover_stalled_jobs(conn: Conn, *, stale: float) -> list[StalledJob]:
     """Queue again the jobs of workers silent for ``stale`` seconds (see queries.sql)."""
     rows = await fetch_all(conn, "recover_stalled_jobs", {"queue": QUEUE, "stale": stale})
+    # A sub-task cancelled here moves its graph on (in a transaction of its own, after
+    # this statement's: its rows are unlocked, so the parent's lock comes first again).
+    for parent in {row.pop("parent_id") for row in rows} - {None}:
+        await graphs.advance(conn, parent)
     return [msgspec.convert(row, StalledJob) for row in rows]
 
 

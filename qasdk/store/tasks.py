@@ -20,7 +20,7 @@ from psycopg.rows import DictRow
 from qasdk.audit.entry import Actor
 from qasdk.config import LimitsConfig
 from qasdk.models import Task, TaskError, TraceStep
-from qasdk.store import audit
+from qasdk.store import audit, graphs
 from qasdk.store._sql import execute, fetch_all, fetch_one
 from qasdk.store.values import clean_text, json_text
 
@@ -155,11 +155,13 @@ async def list_tasks(
     with_params: bool = False,
     with_result: bool = False,
     owner: uuid.UUID | None = None,
+    parent_id: uuid.UUID | None = None,
 ) -> list[Task]:
     """Tasks newest first; ``before`` is the (created_at, id) of the last one seen.
 
     ``params`` and ``result`` are left out (unset) unless asked for: a page of
-    tasks stays small whatever the tasks carried. ``owner``: only that key's tasks.
+    tasks stays small whatever the tasks carried. ``owner``: only that key's tasks;
+    ``parent_id``: only that graph's sub-tasks.
     """
     params = {
         "status": status,
@@ -173,6 +175,7 @@ async def list_tasks(
         "with_params": with_params,
         "with_result": with_result,
         "owner": owner,
+        "parent_id": parent_id,
     }
     rows = await (await execute(conn, "list_tasks", params)).fetchall()
     tasks = [_task(row) for row in rows]
@@ -229,7 +232,12 @@ async def finish_task(
         "result": _json(result, limits, limits.result),
         "error": _json(storable_error(error), limits),
     }
-    return await (await execute(conn, "finish_task", params)).fetchone() is not None
+    async with conn.transaction():
+        parent = await graphs.lock_parent(conn, task_id)
+        written = await (await execute(conn, "finish_task", params)).fetchone() is not None
+        if written and parent is not None:
+            await graphs.advance(conn, parent)
+    return written
 
 
 async def release_task(conn: Conn, task_id: uuid.UUID, attempt: int) -> bool:
@@ -238,14 +246,30 @@ async def release_task(conn: Conn, task_id: uuid.UUID, attempt: int) -> bool:
 
 
 async def cancel_task(conn: Conn, task_id: uuid.UUID) -> str | None:
-    """Cancel a pending task or ask a running one to stop; its status after, or ``None``."""
-    row = await (await execute(conn, "cancel_task", {"id": task_id})).fetchone()
-    return str(row["status"]) if row else None
+    """Cancel a pending task or ask a running one to stop; its status after, or ``None``.
+
+    A graph's unfinished sub-tasks are cancelled with it; a sub-task's graph goes on
+    as its failure policy says.
+    """
+    async with conn.transaction():
+        parent = await graphs.lock_parent(conn, task_id)
+        row = await (await execute(conn, "cancel_task", {"id": task_id})).fetchone()
+        if row is None:
+            return None
+        if row["kind"] == "graph":
+            await graphs.advance(conn, task_id)
+        elif parent is not None:
+            await graphs.advance(conn, parent)
+    return str(row["status"])
 
 
 async def cancel_abandoned(conn: Conn, task_id: uuid.UUID) -> bool:
-    cur = await execute(conn, "cancel_abandoned", {"id": task_id})
-    return await cur.fetchone() is not None
+    async with conn.transaction():
+        parent = await graphs.lock_parent(conn, task_id)
+        row = await fetch_one(conn, "cancel_abandoned", {"id": task_id})
+        if row is not None and parent is not None:
+            await graphs.advance(conn, parent)
+    return row is not None
 
 
 def lock_key(task_id: uuid.UUID) -> int:
@@ -299,6 +323,8 @@ async def list_steps(conn: Conn, task_id: uuid.UUID, after: int = 0) -> list[Tra
 async def settle_orphans(conn: Conn, *, grace: float) -> list[uuid.UUID]:
     """End as failed the tasks whose job ended without an outcome; their ids."""
     rows = await fetch_all(conn, "settle_orphans", {"grace": grace})
+    for parent in {row["parent_id"] for row in rows if row["parent_id"] is not None}:
+        await graphs.advance(conn, parent)
     return [row["id"] for row in rows]
 
 

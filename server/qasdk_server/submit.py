@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -19,11 +19,12 @@ from qasdk.audit import Actor
 from qasdk.config import LimitsConfig
 from qasdk.errors import ValidationError
 from qasdk.models import Problem, Task
-from qasdk.store import audit
+from qasdk.store import audit, graphs
 from qasdk.store import tasks as store
 from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError
 from qasdk_server.executor import prepare_params
+from qasdk_server.graphs import SubtaskSpec, check_subtasks
 from qasdk_server.quota import admit, refuse_tool
 from qasdk_server.routes._lookup import invalid
 from qasdk_server.state import ServerState
@@ -32,7 +33,8 @@ __all__ = ["SubmitTask", "cancel", "submit"]
 
 
 class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Either ``task_description`` (the model decides) or ``method`` + ``params`` (run it)."""
+    """``task_description`` (the model decides), ``method`` + ``params`` (run it), or
+    ``subtasks`` (a graph of such tasks, see ``qasdk_server.graphs``)."""
 
     task_description: (
         Annotated[
@@ -67,6 +69,20 @@ class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         ]
         | None
     ) = None
+    subtasks: (
+        Annotated[
+            list[SubtaskSpec],
+            msgspec.Meta(description="A graph: sub-tasks, each with the ids it depends on."),
+        ]
+        | None
+    ) = None
+    failure_policy: Annotated[
+        Literal["fail_fast", "continue"],
+        msgspec.Meta(
+            description="Of a graph: a failed sub-task cancels the rest (fail_fast), or only "
+            "its dependents (continue)."
+        ),
+    ] = "fail_fast"
 
 
 def _unknown_method(server: ServerState, name: str) -> ApiError:
@@ -148,6 +164,8 @@ async def submit(
     Raises :class:`ApiError`: 400 for bad input or an unknown tool, 403 for a tool
     the key may not run, 429 over the key's rate or running cap.
     """
+    if data.subtasks is not None:
+        return await _submit_graph(server, data, principal, actor, trace_context)
     if data.task_description is not None and data.method is not None:
         raise invalid("give either task_description or method, not both")
     if data.task_description is None and data.method is None:
@@ -199,6 +217,45 @@ async def submit(
             actor=actor,
             trace_context=trace_context,
         )
+
+
+async def _submit_graph(
+    server: ServerState,
+    data: SubmitTask,
+    principal: Principal,
+    actor: Actor,
+    trace_context: Mapping[str, str] | None,
+) -> Task:
+    """A graph: the parent and its sub-tasks, in one transaction with the key's admission."""
+    assert data.subtasks is not None
+    for name in ("task_description", "method", "params"):
+        if getattr(data, name) is not None:
+            raise invalid("a graph's work is in its subtasks; give it no " + name, name)
+    nodes = await check_subtasks(
+        server,
+        data.subtasks,
+        principal,
+        priority=data.priority,
+        timeout=data.timeout,
+        limits=server.config.limits,
+    )
+    async with server.pool.connection() as conn:
+        async with conn.transaction():
+            if principal.key is not None:
+                await admit(conn, principal.key)
+            parent = await graphs.insert_graph(
+                conn,
+                nodes,
+                failure_policy=data.failure_policy,
+                priority=data.priority,
+                timeout=data.timeout,
+                owner=principal.owner,
+                actor=actor,
+                trace_context=trace_context,
+            )
+        task = await store.get_task(conn, parent)
+    assert task is not None
+    return task
 
 
 async def cancel(server: ServerState, task_id: uuid.UUID, actor: Actor) -> str | None:

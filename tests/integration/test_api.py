@@ -309,12 +309,12 @@ async def test_list_filter_and_paginate(served: Server, conn: Any) -> None:
         (
             "/api/tasks?offset=20",
             "offset",
-            "created_after, created_before, cursor, include, kind, limit, method, status",
+            "created_after, created_before, cursor, include, kind, limit, method, parent_id, status",
         ),
         (
             "/api/tasks?page=2&limit=5",
             "page",
-            "created_after, created_before, cursor, include, kind, limit, method, status",
+            "created_after, created_before, cursor, include, kind, limit, method, parent_id, status",
         ),
         (f"/api/tasks/{uuid.UUID(int=0)}?wiat=5", "wiat", "wait"),
         ("/health?verbose=1", "verbose", None),

@@ -113,7 +113,8 @@ SELECT * FROM task;
 -- name: get_task
 SELECT id AS task_id, status, kind, description AS task_description, method, params,
        priority, timeout, result, error, attempts, created_at, started_at, completed_at,
-       owner, usage
+       owner, usage, parent_id, subtask_id, NULLIF(depends_on, '{}') AS depends_on,
+       failure_policy
 FROM tasks
 WHERE id = %(id)s;
 
@@ -124,9 +125,11 @@ SELECT id AS task_id, status, kind, description AS task_description, method,
        CASE WHEN %(with_params)s THEN params END AS params,
        priority, timeout,
        CASE WHEN %(with_result)s THEN result END AS result,
-       error, attempts, created_at, started_at, completed_at, owner, usage
+       error, attempts, created_at, started_at, completed_at, owner, usage, parent_id,
+       subtask_id, NULLIF(depends_on, '{}') AS depends_on, failure_policy
 FROM tasks
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(parent_id)s::uuid IS NULL OR parent_id = %(parent_id)s)
   AND (%(owner)s::uuid IS NULL OR owner = %(owner)s)
   AND (%(method)s::text IS NULL OR method = %(method)s)
   AND (%(kind)s::text IS NULL OR kind = %(kind)s)
@@ -167,7 +170,7 @@ SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb, c
         WHERE s.task_id = tasks.id AND s.kind = 'model' AND s.usage ? 'total_tokens'
         HAVING count(*) > 0)
 WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
-RETURNING id;
+RETURNING id, parent_id;
 
 -- name: release_task
 -- Hand a running task back to the queue (graceful shutdown): it runs again elsewhere.
@@ -195,14 +198,14 @@ WITH target AS (
             ELSE tasks.error END
     FROM target
     WHERE tasks.id = target.id
-    RETURNING tasks.id, tasks.status
+    RETURNING tasks.id, tasks.status, tasks.kind, tasks.parent_id
 ), unasked AS (
     -- A call no one needs to decide any more.
     UPDATE approvals SET status = 'expired', reason = 'the task was cancelled', decided_at = now()
     FROM updated
     WHERE approvals.task_id = updated.id AND approvals.status = 'pending'
 )
-SELECT updated.id, updated.status,
+SELECT updated.id, updated.status, updated.kind, updated.parent_id,
        procrastinate_cancel_job_v1(target.job_id, true, false) AS job
 FROM updated JOIN target USING (id);
 
@@ -234,7 +237,7 @@ UPDATE tasks
 SET status = 'cancelled', completed_at = now(),
     error = '{"type": "Cancelled", "message": "cancelled by request"}'::jsonb
 WHERE id = %(id)s AND status IN ('pending', 'running') AND cancel_requested
-RETURNING id;
+RETURNING id, parent_id;
 
 -- name: metrics_snapshot
 -- What /metrics reads from the database: tasks by status, queued jobs, live workers.
@@ -267,7 +270,7 @@ ORDER BY worker.id;
 -- statement: rows are locked as they are chosen, and the heartbeat is checked
 -- when the statement runs, so two workers never re-queue the same job and a job
 -- is never taken from a live worker. A job whose task was being cancelled ends
--- its task as cancelled (Procrastinate marks such a job failed).
+-- its task as cancelled (Procrastinate marks such a job failed); with its graph, if any.
 WITH stalled AS (
     SELECT job.id, job.abort_requested, job.args ->> 'task_id' AS task_id
     FROM procrastinate_jobs AS job
@@ -288,9 +291,12 @@ WITH stalled AS (
     WHERE retried.abort_requested
       AND tasks.id = retried.task_id::uuid
       AND tasks.status IN ('pending', 'running')
-    RETURNING tasks.id
+    RETURNING tasks.id, tasks.parent_id
 )
-SELECT retried.id AS job_id, retried.task_id, retried.abort_requested FROM retried;
+SELECT retried.id AS job_id, retried.task_id, retried.abort_requested,
+       (SELECT cancelled.parent_id FROM cancelled
+        WHERE cancelled.id = retried.task_id::uuid) AS parent_id
+FROM retried;
 
 -- name: ping
 -- /health: does the database answer?
@@ -322,7 +328,8 @@ SELECT pg_notify('qasdk_task_events', %(payload)s);
 -- name: settle_orphans
 -- Tasks still pending or running whose job has ended (or is gone): nothing will ever
 -- record their outcome, so they end as failed instead of staying stuck. ``grace`` keeps
--- clear of a task whose job is being handed between states right now.
+-- clear of a task whose job is being handed between states right now. A graph has no job,
+-- nor has a sub-task waiting for its dependencies (see graph_* below).
 UPDATE tasks
 SET status = 'failed', completed_at = now(),
     error = jsonb_build_object(
@@ -330,10 +337,12 @@ SET status = 'failed', completed_at = now(),
         'message', 'the task''s job ended without recording an outcome')
 WHERE status IN ('pending', 'running')
   AND created_at < now() - make_interval(secs => %(grace)s)
+  AND kind <> 'graph'
+  AND NOT (parent_id IS NOT NULL AND job_id IS NULL AND status = 'pending')
   AND NOT EXISTS (
       SELECT 1 FROM procrastinate_jobs AS job
       WHERE job.id = tasks.job_id AND job.status IN ('todo', 'doing'))
-RETURNING id;
+RETURNING id, parent_id;
 
 -- name: delete_expired_tasks
 -- Finished tasks older than the retention period, a batch at a time; their trace goes
@@ -610,3 +619,108 @@ LIMIT %(limit)s;
 -- name: expired_approvals
 SELECT id, task_id FROM approvals WHERE status = 'pending' AND expires_at <= now()
 ORDER BY expires_at LIMIT 100;
+
+-- name: insert_graph
+-- A graph's parent task: no job of its own (its sub-tasks have them); running from the start.
+-- Audited as insert_task is, by the same statement.
+WITH task AS (
+    INSERT INTO tasks (id, kind, status, priority, timeout, owner, trace_context,
+                       failure_policy, started_at)
+    VALUES (%(id)s, 'graph', 'running', %(priority)s, %(timeout)s, %(owner)s,
+            %(trace_context)s::jsonb, %(failure_policy)s, now())
+    RETURNING id
+), audited AS (
+    INSERT INTO audit_log (actor, key_id, client, action, target, detail, count)
+    SELECT %(actor)s, %(key_id)s, %(client)s, %(action)s, task.id::text,
+           %(detail)s::jsonb, %(count)s
+    FROM task
+    WHERE %(actor)s::text IS NOT NULL
+)
+SELECT id FROM task;
+
+-- name: insert_subtask
+-- A sub-task waits (pending, no job) until graph_advance queues it.
+INSERT INTO tasks (id, kind, description, method, params, priority, timeout, owner,
+                   trace_context, parent_id, subtask_id, depends_on, unmet)
+VALUES (%(id)s, %(kind)s, %(description)s, %(method)s, %(params)s::jsonb, %(priority)s,
+        %(timeout)s, %(owner)s, %(trace_context)s::jsonb, %(parent_id)s, %(subtask_id)s,
+        %(depends_on)s::uuid[], cardinality(%(depends_on)s::uuid[]));
+
+-- name: graph_parent_of
+-- Before a sub-task's outcome is written, its graph is locked: every change to a graph's
+-- tasks takes the parent's lock first, so two siblings finishing at once wait in turn
+-- (and never lock each other's rows in opposite orders).
+SELECT p.id FROM tasks AS c JOIN tasks AS p ON p.id = c.parent_id
+WHERE c.id = %(id)s
+FOR UPDATE OF p;
+
+-- name: graph_lock
+SELECT id, status, cancel_requested, failure_policy FROM tasks
+WHERE id = %(id)s AND kind = 'graph'
+FOR UPDATE;
+
+-- name: graph_children
+-- A graph's sub-tasks without their results (read on each change: kept small).
+SELECT id, subtask_id, kind, status, depends_on, unmet, job_id, cancel_requested, params,
+       description, priority, error
+FROM tasks
+WHERE parent_id = %(id)s
+ORDER BY created_at, id;
+
+-- name: graph_results
+-- The results of these sub-tasks: what a ready one references, or the graph's summary.
+SELECT subtask_id, result FROM tasks WHERE id = ANY(%(ids)s::uuid[]);
+
+-- name: graph_queue_subtask
+-- Its last dependency completed: the sub-task gets its job, with its references resolved,
+-- in the transaction that recorded that dependency's outcome.
+WITH job AS (
+    SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
+        %(queue)s, %(job_task)s, %(priority)s, NULL, NULL,
+        jsonb_build_object('task_id', %(id)s::text), NULL
+    )::procrastinate_job_to_defer_v1]))[1] AS id
+)
+UPDATE tasks
+SET job_id = job.id, unmet = 0, params = %(params)s::jsonb,
+    description = COALESCE(%(description)s, tasks.description)
+FROM job
+WHERE tasks.id = %(id)s AND tasks.status = 'pending' AND tasks.job_id IS NULL
+RETURNING tasks.id;
+
+-- name: graph_set_unmet
+UPDATE tasks SET unmet = %(unmet)s WHERE id = %(id)s AND unmet <> %(unmet)s;
+
+-- name: graph_fail_subtask
+-- A waiting sub-task that cannot start (a reference its dependency's result does not have).
+UPDATE tasks SET status = 'failed', error = %(error)s::jsonb, completed_at = now(), unmet = 0
+WHERE id = %(id)s AND status = 'pending' AND job_id IS NULL
+RETURNING id;
+
+-- name: graph_cancel_subtasks
+-- As cancel_task, for sub-tasks its graph gives up on: waiting or queued ones end at once,
+-- running ones are asked to stop (their worker records the outcome).
+WITH target AS (
+    SELECT id, status, job_id FROM tasks
+    WHERE id = ANY(%(ids)s::uuid[]) AND status IN ('pending', 'running', 'awaiting_approval')
+    FOR UPDATE
+), updated AS (
+    UPDATE tasks
+    SET cancel_requested = true,
+        status = CASE WHEN tasks.status = 'running' THEN tasks.status ELSE 'cancelled' END,
+        completed_at = CASE WHEN tasks.status = 'running' THEN tasks.completed_at ELSE now() END,
+        error = CASE WHEN tasks.status = 'running' THEN tasks.error ELSE %(error)s::jsonb END
+    FROM target
+    WHERE tasks.id = target.id
+    RETURNING tasks.id, tasks.status
+)
+SELECT updated.id, updated.status,
+       procrastinate_cancel_job_v1(target.job_id, true, false) AS job
+FROM updated JOIN target USING (id);
+
+-- name: graph_finish
+-- Every sub-task has ended: the parent ends with their summary.
+UPDATE tasks
+SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb,
+    completed_at = now()
+WHERE id = %(id)s AND kind = 'graph' AND status = 'running'
+RETURNING id;

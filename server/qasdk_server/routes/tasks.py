@@ -130,8 +130,11 @@ class TaskController(Controller):
         status: TaskStatus | None = None,
         method: Annotated[str | None, Parameter(description="Direct tasks of this tool.")] = None,
         kind: Annotated[
-            Literal["described", "direct"] | None,
-            Parameter(description="Tasks in words (described) or tool runs (direct)."),
+            Literal["described", "direct", "graph"] | None,
+            Parameter(description="Tasks in words (described), tool runs (direct) or graphs."),
+        ] = None,
+        parent_id: Annotated[
+            uuid.UUID | None, Parameter(description="The sub-tasks of this graph.")
         ] = None,
         created_after: Annotated[
             datetime | None, Parameter(description="Created at or after (ISO 8601).")
@@ -165,6 +168,7 @@ class TaskController(Controller):
                 with_params="params" in fields,
                 with_result="result" in fields,
                 owner=None if principal.sees_all else principal.owner,
+                parent_id=parent_id,
             )
         shown, next_cursor = page(tasks, limit, lambda t: (t.created_at, t.task_id))
         return TaskPage(tasks=shown, next_cursor=next_cursor)
