@@ -27,25 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-TOOL = '''
-from qasdk import tool
-
-
-@tool
-def bench_add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: First.
-        b: Second.
-    """
-    return a + b
-'''
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from api import TOOL, percentile  # bench/ is on sys.path when run as a script
 
 
 def summary(latencies: list[float]) -> str:
