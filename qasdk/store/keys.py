@@ -18,7 +18,7 @@ from qasdk.errors import ValidationError
 from qasdk.keys import SCOPES, ApiKey, new_key, parse_rate
 from qasdk.models import Problem
 from qasdk.permissions import grant_problem
-from qasdk.store import audit
+from qasdk.store import _rates, audit
 from qasdk.store._sql import Conn, execute, fetch_all, fetch_one
 
 __all__ = [
@@ -193,9 +193,6 @@ async def take_rate(conn: Conn, key: uuid.UUID, count: int, seconds: int) -> flo
     ``seconds / count``. Runs in the submit's transaction: a submit that fails
     later gives its place back.
     """
-    interval = seconds / count
-    params = {"key": key, "interval": interval, "tolerance": seconds - interval}
-    if await fetch_one(conn, "take_rate", params) is not None:
-        return None
-    row = await fetch_one(conn, "rate_wait", params)
-    return float(row["wait"]) if row else float(seconds)
+    return await _rates.take(
+        conn, "take_rate", "rate_wait", {"key": key}, count, seconds, unknown_wait=seconds
+    )

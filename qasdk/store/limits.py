@@ -6,6 +6,7 @@ its connection, so a crash never leaves a tool blocked.
 
 from __future__ import annotations
 
+from qasdk.store import _rates
 from qasdk.store._sql import Conn, fetch_one
 
 __all__ = ["take_rate", "try_slot"]
@@ -13,12 +14,9 @@ __all__ = ["take_rate", "try_slot"]
 
 async def take_rate(conn: Conn, tool: str, count: int, seconds: int) -> float | None:
     """Count one call against ``count`` per ``seconds``: ``None`` if it may start, else the wait."""
-    interval = seconds / count
-    params = {"tool": tool, "interval": interval, "tolerance": seconds - interval}
-    if await fetch_one(conn, "take_tool_rate", params) is not None:
-        return None
-    row = await fetch_one(conn, "tool_rate_wait", params)
-    return float(row["wait"]) if row else float(interval)
+    return await _rates.take(
+        conn, "take_tool_rate", "tool_rate_wait", {"tool": tool}, count, seconds
+    )
 
 
 async def try_slot(conn: Conn, tool: str, slots: int) -> int | None:

@@ -12,7 +12,9 @@ from qasdk.store._sql import query_names
 ROOT = Path(__file__).parents[3]
 SOURCES = [ROOT / "qasdk", ROOT / "server" / "qasdk_server"]
 STORE = ROOT / "qasdk" / "store"
-RUNNERS = {"execute", "fetch_one", "fetch_all", "query"}
+RUNNERS = {"execute", "fetch_one", "fetch_all", "query", "take"}
+#: Where each runner takes its query names (``_rates.take`` takes two).
+POSITIONS = {"query": (0,), "take": (1, 2)}
 SQL = re.compile(
     r"^\s*(SELECT|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX|DATABASE)"
     r"|DROP\s+\w+|ALTER\s+TABLE|LISTEN\s|NOTIFY\s|WITH\s+\w+\s+AS\s*\()"
@@ -33,11 +35,11 @@ def _names_asked_for(tree: ast.AST) -> Iterator[str]:
         called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
         if called not in RUNNERS:
             continue
-        position = 0 if called == "query" else 1
-        if len(node.args) > position:
-            arg = node.args[position]
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                yield arg.value
+        for position in POSITIONS.get(called, (1,)):
+            if len(node.args) > position:
+                arg = node.args[position]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    yield arg.value
 
 
 def test_every_named_query_is_used_and_every_used_name_exists() -> None:
