@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import psycopg_pool
@@ -555,7 +555,7 @@ class TaskRunner:
             )
 
         try:
-            outcome = await self.call_tool(
+            outcome = await self.calls.call(
                 task.method,
                 task.params or {},
                 deadline,
@@ -590,30 +590,6 @@ class TaskRunner:
         if error is not None:
             return "failed", None, error
         return "completed", outcome.result, None
-
-    async def call_tool(
-        self,
-        name: str,
-        arguments: dict[str, Any],
-        deadline: float | None,
-        span: TaskSpan | None = None,
-        *,
-        task_id: uuid.UUID | None = None,
-        attempt: int = 1,
-        owner: uuid.UUID | None = None,
-        source: Literal["direct", "model"] = "direct",
-    ) -> ExecutionResult:
-        """Run a tool through the middleware chain and the executor (see :mod:`.calls`)."""
-        return await self.calls.call(
-            name,
-            arguments,
-            deadline,
-            span,
-            task_id=task_id,
-            attempt=attempt,
-            owner=owner,
-            source=source,
-        )
 
     async def _ensure_method(self, name: str) -> None:
         """A task may name a tool synced after this worker loaded the registry."""
@@ -716,7 +692,7 @@ class _TaskContext:
     def call_tool(
         self, name: str, arguments: dict[str, Any]
     ) -> concurrent.futures.Future[ExecutionResult]:
-        call = self._runner.call_tool(
+        call = self._runner.calls.call(
             name,
             arguments,
             self._deadline,
