@@ -57,6 +57,8 @@ ENV_PREFIX = "QASDK_"
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+#: A worker pool's name (the rule of ``qasdk.registration.rules.check_pool``).
+PoolName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
 
 class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -197,6 +199,15 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     tool_output_line: PositiveInt = 4096
     tool_output_per_call: PositiveInt = 65536
     tool_output_rate: PositiveInt = 100
+    #: The worker pools it serves (``qasdk worker --pool gpu --pool default``): it takes
+    #: only tasks of these pools' tools; tasks of a pool nobody serves wait.
+    pools: Annotated[tuple[PoolName, ...], msgspec.Meta(min_length=1)] = ("default",)
+    #: A ``qasdk worker`` serves its own Prometheus ``/metrics`` on this port (``None``:
+    #: off; ``qasdk serve`` has ``/metrics`` already), on ``metrics_host``.
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
+    metrics_host: str = "127.0.0.1"
+    #: Seconds after its last heartbeat a dead worker's row is deleted (GET /api/workers).
+    forget_after: Positive = 86400.0
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -37,6 +37,7 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
     rate: str | None = None
     redact: tuple[str, ...] = ()
     requires_approval: bool = False
+    pool: str | None = None
 
 
 def _listed(values: Iterable[str]) -> Any:
@@ -71,6 +72,7 @@ def tool(
     rate: str | None = None,
     redact: Iterable[str] = (),
     requires_approval: bool = False,
+    pool: str | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -90,6 +92,7 @@ def tool(
     rate: str | None = None,
     redact: Iterable[str] = (),
     requires_approval: bool = False,
+    pool: str | None = None,
 ) -> F | Callable[[F], F]:
     """Register ``func`` as a tool when its folder is synced.
 
@@ -120,6 +123,8 @@ def tool(
             traces, wherever they appear in the values.
         requires_approval: Each call waits for a person to approve it
             (``POST /api/tasks/{id}/approvals/{approval_id}``) before it runs.
+        pool: The worker pool its direct tasks run in (``"gpu"``: only workers
+            started with ``--pool gpu`` take them); default ``"default"``.
     """
     if name is not None:
         _check("name", rules.check_name(name))
@@ -139,6 +144,7 @@ def tool(
     masked = _listed(redact)
     _check("redact", rules.check_redact(masked))
     _check("requires_approval", rules.check_flag(requires_approval))
+    _check("pool", rules.check_pool(pool))
     spec = ToolSpec(
         name=name,
         description=description,
@@ -152,6 +158,7 @@ def tool(
         rate=rate,
         redact=tuple(masked),
         requires_approval=requires_approval,
+        pool=pool,
     )
 
     def mark(f: F) -> F:

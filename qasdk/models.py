@@ -172,6 +172,8 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     redact: tuple[str, ...] = ()
     #: Each call waits for a person's approval (the ``approval`` middleware).
     requires_approval: bool = False
+    #: The worker pool its tasks run in (``None``: the default pool; see :attr:`MethodConfig.pool`).
+    pool: str | None = None
 
     #: The options of ``@tool`` / ``methods.yaml`` that make up a policy.
     OPTIONS: ClassVar[tuple[str, ...]] = (
@@ -182,6 +184,7 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         "rate",
         "redact",
         "requires_approval",
+        "pool",
     )
 
     @classmethod
@@ -190,6 +193,8 @@ class ToolPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         given = {
             k: options[k] for k in cls.OPTIONS if options.get(k) not in (None, 0, False, (), [])
         }
+        if given.get("pool") == "default":  # the default pool is no policy: rows stay as signed
+            del given["pool"]
         if not given:
             return None
         ttl = given.get("cache_ttl")
@@ -224,6 +229,12 @@ class MethodConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     endpoint: McpEndpoint | None = None
     #: Cache, retries: ``None`` when the tool asks for none.
     policy: ToolPolicy | None = None
+
+    @property
+    def pool(self) -> str:
+        """The worker pool its direct tasks run in (``default`` unless the tool names one)."""
+        named = None if self.policy is None else self.policy.pool
+        return named or "default"
 
 
 class MethodMetadata(MethodConfig, frozen=True, kw_only=True):
@@ -334,6 +345,11 @@ class Task(msgspec.Struct, kw_only=True):
     depends_on: list[UUID] | None = None
     #: Of a graph: ``fail_fast`` or ``continue`` (what a failed sub-task does to the rest).
     failure_policy: str | None = None
+    #: The worker pool it runs in: its tool's (``@tool(pool=...)``), ``default`` otherwise.
+    pool: str = "default"
+    #: In ``GET /api/tasks/{id}`` of a pending task: ``True`` when no live worker serves
+    #: its pool, so it waits for one to start (it does not fail for it).
+    waiting_for_pool: bool | None = None
 
 
 class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):

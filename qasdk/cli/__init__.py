@@ -21,6 +21,7 @@ from qasdk.cli.audit import audit
 from qasdk.cli.db import db
 from qasdk.cli.keys import keys
 from qasdk.cli.tools import check, methods, sync
+from qasdk.cli.workers import workers
 
 __all__ = ["cli", "main"]
 
@@ -75,7 +76,7 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(State)
 
 
-for command in (sync, check, methods, db, keys, audit):
+for command in (sync, check, methods, db, keys, audit, workers):
     cli.add_command(command)
 
 

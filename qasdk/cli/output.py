@@ -18,6 +18,7 @@ from qasdk.errors import QasdkError
 from qasdk.models import MethodMetadata, MethodParameter
 from qasdk.registration.collect import Catalog
 from qasdk.store.methods import SyncReport
+from qasdk.store.workers import WorkerRow
 
 __all__ = [
     "audit_json",
@@ -27,9 +28,11 @@ __all__ = [
     "describe_error",
     "describe_methods",
     "describe_sync",
+    "describe_workers",
     "error_json",
     "methods_json",
     "sync_json",
+    "workers_json",
 ]
 
 
@@ -181,6 +184,8 @@ def describe_methods(methods: Sequence[MethodMetadata]) -> str:
             options.append("tags " + ",".join(method.tags))
         if method.permissions:
             options.append("permissions " + ",".join(method.permissions))
+        if method.pool != "default":
+            options.append(f"pool {method.pool}")
         rows.append(
             (
                 method.name,
@@ -271,3 +276,50 @@ def describe_audit(entries: Sequence[AuditEntry]) -> str:
 
 def audit_json(entries: Sequence[AuditEntry]) -> str:
     return _json(entries)
+
+
+# -- workers ------------------------------------------------------------------
+
+
+def _utc(moment: Any) -> str:
+    return str(moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def describe_workers(workers: Sequence[WorkerRow]) -> str:
+    if not workers:
+        return "No workers registered. Start one with `qasdk worker` (or `qasdk serve`)."
+    rows = [
+        (
+            worker.name,
+            ",".join(worker.pools),
+            "alive" if worker.alive else ("stopped" if worker.stopped_at else "dead"),
+            f"{worker.running}/{worker.concurrency}",
+            str(worker.done),
+            _utc(worker.started_at),
+            _utc(worker.last_heartbeat),
+            worker.version,
+        )
+        for worker in workers
+    ]
+    header = (
+        "WORKER",
+        "POOLS",
+        "STATE",
+        "RUNNING",
+        "DONE",
+        "STARTED (UTC)",
+        "HEARTBEAT",
+        "VERSION",
+    )
+    widths = [max(len(cells[i]) for cells in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+        for cells in [header, *rows]
+    ]
+    alive = sum(worker.alive for worker in workers)
+    lines.append(f"{_plural(len(workers), 'worker')} registered, {alive} alive.")
+    return "\n".join(lines)
+
+
+def workers_json(workers: Sequence[WorkerRow]) -> str:
+    return _json({"workers": workers, "alive": sum(worker.alive for worker in workers)})

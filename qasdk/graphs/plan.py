@@ -29,6 +29,8 @@ class Subtask(msgspec.Struct, frozen=True, kw_only=True):
     depends_on: tuple[str, ...] = ()
     priority: int = 5
     timeout: float | None = None
+    #: The worker pool of its tool (a described sub-task runs in the default pool).
+    pool: str = "default"
 
 
 def _refs(index: int, node: Subtask) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ The format is seed 000's::
         cache_ttl: 3600          # optional: reuse results for an hour (deterministic tools)
         retries: 3               # optional: retry timeouts and the errors of retry_on
         retry_on: [ConnectionError]
+        pool: gpu                # optional: only workers started with --pool gpu run it
 
 A file may also declare MCP servers whose tools become tools of type ``mcp``::
 
@@ -110,6 +111,7 @@ class DeclaredMethod(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rate: str | None = None
     redact: list[str] | None = None
     requires_approval: bool | None = None
+    pool: str | None = None
     override: bool = False
 
 
@@ -132,6 +134,7 @@ class DeclaredMcpServer(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     rate: str | None = None
     redact: list[str] | None = None
     requires_approval: bool | None = None
+    pool: str | None = None
 
 
 class MethodsFile(msgspec.Struct, forbid_unknown_fields=True):

@@ -20,10 +20,12 @@ from qasdk.rates import parse_rate
 __all__ = [
     "CACHE_TTL_MAX",
     "CONCURRENCY_MAX",
+    "DEFAULT_POOL",
     "DESCRIPTION_MAX",
     "MODULE_PATH_MAX",
     "NAME_MAX",
     "NAME_MIN",
+    "POOL_MAX",
     "RETRIES_MAX",
     "check_cache_ttl",
     "check_description",
@@ -34,6 +36,7 @@ __all__ = [
     "check_module_path",
     "check_name",
     "check_permissions",
+    "check_pool",
     "check_rate",
     "check_redact",
     "check_retries",
@@ -43,6 +46,10 @@ __all__ = [
     "is_module_path",
     "kind_of",
 ]
+
+#: The pool a tool runs in when it names none; a worker serves it unless told otherwise.
+DEFAULT_POOL = "default"
+POOL_MAX = 32
 
 NAME_MIN, NAME_MAX = 2, 100
 DESCRIPTION_MAX = 1000
@@ -214,6 +221,30 @@ def check_flag(value: object) -> Iterator[str]:
     """``true`` or ``false``."""
     if not isinstance(value, bool):
         yield f"must be true or false, got {value!r}"
+
+
+def check_pool(value: object) -> Iterator[str]:
+    """A worker pool's name: 1-32 of ``a-z 0-9 _ -``, starting with a letter or digit.
+
+    Short and plain because it becomes part of a queue name (``qasdk.gpu``) and a
+    metric label; ``None`` means the default pool.
+    """
+    if value is None:
+        return
+    if not isinstance(value, str):
+        yield f"must be a pool name (a string such as 'gpu'), got {kind_of(value)}"
+        return
+    if not value:
+        yield "must not be empty (leave it out for the default pool)"
+        return
+    if len(value) > POOL_MAX:
+        yield f"must be at most {POOL_MAX} characters, got {len(value)}"
+    bad = sorted({c for c in value if not (c in "_-" or c.isdigit() or "a" <= c <= "z")})
+    if bad:
+        listed = ", ".join(repr(c) for c in bad)
+        yield f"{value!r} is not a pool name: use a-z, 0-9, '_' and '-' (it contains {listed})"
+    elif not value[0].isalnum():
+        yield f"{value!r} is not a pool name: it must start with a letter or a digit"
 
 
 #: Most calls of one tool that may run at once.

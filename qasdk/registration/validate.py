@@ -79,6 +79,7 @@ def _check(config: MethodConfig) -> Iterator[tuple[str, str]]:
             ("rate", rules.check_rate, policy.rate),
             ("redact", rules.check_redact, policy.redact),
             ("requires_approval", rules.check_flag, policy.requires_approval),
+            ("pool", rules.check_pool, policy.pool),
         ):
             for reason in rule(value):
                 yield field, reason

@@ -16,7 +16,8 @@ from typing import Any, Literal
 import msgspec
 
 from qasdk.store._sql import Conn, fetch_all, fetch_one
-from qasdk.store.tasks import JOB_TASK, QUEUE
+from qasdk.store.pools import queue_for
+from qasdk.store.tasks import JOB_TASK
 from qasdk.store.values import json_text
 
 __all__ = [
@@ -126,7 +127,8 @@ async def decide(
     reason: str | None = None,
     actor: str | None = None,
 ) -> Approval | None:
-    """Record the decision and queue the task again; ``None`` if it was not pending."""
+    """Record the decision and queue the task again, in its pool; ``None``: not pending."""
+    pool = await fetch_one(conn, "task_pool", {"id": task_id})
     row = await fetch_one(
         conn,
         "decide_approval",
@@ -136,7 +138,7 @@ async def decide(
             "status": decision,
             "reason": reason,
             "actor": actor,
-            "queue": QUEUE,
+            "queue": queue_for(pool["pool"] if pool else None),
             "job_task": JOB_TASK,
         },
     )

@@ -23,6 +23,7 @@ from qasdk.models import TaskError
 from qasdk.store import audit
 from qasdk.store import tasks as task_store
 from qasdk.store._sql import Conn, execute, fetch_all, fetch_one
+from qasdk.store.pools import queue_for
 from qasdk.store.values import clean_text, json_text
 
 __all__ = ["FAILURE_POLICIES", "advance", "insert_graph", "lock_parent"]
@@ -93,6 +94,7 @@ async def insert_graph(
                     "parent_id": parent,
                     "subtask_id": node.id,
                     "depends_on": [ids[dep] for dep in node.depends_on],
+                    "pool": node.pool,
                 },
             )
         await advance(conn, parent)
@@ -191,7 +193,7 @@ async def _queue(conn: Conn, child: Mapping[str, Any]) -> bool:
             "priority": child["priority"],
             "params": _json(params),
             "description": description,
-            "queue": task_store.QUEUE,
+            "queue": queue_for(child["pool"]),
             "job_task": task_store.JOB_TASK,
         },
     )

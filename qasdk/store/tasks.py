@@ -22,6 +22,7 @@ from qasdk.config import LimitsConfig
 from qasdk.models import Task, TaskError, TraceStep
 from qasdk.store import audit, graphs
 from qasdk.store._sql import execute, fetch_all, fetch_one
+from qasdk.store.pools import DEFAULT_POOL, QUEUE, queue_for
 from qasdk.store.values import clean_text, json_text
 
 __all__ = [
@@ -47,8 +48,7 @@ __all__ = [
 
 Conn = psycopg.AsyncConnection[DictRow]
 
-#: The Procrastinate queue and task name qasdk's jobs use.
-QUEUE = "qasdk"
+#: The Procrastinate task name qasdk's jobs use (``QUEUE``: the default pool's queue).
 JOB_TASK = "qasdk.run_task"
 
 
@@ -96,8 +96,11 @@ async def insert_task(
     owner: uuid.UUID | None = None,
     actor: Actor | None = None,
     trace_context: Mapping[str, str] | None = None,
+    pool: str = DEFAULT_POOL,
 ) -> Task:
     """Store a new pending task and queue its job, atomically; ``owner``: the API key's id.
+
+    ``pool``: the worker pool it runs in (its job goes to that pool's queue).
 
     With ``actor``, the submit is audited (``task.submit``) by the same statement.
     ``trace_context``: the submitting request's ``traceparent`` (and ``tracestate``).
@@ -128,7 +131,8 @@ async def insert_task(
                 "trace_context": _json(dict(trace_context), _DEFAULT_LIMITS)
                 if trace_context
                 else None,
-                "queue": QUEUE,
+                "queue": queue_for(pool),
+                "pool": pool,
                 "job_task": JOB_TASK,
             },
         )

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+from typing import Any
 
 import click
 import msgspec
@@ -45,7 +46,13 @@ def require_server_extra(packages: tuple[str, ...] = SERVER_PACKAGES) -> None:
 
 
 def _service_config(
-    config: Config, host: str | None, port: int | None, concurrency: int | None
+    config: Config,
+    host: str | None,
+    port: int | None,
+    concurrency: int | None,
+    pools: tuple[str, ...] = (),
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
 ) -> Config:
     server, worker = config.server, config.worker
     if host is not None:
@@ -54,7 +61,33 @@ def _service_config(
         server = msgspec.structs.replace(server, port=port)
     if concurrency is not None:
         worker = msgspec.structs.replace(worker, concurrency=concurrency)
+    if pools:
+        worker = msgspec.structs.replace(worker, pools=tuple(dict.fromkeys(pools)))
+    if metrics_port is not None:
+        worker = msgspec.structs.replace(worker, metrics_port=metrics_port)
+    if metrics_host is not None:
+        worker = msgspec.structs.replace(worker, metrics_host=metrics_host)
     return msgspec.structs.replace(config, server=server, worker=worker)
+
+
+def _check_pool(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
+    from qasdk.registration.rules import check_pool
+
+    for name in value:
+        for reason in check_pool(name):
+            raise click.BadParameter(reason)
+    return value
+
+
+pool_option = click.option(
+    "--pool",
+    "pools",
+    multiple=True,
+    metavar="NAME",
+    callback=_check_pool,
+    help="A worker pool to serve (repeatable; default: worker.pools, [default]). "
+    "Only tasks of tools in these pools run here.",
+)
 
 
 concurrency_option = click.option(
@@ -70,6 +103,7 @@ concurrency_option = click.option(
     "--port", type=click.IntRange(0, 65535), help="Port (default: server.port, 8000; 0 picks one)."
 )
 @concurrency_option
+@pool_option
 @click.option("--no-worker", is_flag=True, help="Serve the API only; run `qasdk worker` elsewhere.")
 @click.option(
     "--watch",
@@ -88,6 +122,7 @@ def serve(
     host: str | None,
     port: int | None,
     concurrency: int | None,
+    pools: tuple[str, ...],
     no_worker: bool,
     watch: tuple[str, ...],
     prune: bool,
@@ -98,7 +133,7 @@ def serve(
     from qasdk_server.serve import run_server  # the server extra, checked above
 
     def overrides(loaded: Config) -> Config:
-        return _service_config(loaded, host, port, concurrency)
+        return _service_config(loaded, host, port, concurrency, pools)
 
     config = overrides(state.config(service=True))
     run_service(
@@ -117,15 +152,37 @@ def serve(
 
 @click.command(short_help="Run queued tasks, on any machine that reaches the database.")
 @concurrency_option
+@pool_option
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve this worker's Prometheus /metrics on this port (default: worker.metrics_port, "
+    "off; 0 picks one).",
+)
+@click.option(
+    "--metrics-host", help="Interface of --metrics-port (default: worker.metrics_host, 127.0.0.1)."
+)
 @pass_state
 @handle_errors()
-def worker(state: State, concurrency: int | None) -> None:
-    """Run tasks from the queue, on any machine that reaches the database."""
+def worker(
+    state: State,
+    concurrency: int | None,
+    pools: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str | None,
+) -> None:
+    """Run tasks from the queue, on any machine that reaches the database.
+
+    With --pool it takes only the tasks of those pools (`@tool(pool="gpu")`);
+    with --metrics-port it serves its own /metrics (a worker has no API).
+    """
     stop_quietly_while_starting()
     require_server_extra()
     from qasdk_server.serve import run_worker
 
-    config = _service_config(state.config(service=True), None, None, concurrency)
+    config = _service_config(
+        state.config(service=True), None, None, concurrency, pools, metrics_port, metrics_host
+    )
     run_service(run_worker(config))
     _leave()
 

@@ -9,7 +9,7 @@ library's global one: two servers in one process (tests) never share counts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -38,16 +38,26 @@ class DatabaseCollector(Collector):
         self.snapshot: QueueSnapshot | None = None
         self.running_tasks = 0
         self.registry_tools = 0
+        #: A ``qasdk worker`` (no API, its own metrics port) reads no database at scrape:
+        #: its process gauges come from this (running tasks, tools), the database's from
+        #: the API's ``/metrics``, so summing every scrape counts nothing twice.
+        self.live: Callable[[], tuple[int, int]] | None = None
+        self.reads_database = True
 
     def update(self, snapshot: QueueSnapshot | None, *, running: int, tools: int) -> None:
         self.snapshot, self.running_tasks, self.registry_tools = snapshot, running, tools
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self.snapshot
-        up = GaugeMetricFamily("qasdk_database_up", "Whether the database answered this scrape.")
-        up.add_metric([], 1 if snapshot is not None else 0)
-        yield up
-        if snapshot is not None:
+        if self.live is not None and not self.reads_database:
+            self.running_tasks, self.registry_tools = self.live()
+        if self.reads_database:
+            up = GaugeMetricFamily(
+                "qasdk_database_up", "Whether the database answered this scrape."
+            )
+            up.add_metric([], 1 if snapshot is not None else 0)
+            yield up
+        if snapshot is not None and self.reads_database:
             tasks = GaugeMetricFamily("qasdk_tasks", "Tasks by status.", labels=["status"])
             for status in STATUSES:
                 tasks.add_metric([status], snapshot.tasks.get(status, 0))
@@ -58,6 +68,21 @@ class DatabaseCollector(Collector):
             yield GaugeMetricFamily(
                 "qasdk_workers", "Workers with a recent heartbeat.", value=snapshot.workers
             )
+            by_pool = GaugeMetricFamily(
+                "qasdk_pool_workers",
+                "Registered workers by pool and state (alive, dead); one serving two pools "
+                "counts in each.",
+                labels=["pool", "state"],
+            )
+            for (pool, state), count in sorted(snapshot.pool_workers.items()):
+                by_pool.add_metric([pool, state], count)
+            yield by_pool
+            waiting = GaugeMetricFamily(
+                "qasdk_pool_queue_depth", "Tasks waiting for a worker, by pool.", labels=["pool"]
+            )
+            for pool, count in sorted(snapshot.queued_by_pool.items()):
+                waiting.add_metric([pool], count)
+            yield waiting
         yield GaugeMetricFamily(
             "qasdk_running_tasks", "Tasks running in this process.", value=self.running_tasks
         )

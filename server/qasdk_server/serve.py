@@ -38,6 +38,8 @@ from qasdk_server.events import TaskEvents
 
 if TYPE_CHECKING:
     from qasdk_server.state import ServerState
+from qasdk_server.metrics import Metrics
+from qasdk_server.metrics_http import MetricsPort
 from qasdk_server.registry import MethodRegistry
 from qasdk_server.tasks.worker import Worker
 
@@ -306,12 +308,32 @@ async def run_server(
 
 
 async def run_worker(config: Config, *, stop: asyncio.Event | None = None) -> None:
-    """Run tasks from the queue (no HTTP) until stopped."""
+    """Run tasks from the queue until stopped (no API; metrics on ``worker.metrics_port``)."""
+    metrics = Metrics()
+    metrics.database.reads_database = False  # the API's /metrics has the database's gauges
+    port = None
+    if config.worker.metrics_port is not None:
+        port = MetricsPort(metrics, config.worker.metrics_host, config.worker.metrics_port)
+    try:
+        await _run_worker(config, metrics, port, stop)
+    finally:
+        if port is not None:
+            port.close()
+
+
+async def _run_worker(
+    config: Config, metrics: Metrics, port: MetricsPort | None, stop: asyncio.Event | None
+) -> None:
     async with _process(config) as base:
-        async with Worker.running(config, base.url, base.pool, base.registry) as worker:
+        async with Worker.running(
+            config, base.url, base.pool, base.registry, metrics=metrics
+        ) as worker:
+            pools = ", ".join(config.worker.pools)
+            served = f"; metrics at {port.url}" if port is not None else ""
             _announce(
                 f"worker {worker.name} running up to "
-                f"{config.worker.concurrency} tasks ({len(base.registry.methods)} tools)"
+                f"{config.worker.concurrency} tasks ({len(base.registry.methods)} tools; "
+                f"pools: {pools}){served}"
             )
             waits = [
                 asyncio.create_task(base.stopper.event.wait()),

@@ -175,6 +175,7 @@ async def submit(
         raise invalid("must not contain NUL (\\u0000): the database cannot store it", nul)
     _check_size(data, server.config.limits)
     params: dict[str, Any] | None = None
+    pool = "default"  # a described task runs in the default pool (see README, Worker pools)
     if data.task_description is not None:
         if not data.task_description.strip():
             raise invalid("must not be empty", "task_description")
@@ -202,6 +203,7 @@ async def submit(
                 problems,
             ) from None
         kind = "direct"
+        pool = method.pool
     async with server.pool.connection() as conn:
         if principal.key is not None:
             await admit(conn, principal.key)
@@ -216,6 +218,7 @@ async def submit(
             owner=principal.owner,
             actor=actor,
             trace_context=trace_context,
+            pool=pool,
         )
 
 

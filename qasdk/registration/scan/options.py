@@ -28,6 +28,7 @@ OPTIONS = (
     "rate",
     "redact",
     "requires_approval",
+    "pool",
 )
 _RULES = {
     "name": rules.check_name,
@@ -42,6 +43,7 @@ _RULES = {
     "rate": rules.check_rate,
     "redact": rules.check_redact,
     "requires_approval": rules.check_flag,
+    "pool": rules.check_pool,
 }
 
 #: Reports a problem with an option: (field or None, reason).

@@ -94,13 +94,13 @@ WITH job AS (
     )::procrastinate_job_to_defer_v1]))[1] AS id
 ), task AS (
     INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id, owner,
-                       trace_context)
+                       trace_context, pool)
     SELECT %(id)s, %(kind)s, %(description)s, %(method)s, %(params)s::jsonb, %(priority)s,
-           %(timeout)s, job.id, %(owner)s, %(trace_context)s::jsonb
+           %(timeout)s, job.id, %(owner)s, %(trace_context)s::jsonb, %(pool)s
     FROM job
     RETURNING id AS task_id, status, kind, description AS task_description, method, params,
               priority, timeout, result, error, attempts, created_at, started_at,
-              completed_at, owner
+              completed_at, owner, pool
 ), audited AS (
     INSERT INTO audit_log (actor, key_id, client, action, target, detail, count)
     SELECT %(actor)s, %(key_id)s, %(client)s, %(action)s, task.task_id::text,
@@ -114,7 +114,7 @@ SELECT * FROM task;
 SELECT id AS task_id, status, kind, description AS task_description, method, params,
        priority, timeout, result, error, attempts, created_at, started_at, completed_at,
        owner, usage, parent_id, subtask_id, NULLIF(depends_on, '{}') AS depends_on,
-       failure_policy
+       failure_policy, pool
 FROM tasks
 WHERE id = %(id)s;
 
@@ -126,7 +126,7 @@ SELECT id AS task_id, status, kind, description AS task_description, method,
        priority, timeout,
        CASE WHEN %(with_result)s THEN result END AS result,
        error, attempts, created_at, started_at, completed_at, owner, usage, parent_id,
-       subtask_id, NULLIF(depends_on, '{}') AS depends_on, failure_policy
+       subtask_id, NULLIF(depends_on, '{}') AS depends_on, failure_policy, pool
 FROM tasks
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(parent_id)s::uuid IS NULL OR parent_id = %(parent_id)s)
@@ -245,25 +245,23 @@ SELECT
     (SELECT COALESCE(json_object_agg(status, n), '{}'::json)
      FROM (SELECT status, count(*) AS n FROM tasks GROUP BY status) AS by_status) AS tasks,
     (SELECT count(*) FROM procrastinate_jobs
-     WHERE queue_name = %(queue)s AND status = 'todo') AS queued,
+     WHERE (queue_name = %(queue)s OR starts_with(queue_name, %(prefix)s))
+       AND status = 'todo') AS queued,
     (SELECT count(*) FROM procrastinate_workers
-     WHERE last_heartbeat > now() - make_interval(secs => %(stale)s)) AS workers;
-
--- name: list_workers
--- Procrastinate's workers (its table holds an id and a heartbeat only), with the jobs each
--- runs now and the name (host:pid) its running tasks were claimed under.
-SELECT
-    worker.id,
-    worker.last_heartbeat,
-    worker.last_heartbeat > now() - make_interval(secs => %(stale)s) AS alive,
-    count(job.id) AS running,
-    min(task.worker) AS name
-FROM procrastinate_workers AS worker
-LEFT JOIN procrastinate_jobs AS job
-    ON job.worker_id = worker.id AND job.status = 'doing' AND job.queue_name = %(queue)s
-LEFT JOIN tasks AS task ON task.id::text = job.args ->> 'task_id'
-GROUP BY worker.id
-ORDER BY worker.id;
+     WHERE last_heartbeat > now() - make_interval(secs => %(stale)s)) AS workers,
+    -- By pool: jobs waiting (by queue) and registered workers alive or dead (qasdk_workers).
+    (SELECT COALESCE(json_object_agg(queue_name, n), '{}'::json)
+     FROM (SELECT queue_name, count(*) AS n FROM procrastinate_jobs
+           WHERE (queue_name = %(queue)s OR starts_with(queue_name, %(prefix)s))
+             AND status = 'todo'
+           GROUP BY queue_name) AS by_queue) AS queued_by_queue,
+    (SELECT COALESCE(json_agg(json_build_object('pool', pool, 'alive', alive, 'n', n)), '[]'::json)
+     FROM (SELECT pool, alive, count(*) AS n
+           FROM (SELECT unnest(pools) AS pool,
+                        stopped_at IS NULL
+                        AND last_heartbeat > now() - make_interval(secs => %(stale)s) AS alive
+                 FROM qasdk_workers) AS served
+           GROUP BY pool, alive) AS by_pool) AS pool_workers;
 
 -- name: recover_stalled_jobs
 -- Jobs of workers that stopped sending heartbeats go back to the queue, in one
@@ -275,7 +273,7 @@ WITH stalled AS (
     SELECT job.id, job.abort_requested, job.args ->> 'task_id' AS task_id
     FROM procrastinate_jobs AS job
     LEFT JOIN procrastinate_workers AS worker ON worker.id = job.worker_id
-    WHERE job.queue_name = %(queue)s
+    WHERE (job.queue_name = %(queue)s OR starts_with(job.queue_name, %(prefix)s))
       AND job.status = 'doing'
       AND (job.worker_id IS NULL
            OR worker.last_heartbeat < now() - make_interval(secs => %(stale)s))
@@ -641,10 +639,10 @@ SELECT id FROM task;
 -- name: insert_subtask
 -- A sub-task waits (pending, no job) until graph_advance queues it.
 INSERT INTO tasks (id, kind, description, method, params, priority, timeout, owner,
-                   trace_context, parent_id, subtask_id, depends_on, unmet)
+                   trace_context, parent_id, subtask_id, depends_on, unmet, pool)
 VALUES (%(id)s, %(kind)s, %(description)s, %(method)s, %(params)s::jsonb, %(priority)s,
         %(timeout)s, %(owner)s, %(trace_context)s::jsonb, %(parent_id)s, %(subtask_id)s,
-        %(depends_on)s::uuid[], cardinality(%(depends_on)s::uuid[]));
+        %(depends_on)s::uuid[], cardinality(%(depends_on)s::uuid[]), %(pool)s);
 
 -- name: graph_parent_of
 -- Before a sub-task's outcome is written, its graph is locked: every change to a graph's
@@ -662,7 +660,7 @@ FOR UPDATE;
 -- name: graph_children
 -- A graph's sub-tasks without their results (read on each change: kept small).
 SELECT id, subtask_id, kind, status, depends_on, unmet, job_id, cancel_requested, params,
-       description, priority, error
+       description, priority, error, pool
 FROM tasks
 WHERE parent_id = %(id)s
 ORDER BY created_at, id;
@@ -724,3 +722,50 @@ SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb,
     completed_at = now()
 WHERE id = %(id)s AND kind = 'graph' AND status = 'running'
 RETURNING id;
+
+-- Worker pools and registered workers (issue 17, migration 0026) ------------------------
+
+-- name: task_pool
+-- The pool a task's next job is queued in (a resume after approval queues one).
+SELECT pool FROM tasks WHERE id = %(id)s;
+
+-- name: register_worker
+-- A worker process at start (again after a restart of its queue loop: the same id).
+INSERT INTO qasdk_workers (id, name, host, pid, pools, version, concurrency)
+VALUES (%(id)s, %(name)s, %(host)s, %(pid)s, %(pools)s::text[], %(version)s, %(concurrency)s)
+ON CONFLICT (id) DO UPDATE SET last_heartbeat = now(), stopped_at = NULL;
+
+-- name: worker_heartbeat
+-- Every heartbeat: this worker's counts, and rows of workers silent for ``forget``
+-- seconds are deleted (whichever live worker gets there; a no-op most of the time).
+WITH forgotten AS (
+    DELETE FROM qasdk_workers
+    WHERE last_heartbeat < now() - make_interval(secs => %(forget)s) AND id <> %(id)s
+)
+UPDATE qasdk_workers
+SET last_heartbeat = now(), running = %(running)s, done = %(done)s, stopped_at = NULL
+WHERE id = %(id)s
+RETURNING id;
+
+-- name: worker_stopped
+UPDATE qasdk_workers
+SET last_heartbeat = now(), running = %(running)s, done = %(done)s, stopped_at = now()
+WHERE id = %(id)s;
+
+-- name: list_workers
+-- Registered workers, the live ones first, newest first; alive: a recent heartbeat and no stop.
+SELECT id, name, host, pid, pools, version, concurrency, started_at, last_heartbeat,
+       stopped_at, running, done,
+       stopped_at IS NULL
+       AND last_heartbeat > now() - make_interval(secs => %(stale)s) AS alive
+FROM qasdk_workers
+ORDER BY alive DESC, started_at DESC, id
+LIMIT %(limit)s;
+
+-- name: pool_served
+-- Whether a live worker serves this pool (a pending task of a pool nobody serves waits).
+SELECT EXISTS (
+    SELECT 1 FROM qasdk_workers
+    WHERE %(pool)s = ANY(pools) AND stopped_at IS NULL
+      AND last_heartbeat > now() - make_interval(secs => %(stale)s)
+) AS served;

@@ -126,6 +126,7 @@ async def check_subtasks(
             problems.append(Problem(field=where, reason=reason))
             continue
         params: dict[str, Any] | None = None
+        pool = "default"
         if spec.task_description is not None:
             if spec.params is not None:
                 reason = "params go with method, not with task_description"
@@ -140,6 +141,8 @@ async def check_subtasks(
                 problems.append(Problem(field=f"{where}.task_description", reason=reason))
         else:
             params = await _direct(server, spec, where, principal, problems)
+            found = await server.registry.find(spec.method) if spec.method else None
+            pool = found.pool if found is not None else pool
         if len(problems) > before:
             continue
         nodes.append(
@@ -152,6 +155,7 @@ async def check_subtasks(
                 depends_on=tuple(spec.depends_on),
                 priority=spec.priority or priority,
                 timeout=spec.timeout or timeout,
+                pool=pool,
             )
         )
     # The shape is checked whatever else is wrong, on every sub-task as it was sent.

@@ -18,6 +18,7 @@ from qasdk._excerpt import excerpt
 from qasdk.audit import Actor
 from qasdk.models import TERMINAL_STATUSES, Task, TaskStatus, TraceStep
 from qasdk.store import tasks as store
+from qasdk.store.workers import pool_served
 from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError, error_responses
 from qasdk_server.routes._cursor import decode_cursor, page
@@ -117,10 +118,19 @@ class TaskController(Controller):
             Parameter(ge=0, le=MAX_WAIT, description="Seconds to wait for the task to finish."),
         ] = 0,
     ) -> Task:
-        """The task's status and, once finished, its result or error."""
+        """The task's status and, once finished, its result or error; a pending one says
+        whether it waits for a worker of its pool (``waiting_for_pool``)."""
         if wait > 0:
-            return await wait_until_done(server, task_id, wait, principal)
-        return await load_task(server, task_id, principal)
+            task = await wait_until_done(server, task_id, wait, principal)
+        else:
+            task = await load_task(server, task_id, principal)
+        if task.status == "pending" and task.kind != "graph":
+            async with server.pool.connection() as conn:
+                served = await pool_served(
+                    conn, task.pool, stale=server.config.worker.stalled_after
+                )
+            task.waiting_for_pool = not served
+        return task
 
     @get("/", summary="List tasks", responses=error_responses(400), opt={"scope": "read"})
     async def list_tasks(

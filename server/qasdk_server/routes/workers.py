@@ -1,14 +1,15 @@
-"""``GET /api/workers``: the queue's workers, their heartbeats and what they run now.
+"""``GET /api/workers``: every registered worker process, its pools, heartbeat and load.
 
-Procrastinate's worker table holds an id and a heartbeat; a worker's name
-(``host:pid``) is read from the tasks it runs, and this server's own process
-(host, pid, start) is told in full.
+Each worker (``qasdk worker``, or the one ``qasdk serve`` embeds) registers in
+``qasdk_workers`` at start and refreshes its row with every heartbeat; this
+server's own process is told too, worker or not.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import uuid
 from datetime import datetime
 
 import msgspec
@@ -22,15 +23,25 @@ __all__ = ["list_workers"]
 
 
 class Worker(msgspec.Struct):
-    id: int
-    #: ``host:pid``, ``host`` and ``pid``: known while it runs a task, or when it is this server's.
-    name: str | None
-    host: str | None
-    pid: int | None
-    started_at: datetime | None
+    id: uuid.UUID
+    #: ``host:pid``, as logs and a task's ``worker`` name it.
+    name: str
+    host: str
+    pid: int
+    #: The worker pools it serves (``qasdk worker --pool ...``).
+    pools: list[str]
+    version: str
+    #: Tasks it runs at once, at most.
+    concurrency: int
+    started_at: datetime
     last_heartbeat: datetime
+    #: Set when it stopped on purpose (it is dead from then on).
+    stopped_at: datetime | None
+    #: ``False``: presumed dead (no heartbeat for ``worker.stalled_after`` seconds, or stopped).
     alive: bool
+    #: Tasks running there now, and tasks it ended since it started (as of its last heartbeat).
     running: int
+    done: int
 
 
 class ThisServer(msgspec.Struct):
@@ -48,13 +59,6 @@ class WorkerList(msgspec.Struct):
     server: ThisServer
 
 
-def _split(name: str | None) -> tuple[str | None, int | None]:
-    if not name:
-        return None, None
-    host, _, pid = name.rpartition(":")
-    return (host, int(pid)) if host and pid.isdigit() else (name, None)
-
-
 @get(
     "/api/workers",
     summary="The queue's workers",
@@ -62,7 +66,8 @@ def _split(name: str | None) -> tuple[str | None, int | None]:
     opt={"scope": "read"},
 )
 async def list_workers(server: ServerState) -> WorkerList:
-    """Every worker Procrastinate knows of, alive or not yet pruned, oldest first."""
+    """Every registered worker, alive first, then newest first; dead ones until
+    ``worker.forget_after`` has passed since their last heartbeat."""
     async with server.pool.connection() as conn:
         rows = await store.list_workers(conn, stale=server.config.worker.stalled_after)
     here = ThisServer(
@@ -73,19 +78,5 @@ async def list_workers(server: ServerState) -> WorkerList:
         embedded_worker=server.worker is not None,
         running_tasks=server.running_tasks,
     )
-    workers = []
-    for row in rows:
-        host, pid = _split(row.name)
-        workers.append(
-            Worker(
-                id=row.id,
-                name=row.name,
-                host=host,
-                pid=pid,
-                started_at=here.started_at if row.name == here.name else None,
-                last_heartbeat=row.last_heartbeat,
-                alive=row.alive,
-                running=row.running,
-            )
-        )
+    workers = [Worker(**msgspec.structs.asdict(row)) for row in rows]
     return WorkerList(workers=workers, alive=sum(w.alive for w in workers), server=here)

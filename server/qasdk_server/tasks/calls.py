@@ -44,6 +44,7 @@ class Runner(Protocol):
     config: Config
     pool: Pool
     background: set[asyncio.Task[None]]
+    pools: tuple[str, ...]
 
 
 class ToolCalls:
@@ -76,6 +77,8 @@ class ToolCalls:
         tool runs in that span's context.
         """
         method = self._runner.executor.methods.get(name)
+        if method is not None and method.pool not in self._runner.pools:
+            return _pool_not_served(method.name, method.pool, self._runner.pools)
         if method is not None and method.policy is not None:
             self._warn_unserved(method.name, method.policy)
         call = ToolCall(
@@ -209,6 +212,23 @@ class ToolCalls:
                 await announce_progress(conn, task_id, tool, fraction, message)
 
         return ProgressRelay(announce, self._runner.background)
+
+
+def _pool_not_served(tool: str, pool: str, served: tuple[str, ...]) -> ExecutionResult:
+    """A call this worker may not run: the tool's pool is another worker's.
+
+    A direct task always lands on a worker of its pool (its queue); this is a model's
+    call from a task of another pool (or a tool moved to another pool since submit).
+    """
+    return ExecutionResult(
+        success=False,
+        error_type="PoolNotServed",
+        error=(
+            f"tool {tool!r} runs in worker pool {pool!r}, which this worker does not serve "
+            f"(it serves {', '.join(served)}): start one with qasdk worker --pool {pool} "
+            "--pool default to run model tasks that call it"
+        ),
+    )
 
 
 def _retryable(outcome: ExecutionResult, policy: ToolPolicy | None) -> bool:

@@ -128,8 +128,13 @@ class TaskRunner:
         metrics: Metrics | None = None,
         chain: Chain | None = None,
         tracing: Tracing | None = None,
+        pools: tuple[str, ...] = ("default",),
     ) -> None:
         self.metrics = metrics or Metrics()
+        #: The worker pools this worker serves (fixed while it runs: its queues are).
+        self.pools = pools
+        #: Tasks it ended, whatever their outcome (the workers view's "done").
+        self.tasks_done = 0
         #: The middleware every tool call goes through (``config.middleware``).
         self.chain = chain if chain is not None else chain_for(config, self.metrics, pool)
         #: OpenTelemetry spans of tasks (``None``: telemetry is off, nothing is traced).
@@ -342,6 +347,7 @@ class TaskRunner:
                 self._finish(conn, task_id, attempt, recorder, "cancelled", None, error)
             )
             self.metrics.observe_task(task.kind, "cancelled", time.monotonic() - started)
+            self.tasks_done += 1
             if span is not None:
                 span.end("cancelled", error)
             logger.info("task %s cancelled", task_id, extra=log_extra)
@@ -354,6 +360,7 @@ class TaskRunner:
         written = await self._finish(conn, task_id, attempt, recorder, status, result, error)
         elapsed = time.monotonic() - started
         self.metrics.observe_task(task.kind, status, elapsed)
+        self.tasks_done += 1
         if span is not None:
             span.end(status if written else "superseded", error)
         if not written:

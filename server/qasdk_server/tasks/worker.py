@@ -24,8 +24,9 @@ import procrastinate
 from qasdk.config import Config
 from qasdk.redaction import mask_url
 from qasdk.store.connection import Pool, ping
+from qasdk.store.pools import queues_for
 from qasdk.store.queue import recover_stalled_jobs
-from qasdk.store.tasks import QUEUE, settle_orphans
+from qasdk.store.tasks import settle_orphans
 from qasdk_server.agent.threads import AgentThreads
 from qasdk_server.executor import Executor
 from qasdk_server.executor.environment import tool_environment
@@ -33,6 +34,7 @@ from qasdk_server.executor.output import OutputLimits
 from qasdk_server.metrics import Metrics
 from qasdk_server.middleware.load import chain_for
 from qasdk_server.registry import MethodRegistry
+from qasdk_server.tasks.presence import Presence
 from qasdk_server.tasks.queue import queue_app, worker_name
 from qasdk_server.tasks.runner import TaskRunner
 from qasdk_server.telemetry import start as start_tracing
@@ -123,17 +125,30 @@ class Worker:
             metrics=metrics,
             chain=chain,
             tracing=tracing,
+            pools=config.worker.pools,
         )
+        metrics.database.live = lambda: (len(runner.running), len(registry.methods))
         warm = asyncio.create_task(runner.warm_up(), name="qasdk warm-up")
         app = queue_app(url, pool_size=concurrency + 2, busy_delay=config.worker.stalled_after)
         await app.open_async()
         worker = cls(app, runner, config)
+        presence = Presence(
+            pool,
+            name=runner.worker_name,
+            pools=config.worker.pools,
+            concurrency=concurrency,
+            interval=config.worker.heartbeat_interval,
+            forget_after=config.worker.forget_after,
+            counts=lambda: (len(runner.running), runner.tasks_done),
+        )
         await worker.start()
+        presence.start()
         try:
             yield worker
         finally:
             warm.cancel()
             await worker.stop()
+            await presence.stop()
             await app.close_async()
             await executor.close()
             threads.shutdown(wait=False, cancel_futures=True)
@@ -150,7 +165,7 @@ class Worker:
             started = time.monotonic()
             try:
                 await self.app.run_worker_async(
-                    queues=[QUEUE],
+                    queues=queues_for(self.config.pools),
                     name=self.runner.worker_name,
                     concurrency=self.config.concurrency,
                     install_signal_handlers=False,
