@@ -109,8 +109,10 @@ async def test_a_pooled_task_waits_for_its_pool_and_runs_only_there(
             ]
         )
         until(
-            lambda: server.get(graph["task_id"]).get("status") == "running"
-            and metrics(server)['qasdk_pool_queue_depth{pool="gpu"}'] == 2,
+            lambda: (
+                server.get(graph["task_id"]).get("status") == "running"
+                and metrics(server)['qasdk_pool_queue_depth{pool="gpu"}'] == 2
+            ),
             "the graph's gpu sub-task was never queued in the gpu pool",
         )
 
@@ -132,8 +134,10 @@ async def test_a_pooled_task_waits_for_its_pool_and_runs_only_there(
 
         # The workers view: both registered, with their pools and counts.
         until(
-            lambda: workers(server).get(gpu.proc.pid, {}).get("done", 0) >= 3
-            and workers(server)[default.proc.pid]["done"] >= 4,
+            lambda: (
+                workers(server).get(gpu.proc.pid, {}).get("done", 0) >= 3
+                and workers(server)[default.proc.pid]["done"] >= 4
+            ),
             "the workers' done counts never reached what they ran",
         )
         seen = workers(server)

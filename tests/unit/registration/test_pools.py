@@ -63,7 +63,10 @@ def test_the_scanner_reads_a_pool_into_the_policy() -> None:
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ('"GPU"', "'GPU' is not a pool name: use a-z, 0-9, '_' and '-' (it contains 'G', 'P', 'U')"),
+        (
+            '"GPU"',
+            "'GPU' is not a pool name: use a-z, 0-9, '_' and '-' (it contains 'G', 'P', 'U')",
+        ),
         ('"gpu.big"', "(it contains '.')"),
         ('"-gpu"', "it must start with a letter or a digit"),
         ('""', "must not be empty (leave it out for the default pool)"),
