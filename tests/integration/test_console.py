@@ -232,7 +232,11 @@ def test_the_workers_api_names_this_servers_process(console: Server) -> None:
     assert body["server"]["pid"] > 0 and body["server"]["name"].endswith(
         f":{body['server']['pid']}"
     )
-    assert all({"id", "last_heartbeat", "alive", "running"} <= set(w) for w in body["workers"])
+    fields = {"id", "name", "host", "pid", "pools", "started_at", "last_heartbeat", "alive"}
+    assert all(fields | {"running", "done", "version"} <= set(w) for w in body["workers"])
+    # The embedded worker registered itself: this server's own process, serving the default pool.
+    (mine,) = [w for w in body["workers"] if w["pid"] == body["server"]["pid"]]
+    assert mine["alive"] is True and mine["pools"] == ["default"]
     me = console.http.get("/api/me").json()
     assert me == {
         "keys_required": False,

@@ -1,10 +1,16 @@
-// Workers: every worker process on the database, its heartbeat and what it runs now.
+// Workers: every worker process on the database: its pools, heartbeat, what it runs and has run.
 
 import { api } from "../api.js";
 import { badge, empty, facts, h, show, time } from "../ui.js";
 
 export const title = "Workers";
 const REFRESH = 5000;
+const COLUMNS = [["Worker"], ["Host"], ["PID", true], ["Pools"], ["Started"], ["Last heartbeat"], ["State"], ["Running", true], ["Done", true], ["Version"]];
+
+function state(w) {
+  if (w.alive) return "alive";
+  return w.stopped_at ? "stopped" : "dead";
+}
 
 export async function render(main) {
   const body = h("div", {});
@@ -27,17 +33,20 @@ export async function render(main) {
         h("h2", {}, `Workers: ${list.alive} alive`),
         list.workers.length
           ? h("div", { class: "table-wrap" }, h("table", {},
-            h("thead", {}, h("tr", {}, ["Worker", "Host", "PID", "Started", "Last heartbeat", "State", "Running"].map((t, i) => h("th", { class: i === 6 ? "num" : null }, t)))),
-            h("tbody", {}, list.workers.map((w) => h("tr", {},
-              h("td", {}, `#${w.id}`),
-              h("td", {}, w.host ?? h("span", { class: "muted", title: "known while it runs a task" }, "—")),
-              h("td", {}, w.pid === null ? "—" : String(w.pid)),
+            h("thead", {}, h("tr", {}, COLUMNS.map(([t, num]) => h("th", { class: num ? "num" : null }, t)))),
+            h("tbody", {}, list.workers.map((w) => h("tr", { "data-state": state(w) },
+              h("td", {}, h("code", { title: `id ${w.id}` }, w.name)),
+              h("td", {}, w.host),
+              h("td", { class: "num" }, String(w.pid)),
+              h("td", {}, w.pools.join(", ")),
               h("td", {}, time(w.started_at)),
               h("td", {}, time(w.last_heartbeat)),
-              h("td", {}, w.alive ? badge("alive") : badge("dead", "silent")),
-              h("td", { class: "num" }, String(w.running)))))))
+              h("td", {}, w.alive ? badge("alive") : badge("dead", w.stopped_at ? "stopped" : "silent")),
+              h("td", { class: "num" }, `${w.running}/${w.concurrency}`),
+              h("td", { class: "num" }, String(w.done)),
+              h("td", {}, w.version))))))
           : empty("no workers: start one with qasdk worker (qasdk serve runs one unless --no-worker)"),
-        h("p", { class: "hint" }, "Procrastinate records a worker's id and heartbeat; its host and pid are known while it runs a task, or when it is this server's.")));
+        h("p", { class: "hint" }, "Each worker registers at start and beats every worker.heartbeat_interval; one silent for worker.stalled_after is presumed dead (its tasks run elsewhere). A worker takes only the tasks of its pools (qasdk worker --pool NAME).")));
     timer = setTimeout(again, REFRESH);
   }
   // A failed refresh keeps what is shown, says why, and tries again.
