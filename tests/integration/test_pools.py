@@ -39,6 +39,16 @@ def gpu_where(tag: str) -> int:
     return os.getppid()
 
 
+@tool(pool="gpu", requires_approval=True)
+def gpu_guarded(tag: str) -> int:
+    """The pid of the worker that ran it, once a person approved (a gpu-pool tool).
+
+    Args:
+        tag: Anything, to tell calls apart.
+    """
+    return os.getppid()
+
+
 @tool
 def default_where(tag: str) -> int:
     """The pid of the worker that ran it (a default-pool tool).
@@ -127,6 +137,23 @@ async def test_a_pooled_task_waits_for_its_pool_and_runs_only_there(
         assert whole["result"]["g"]["result"] == gpu.proc.pid
         again = server.run(method="gpu_where", params={"tag": "second"})
         assert again["result"] == gpu.proc.pid
+        # A resume after approval is queued in the task's pool again.
+        guarded = server.submit(method="gpu_guarded", params={"tag": "ok?"})["task_id"]
+        until(
+            lambda: server.get(guarded)["status"] == "awaiting_approval",
+            "the guarded task never parked for approval",
+            within=30,
+        )
+        (approval,) = server.http.get("/api/approvals", params={"task_id": guarded}).json()[
+            "approvals"
+        ]
+        decided = server.http.post(
+            f"/api/tasks/{guarded}/approvals/{approval['approval_id']}",
+            json={"decision": "approve"},
+        )
+        assert decided.status_code == 200, decided.text
+        resumed = server.finished(guarded, within=60)
+        assert (resumed["status"], resumed["result"]) == ("completed", gpu.proc.pid), resumed
         # Priorities still hold within a pool; the default pool's tasks stay on its worker.
         assert server.run(method="default_where", params={"tag": "e"})["result"] == (
             default.proc.pid
@@ -155,7 +182,7 @@ async def test_a_pooled_task_waits_for_its_pool_and_runs_only_there(
         # The gpu worker's own metrics port has its tool counters (and no database gauges).
         own = parse_metrics(httpx.get(scrape.group(1), timeout=10).text)
         assert own['qasdk_tool_calls_total{tool="gpu_where",outcome="success"}'] == 3
-        assert own['qasdk_tasks_finished_total{kind="direct",status="completed"}'] == 3
+        assert own['qasdk_tasks_finished_total{kind="direct",status="completed"}'] == 4
         assert "qasdk_database_up" not in own
 
         # Killed: presumed dead after worker.stalled_after (2 s here), never pruned at once.
