@@ -19,6 +19,7 @@ from procrastinate.job_context import AbortReason, JobContext
 from procrastinate.retry import RetryDecision
 
 from qasdk.store.connection import CONNECT_KWARGS
+from qasdk.store.pools import queue_for
 from qasdk.store.tasks import JOB_TASK, QUEUE
 from qasdk_server.tasks.runner import (
     DatabaseUnavailable,
@@ -40,8 +41,14 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def queue_app(url: str, *, pool_size: int, busy_delay: float = 10.0) -> procrastinate.App:
-    """A Procrastinate app for qasdk's queue, with the job that runs a task."""
+def queue_app(
+    url: str, *, pool_size: int, busy_delay: float = 10.0, pools: tuple[str, ...] = ("default",)
+) -> procrastinate.App:
+    """A Procrastinate app for qasdk's queue, with the job that runs a task.
+
+    ``pools``: the worker pools this worker serves; its retention job goes to the first's
+    queue, so a worker of any pool can run it.
+    """
     connector = procrastinate.PsycopgConnector(
         conninfo=url,
         min_size=1,
@@ -53,9 +60,12 @@ def queue_app(url: str, *, pool_size: int, busy_delay: float = 10.0) -> procrast
         _run_task
     )
     # Deferred once per period by whichever worker gets there first (Procrastinate's
-    # periodic tasks), so retention runs once however many workers there are.
+    # periodic tasks), so retention runs once however many workers there are; on that
+    # worker's own pool, so it runs even where no worker serves the default pool.
     app.periodic(cron=RETENTION_CRON, periodic_id="retention")(
-        app.task(name=RETENTION_TASK, queue=QUEUE, pass_context=True)(_apply_retention)
+        app.task(name=RETENTION_TASK, queue=queue_for(pools[0]), pass_context=True)(
+            _apply_retention
+        )
     )
     return app
 

@@ -129,7 +129,12 @@ class Worker:
         )
         metrics.database.live = lambda: (len(runner.running), len(registry.methods))
         warm = asyncio.create_task(runner.warm_up(), name="qasdk warm-up")
-        app = queue_app(url, pool_size=concurrency + 2, busy_delay=config.worker.stalled_after)
+        app = queue_app(
+            url,
+            pool_size=concurrency + 2,
+            busy_delay=config.worker.stalled_after,
+            pools=config.worker.pools,
+        )
         await app.open_async()
         worker = cls(app, runner, config)
         presence = Presence(

@@ -14,6 +14,14 @@ def test_retention_is_a_periodic_job_on_qasdks_queue() -> None:
     assert periodic.task.queue == "qasdk"
 
 
+def test_retention_runs_in_the_workers_own_pool() -> None:
+    # Deduplicated by Procrastinate per period whichever queue it is deferred on, so a
+    # deployment whose workers all serve other pools still applies retention.
+    app = queue_app("postgresql://nowhere/none", pool_size=1, pools=("gpu", "default"))
+    (periodic,) = list(app.periodic_registry.periodic_tasks.values())
+    assert periodic.task.queue == "qasdk.gpu"
+
+
 def test_a_job_stays_until_its_task_has_an_outcome() -> None:
     strategy = _KeepUntilDone(busy_delay=10)
 
