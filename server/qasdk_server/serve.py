@@ -35,11 +35,11 @@ from qasdk.security.signing import load_signing_key
 from qasdk.store.connection import CONNECT_KWARGS, Pool, configure, connect, resolve_url
 from qasdk.store.migrate import migrate
 from qasdk_server.events import TaskEvents
+from qasdk_server.metrics import Metrics
+from qasdk_server.metrics_http import MetricsPort
 
 if TYPE_CHECKING:
     from qasdk_server.state import ServerState
-from qasdk_server.metrics import Metrics
-from qasdk_server.metrics_http import MetricsPort
 from qasdk_server.registry import MethodRegistry
 from qasdk_server.tasks.worker import Worker
 
