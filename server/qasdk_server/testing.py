@@ -131,11 +131,13 @@ class Tools:
         from qasdk.store import tasks as store
         from qasdk_server.executor import prepare_params
 
+        pool = "default"
         if method is not None:
             config = await self._runner.registry.find(method)
             if config is None:
                 raise LookupError(f"no tool named {method!r}; synced: {', '.join(self.names)}")
             params = prepare_params(config, params or {}, fill_defaults=False)
+            pool = config.pool
         async with self._pool.connection() as conn:
             task: Task = await store.insert_task(
                 conn,
@@ -144,6 +146,7 @@ class Tools:
                 method=method,
                 params=params,
                 timeout=timeout,
+                pool=pool,
             )
         await self._runner.run(task.task_id, lambda: None)
         async with self._pool.connection() as conn:
@@ -264,5 +267,7 @@ async def _start(
         threads=threads,
         metrics=metrics,
         chain=chain_for(config, metrics, pool, root),
+        # In a test every tool runs here, whatever pool it names.
+        pools=tuple({"default", *(m.pool for m in registry.configs().values())}),
     )
     return Tools(asyncio.get_running_loop(), runner, pool)
