@@ -18,6 +18,7 @@ from qasdk.permissions import WELL_KNOWN
 
 __all__ = [
     "UNSET",
+    "AttemptRecord",
     "ExecutionResult",
     "McpEndpoint",
     "McpServer",
@@ -291,7 +292,10 @@ class ToolOverride(msgspec.Struct, frozen=True, kw_only=True):
     locations: dict[str, Source] = {}
 
 
-TaskStatus = Literal["pending", "running", "awaiting_approval", "completed", "failed", "cancelled"]
+TaskStatus = Literal[
+    "pending", "running", "awaiting_approval", "blocked", "completed", "failed", "cancelled"
+]
+#: ``blocked`` is not among them: a dead letter waits for an operator's retry or discard.
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -300,6 +304,16 @@ class TaskError(msgspec.Struct, frozen=True):
 
     type: str
     message: str
+
+
+class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One failed attempt of a task that was worth another (``worker.max_attempts``)."""
+
+    attempt: int
+    at: datetime
+    error: TaskError
+    #: When the next attempt was due; ``None``: it was the last one (the task is blocked).
+    retry_at: datetime | None = None
 
 
 class Task(msgspec.Struct, kw_only=True):
@@ -334,6 +348,11 @@ class Task(msgspec.Struct, kw_only=True):
     depends_on: list[UUID] | None = None
     #: Of a graph: ``fail_fast`` or ``continue`` (what a failed sub-task does to the rest).
     failure_policy: str | None = None
+    #: Retryable failures since it was submitted or last retried by an operator, each
+    #: failed attempt (the latest last), and when the next attempt is due (retrying).
+    failures: int = 0
+    attempt_history: list[AttemptRecord] = []
+    next_attempt_at: datetime | None = None
 
 
 class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):
