@@ -349,9 +349,10 @@ class Task(msgspec.Struct, kw_only=True):
     #: Of a graph: ``fail_fast`` or ``continue`` (what a failed sub-task does to the rest).
     failure_policy: str | None = None
     #: Retryable failures since it was submitted or last retried by an operator, each
-    #: failed attempt (the latest last), and when the next attempt is due (retrying).
+    #: failed attempt (the latest last; unset in a list of tasks), and when the next
+    #: attempt is due (retrying).
     failures: int = 0
-    attempt_history: list[AttemptRecord] = []
+    attempt_history: list[AttemptRecord] | UnsetType = []
     next_attempt_at: datetime | None = None
 
 

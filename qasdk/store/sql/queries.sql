@@ -120,14 +120,14 @@ WHERE id = %(id)s;
 
 -- name: list_tasks
 -- Newest first, keyset-paginated on (created_at, id), filtered by what is given; params and
--- result (the big columns) only when asked for.
+-- result (the big columns) only when asked for; attempt_history never (GET one task for it).
 SELECT id AS task_id, status, kind, description AS task_description, method,
        CASE WHEN %(with_params)s THEN params END AS params,
        priority, timeout,
        CASE WHEN %(with_result)s THEN result END AS result,
        error, attempts, created_at, started_at, completed_at, owner, usage, parent_id,
        subtask_id, NULLIF(depends_on, '{}') AS depends_on, failure_policy, failures,
-       attempt_history, next_attempt_at
+       next_attempt_at
 FROM tasks
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(parent_id)s::uuid IS NULL OR parent_id = %(parent_id)s)
