@@ -53,7 +53,8 @@ async def fail_attempt(
     delay: float,
     block: bool,
 ) -> Failed | None:
-    """Record attempt ``attempt``'s retryable failure; ``None`` if another attempt owns the task.
+    """Record attempt ``attempt``'s retryable failure; ``None`` if another attempt owns the task
+    or its cancel was asked for.
 
     ``block``: its attempts are used up (it becomes ``blocked``); otherwise it runs
     again in ``delay`` seconds.

@@ -736,9 +736,11 @@ RETURNING id;
 -- A retryable failure of the claiming attempt (only it: status and attempts match). Kept in
 -- attempt_history; then the task waits (pending) for a new job scheduled at retry_at, or,
 -- with %(block)s (its attempts used up), becomes blocked: a dead letter, with no job.
+-- Not for a task whose cancel was asked for: that attempt's failure is its outcome.
 WITH target AS (
     SELECT id, priority FROM tasks
     WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+      AND NOT cancel_requested
     FOR UPDATE
 ), due AS (
     SELECT CASE WHEN %(block)s THEN NULL

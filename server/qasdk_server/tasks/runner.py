@@ -363,11 +363,13 @@ class TaskRunner:
             await self._pause(conn, task, recorder, result, span, log_extra)
             return
         if status == RETRYABLE:
-            if self.config.worker.max_attempts > 0:
-                assert error is not None
-                await self._retry_later(conn, task, recorder, error, span, log_extra)
+            assert error is not None
+            if self.config.worker.max_attempts > 0 and await self._retry_later(
+                conn, task, recorder, error, span, log_extra
+            ):
                 return
-            status = "failed"  # no task retries (worker.max_attempts: 0)
+            # No task retries (worker.max_attempts: 0), or a cancel came first: a failure.
+            status = "failed"
         written = await self._finish(conn, task_id, attempt, recorder, status, result, error)
         elapsed = time.monotonic() - started
         self.metrics.observe_task(task.kind, status, elapsed)
@@ -423,8 +425,12 @@ class TaskRunner:
         error: TaskError,
         span: TaskSpan | None,
         log_extra: dict[str, Any],
-    ) -> None:
-        """Queue the task again after a backoff, or block it once its attempts are used up."""
+    ) -> bool:
+        """Queue the task again after a backoff, or block it once its attempts are used up.
+
+        ``False``: neither (its cancel was asked for, or a newer attempt owns it); the
+        caller records the failure as the outcome (dropped if a newer attempt owns the task).
+        """
         worker = self.config.worker
         failures = task.failures + 1
         block = failures >= worker.max_attempts
@@ -434,10 +440,7 @@ class TaskRunner:
             conn, task.task_id, task.attempts, error, delay=delay, block=block
         )
         if failed is None:
-            if span is not None:
-                span.end("superseded", error)
-            logger.warning(_DROPPED, task.task_id, extra=log_extra)
-            return
+            return False
         if span is not None:
             span.end(failed.status, error)
         if block:
@@ -450,7 +453,7 @@ class TaskRunner:
                 error.message,
                 extra=log_extra,
             )
-            return
+            return True
         self.metrics.task_retries.labels(task.kind).inc()
         logger.info(
             "task %s: attempt failed (%s: %s); attempt %d of %d in %.2f s",
@@ -462,6 +465,7 @@ class TaskRunner:
             delay,
             extra=log_extra,
         )
+        return True
 
     async def _finish(
         self,
