@@ -120,6 +120,8 @@ def test_a_declared_retryable_error_is_retried_into_blocked_then_retried_to_succ
     assert server.get(task_id)["status"] == "blocked"
     refused = post(server, f"/api/tasks/{task_id}/retry", 400, task_description="try again")
     assert "task_description" in refused["error"]["message"]
+    refused = post(server, f"/api/tasks/{task_id}/retry", 400, priority=9)
+    assert "priority" in refused["error"]["message"], refused
 
     retried = post(server, f"/api/tasks/{task_id}/retry", 200, params={"tag": "one", "ok": True})
     assert retried["status"] in {"pending", "running", "completed"}
