@@ -108,7 +108,7 @@ def _duplicate(exc: BaseException) -> bool:
 
 #: The outcome of an attempt that stopped to wait for a person.
 AWAITING = "awaiting_approval"
-#: The outcome of an attempt that failed in a way another attempt may not (``retry.py``).
+#: The outcome of an attempt that failed in a way another attempt may get past (``retry.py``).
 RETRYABLE = "retryable"
 
 
