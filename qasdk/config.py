@@ -178,6 +178,12 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     model_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
     #: First retry delay in seconds; it doubles for each further retry.
     retry_backoff: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    #: Attempts a task gets when it fails for a retryable reason (model unavailable, a tool
+    #: timeout or a tool's ``retry_on`` errors...), ``retry_backoff * 2**n`` s apart
+    #: (jittered, at most ``retry_delay_max``); then it is ``blocked`` for an operator.
+    #: ``0``: no task retries and no dead letters (such a failure is final, ``failed``).
+    max_attempts: Annotated[int, msgspec.Meta(ge=0, le=100)] = 3
+    retry_delay_max: Annotated[float, msgspec.Meta(ge=0)] = 300.0
     #: A worker proves it is alive this often...
     heartbeat_interval: Positive = 2.0
     #: ...and is presumed dead (its tasks run elsewhere) after this long without doing so.

@@ -18,6 +18,7 @@ from qasdk.permissions import WELL_KNOWN
 
 __all__ = [
     "UNSET",
+    "AttemptRecord",
     "ExecutionResult",
     "McpEndpoint",
     "McpServer",
@@ -302,7 +303,10 @@ class ToolOverride(msgspec.Struct, frozen=True, kw_only=True):
     locations: dict[str, Source] = {}
 
 
-TaskStatus = Literal["pending", "running", "awaiting_approval", "completed", "failed", "cancelled"]
+TaskStatus = Literal[
+    "pending", "running", "awaiting_approval", "blocked", "completed", "failed", "cancelled"
+]
+#: ``blocked`` is not among them: a dead letter waits for an operator's retry or discard.
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -311,6 +315,16 @@ class TaskError(msgspec.Struct, frozen=True):
 
     type: str
     message: str
+
+
+class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One failed attempt of a task that was worth another (``worker.max_attempts``)."""
+
+    attempt: int
+    at: datetime
+    error: TaskError
+    #: When the next attempt was due; ``None``: it was the last one (the task is blocked).
+    retry_at: datetime | None = None
 
 
 class Task(msgspec.Struct, kw_only=True):
@@ -350,6 +364,12 @@ class Task(msgspec.Struct, kw_only=True):
     #: In ``GET /api/tasks/{id}`` of a pending task: ``True`` when no live worker serves
     #: its pool, so it waits for one to start (it does not fail for it).
     waiting_for_pool: bool | None = None
+    #: Retryable failures since it was submitted or last retried by an operator, each
+    #: failed attempt (the latest last; unset in a list of tasks), and when the next
+    #: attempt is due (retrying).
+    failures: int = 0
+    attempt_history: list[AttemptRecord] | UnsetType = []
+    next_attempt_at: datetime | None = None
 
 
 class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -163,9 +163,9 @@ async def list_tasks(
 ) -> list[Task]:
     """Tasks newest first; ``before`` is the (created_at, id) of the last one seen.
 
-    ``params`` and ``result`` are left out (unset) unless asked for: a page of
-    tasks stays small whatever the tasks carried. ``owner``: only that key's tasks;
-    ``parent_id``: only that graph's sub-tasks.
+    ``params`` and ``result`` are left out (unset) unless asked for, ``attempt_history``
+    always: a page of tasks stays small whatever the tasks carried. ``owner``: only that
+    key's tasks; ``parent_id``: only that graph's sub-tasks.
     """
     params = {
         "status": status,
@@ -184,6 +184,7 @@ async def list_tasks(
     rows = await (await execute(conn, "list_tasks", params)).fetchall()
     tasks = [_task(row) for row in rows]
     for task in tasks:
+        task.attempt_history = msgspec.UNSET  # not read: GET the task for it
         if not with_params:
             task.params = msgspec.UNSET
         if not with_result:

@@ -22,6 +22,7 @@ from qasdk_server.routes.approvals import decide_approval, list_approvals
 from qasdk_server.routes.audit import list_audit
 from qasdk_server.routes.breakers import list_breakers
 from qasdk_server.routes.config import get_config, reload_config
+from qasdk_server.routes.dead_letters import discard_task, retry_task
 from qasdk_server.routes.docs import docs_assets, openapi_config
 from qasdk_server.routes.events import task_events
 from qasdk_server.routes.health import health
@@ -70,6 +71,8 @@ def create_app(state: ServerState, reloader: Reloader | None = None) -> Litestar
             list_breakers,
             list_approvals,
             decide_approval,
+            retry_task,
+            discard_task,
             health,
             metrics,
             get_config,

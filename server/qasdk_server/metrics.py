@@ -24,7 +24,15 @@ __all__ = ["CONTENT_TYPE", "DatabaseCollector", "Metrics", "tool_outcome"]
 #: ``charset`` of a ``text/`` type itself (given twice, some scrapers refuse it).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4.split("; charset=")[0]
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-STATUSES = ("pending", "running", "awaiting_approval", "completed", "failed", "cancelled")
+STATUSES = (
+    "pending",
+    "running",
+    "awaiting_approval",
+    "blocked",
+    "completed",
+    "failed",
+    "cancelled",
+)
 
 
 class DatabaseCollector(Collector):
@@ -62,6 +70,11 @@ class DatabaseCollector(Collector):
             for status in STATUSES:
                 tasks.add_metric([status], snapshot.tasks.get(status, 0))
             yield tasks
+            yield GaugeMetricFamily(
+                "qasdk_tasks_blocked",
+                "Tasks blocked after their retries: dead letters waiting for an operator.",
+                value=snapshot.tasks.get("blocked", 0),
+            )
             yield GaugeMetricFamily(
                 "qasdk_queue_depth", "Tasks waiting for a worker.", value=snapshot.queued
             )
@@ -102,6 +115,12 @@ class Metrics:
             "qasdk_tasks_finished",
             "Tasks this process finished.",
             ["kind", "status"],
+            registry=self.registry,
+        )
+        self.task_retries = Counter(
+            "qasdk_task_retries",
+            "Failed attempts this process queued again (worker.max_attempts), by task kind.",
+            ["kind"],
             registry=self.registry,
         )
         self.tasks_deleted = Counter(

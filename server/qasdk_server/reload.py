@@ -56,6 +56,8 @@ LIVE_WORKER_SETTINGS = (
     "tool_timeout",
     "model_retries",
     "retry_backoff",
+    "max_attempts",
+    "retry_delay_max",
     "tool_limits",
     "tool_limits_by_tool",
 )

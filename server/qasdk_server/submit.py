@@ -29,7 +29,7 @@ from qasdk_server.quota import admit, refuse_tool
 from qasdk_server.routes._lookup import invalid
 from qasdk_server.state import ServerState
 
-__all__ = ["SubmitTask", "cancel", "submit"]
+__all__ = ["SubmitTask", "cancel", "invalid_params", "submit"]
 
 
 class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -112,6 +112,16 @@ def _shown_field(field: str) -> str:
     return head + dot + excerpt(rest)
 
 
+def invalid_params(exc: ValidationError) -> ApiError:
+    """A 400 naming each param the tool's schema refused (the client's keys excerpted)."""
+    problems = [
+        msgspec.structs.replace(p, field=p.field and _shown_field(p.field)) for p in exc.problems
+    ]
+    return ApiError(
+        400, "invalid_params", "; ".join(f"{p.field}: {p.reason}" for p in problems), problems
+    )
+
+
 def _nul_field(value: Any, path: str) -> str | None:
     """Where a NUL character hides in request text (PostgreSQL text cannot hold it)."""
     if isinstance(value, str):
@@ -192,16 +202,7 @@ async def submit(
         try:
             params = prepare_params(method, data.params or {}, fill_defaults=False)
         except ValidationError as exc:
-            problems = [
-                msgspec.structs.replace(p, field=p.field and _shown_field(p.field))
-                for p in exc.problems
-            ]
-            raise ApiError(
-                400,
-                "invalid_params",
-                "; ".join(f"{p.field}: {p.reason}" for p in problems),
-                problems,
-            ) from None
+            raise invalid_params(exc) from None
         kind = "direct"
         pool = method.pool
     async with server.pool.connection() as conn:

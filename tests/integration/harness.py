@@ -44,6 +44,9 @@ def make_project(root: Path, model_url: str, *, worker: dict[str, Any] | None = 
         "worker": {
             "concurrency": 4,
             "retry_backoff": 0.05,
+            # Task retries off: most tests expect a failure to be final (test_dead_letters.py
+            # turns them on).
+            "max_attempts": 0,
             "heartbeat_interval": 0.5,
             "stalled_after": 2.0,
             "shutdown_grace": 5,

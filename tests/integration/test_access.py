@@ -131,6 +131,17 @@ def test_a_cancel_needs_the_cancel_scope_and_the_task(keyed: Keyed) -> None:
     assert cancelled.status_code in (200, 202), cancelled.text
 
 
+def test_retry_and_discard_need_the_cancel_scope(keyed: Keyed) -> None:
+    task_id = keyed["bob"].post("/api/tasks", json=ADD).json()["task_id"]
+    for action in ("retry", "discard"):
+        refused = keyed["alice"].post(f"/api/tasks/{task_id}/{action}")
+        assert refused.status_code == 403, refused.text
+        assert "'cancel' scope" in refused.json()["error"]["message"]
+        # With the scope, its owner and an admin reach it: not blocked, so 409.
+        for who in ("bob", "ops"):
+            assert keyed[who].post(f"/api/tasks/{task_id}/{action}").status_code == 409
+
+
 def test_a_revoked_key_stops_working(keyed: Keyed) -> None:
     keyed.create("temp", "read")
     until(lambda: keyed["temp"].get("/api/tasks").status_code == 200, "the new key never worked")

@@ -114,19 +114,20 @@ SELECT * FROM task;
 SELECT id AS task_id, status, kind, description AS task_description, method, params,
        priority, timeout, result, error, attempts, created_at, started_at, completed_at,
        owner, usage, parent_id, subtask_id, NULLIF(depends_on, '{}') AS depends_on,
-       failure_policy, pool
+       failure_policy, pool, failures, attempt_history, next_attempt_at
 FROM tasks
 WHERE id = %(id)s;
 
 -- name: list_tasks
 -- Newest first, keyset-paginated on (created_at, id), filtered by what is given; params and
--- result (the big columns) only when asked for.
+-- result (the big columns) only when asked for; attempt_history never (GET one task for it).
 SELECT id AS task_id, status, kind, description AS task_description, method,
        CASE WHEN %(with_params)s THEN params END AS params,
        priority, timeout,
        CASE WHEN %(with_result)s THEN result END AS result,
        error, attempts, created_at, started_at, completed_at, owner, usage, parent_id,
-       subtask_id, NULLIF(depends_on, '{}') AS depends_on, failure_policy, pool
+       subtask_id, NULLIF(depends_on, '{}') AS depends_on, failure_policy, pool, failures,
+       next_attempt_at
 FROM tasks
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(parent_id)s::uuid IS NULL OR parent_id = %(parent_id)s)
@@ -152,7 +153,7 @@ SET status = 'running',
 WHERE id = %(id)s AND status IN ('pending', 'running') AND NOT cancel_requested
 RETURNING id AS task_id, status, kind, description AS task_description, method, params,
           priority, timeout, result, error, attempts, created_at, started_at, completed_at,
-          owner, trace_context,
+          owner, trace_context, failures, attempt_history, next_attempt_at,
           (SELECT COALESCE(max(seq), 0) FROM task_steps WHERE task_id = tasks.id) AS last_seq;
 
 -- name: finish_task
@@ -181,9 +182,10 @@ RETURNING id;
 -- name: cancel_task
 -- A pending task (or one awaiting approval) is cancelled at once (its job too); a running
 -- one is flagged and its worker is asked to abort it. Returns nothing for unknown or finished tasks.
+-- A blocked task (a dead letter) is cancelled at once as well.
 WITH target AS (
     SELECT id, status, job_id FROM tasks
-    WHERE id = %(id)s AND status IN ('pending', 'running', 'awaiting_approval')
+    WHERE id = %(id)s AND status IN ('pending', 'running', 'awaiting_approval', 'blocked')
     FOR UPDATE
 ), updated AS (
     UPDATE tasks
@@ -195,6 +197,8 @@ WITH target AS (
             THEN '{"type": "Cancelled", "message": "cancelled before it started"}'::jsonb
             WHEN tasks.status = 'awaiting_approval'
             THEN '{"type": "Cancelled", "message": "cancelled while a call awaited approval"}'::jsonb
+            WHEN tasks.status = 'blocked'
+            THEN '{"type": "Cancelled", "message": "cancelled while blocked"}'::jsonb
             ELSE tasks.error END
     FROM target
     WHERE tasks.id = target.id
@@ -696,10 +700,11 @@ RETURNING id;
 
 -- name: graph_cancel_subtasks
 -- As cancel_task, for sub-tasks its graph gives up on: waiting or queued ones end at once,
--- running ones are asked to stop (their worker records the outcome).
+-- running ones are asked to stop (their worker records the outcome); blocked ones end too.
 WITH target AS (
     SELECT id, status, job_id FROM tasks
-    WHERE id = ANY(%(ids)s::uuid[]) AND status IN ('pending', 'running', 'awaiting_approval')
+    WHERE id = ANY(%(ids)s::uuid[])
+      AND status IN ('pending', 'running', 'awaiting_approval', 'blocked')
     FOR UPDATE
 ), updated AS (
     UPDATE tasks
@@ -769,3 +774,87 @@ SELECT EXISTS (
     WHERE %(pool)s = ANY(pools) AND stopped_at IS NULL
       AND last_heartbeat > now() - make_interval(secs => %(stale)s)
 ) AS served;
+
+-- Retries and dead letters (issue 13; migration 0027) ---------------------------------
+
+-- name: fail_attempt
+-- A retryable failure of the claiming attempt (only it: status and attempts match). Kept in
+-- attempt_history; then the task waits (pending) for a new job scheduled at retry_at, or,
+-- with %(block)s (its attempts used up), becomes blocked: a dead letter, with no job.
+-- Not for a task whose cancel was asked for: that attempt's failure is its outcome.
+WITH target AS (
+    SELECT id, priority FROM tasks
+    WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+      AND NOT cancel_requested
+    FOR UPDATE
+), due AS (
+    SELECT CASE WHEN %(block)s THEN NULL
+                ELSE now() + make_interval(secs => %(delay)s) END AS at
+), job AS (
+    SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
+        %(queue)s, %(job_task)s, target.priority, NULL, NULL,
+        jsonb_build_object('task_id', target.id::text), due.at
+    )::procrastinate_job_to_defer_v1]))[1] AS id
+    FROM target, due
+    WHERE NOT %(block)s
+)
+UPDATE tasks
+SET status = CASE WHEN %(block)s THEN 'blocked' ELSE 'pending' END,
+    worker = NULL,
+    error = %(error)s::jsonb,
+    failures = tasks.failures + 1,
+    next_attempt_at = due.at,
+    job_id = COALESCE((SELECT id FROM job), tasks.job_id),
+    -- The latest %(keep)s attempts are kept: /retry may go round many times.
+    attempt_history = (
+        SELECT COALESCE(jsonb_agg(entry ORDER BY n), '[]'::jsonb) FROM (
+            SELECT entry, n FROM jsonb_array_elements(
+                tasks.attempt_history || jsonb_build_array(jsonb_build_object(
+                    'attempt', %(attempt)s, 'at', now(), 'error', %(error)s::jsonb,
+                    'retry_at', due.at)))
+                WITH ORDINALITY AS e(entry, n)
+            ORDER BY n DESC LIMIT %(keep)s) AS kept),
+    usage = (
+        SELECT jsonb_build_object(
+                   'prompt_tokens', sum((s.usage->>'prompt_tokens')::bigint),
+                   'completion_tokens', sum((s.usage->>'completion_tokens')::bigint),
+                   'total_tokens', sum((s.usage->>'total_tokens')::bigint),
+                   'turns', count(*))
+        FROM task_steps s
+        WHERE s.task_id = tasks.id AND s.kind = 'model' AND s.usage ? 'total_tokens'
+        HAVING count(*) > 0)
+FROM target, due
+WHERE tasks.id = target.id
+RETURNING tasks.id, tasks.status, tasks.next_attempt_at;
+
+-- name: retry_blocked
+-- An operator queues a blocked task again (a new job, due now), its failures counted
+-- afresh; given, new params or description replace the old ones.
+WITH target AS (
+    SELECT id, priority FROM tasks WHERE id = %(id)s AND status = 'blocked' FOR UPDATE
+), job AS (
+    SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
+        %(queue)s, %(job_task)s, target.priority, NULL, NULL,
+        jsonb_build_object('task_id', target.id::text), NULL
+    )::procrastinate_job_to_defer_v1]))[1] AS id
+    FROM target
+)
+UPDATE tasks
+SET status = 'pending', job_id = job.id, failures = 0, next_attempt_at = NULL,
+    params = CASE WHEN %(set_params)s THEN %(params)s::jsonb ELSE tasks.params END,
+    description = COALESCE(%(description)s::text, tasks.description)
+FROM target, job
+WHERE tasks.id = target.id
+RETURNING tasks.id, tasks.parent_id;
+
+-- name: discard_blocked
+-- An operator gives up on a blocked task: it ends as failed (error kind Discarded), its
+-- last error kept in the message.
+UPDATE tasks
+SET status = 'failed', completed_at = now(), next_attempt_at = NULL,
+    error = jsonb_build_object(
+        'type', 'Discarded',
+        'message', %(message)s::text || COALESCE(
+            ' (last error: ' || (error->>'type') || ': ' || (error->>'message') || ')', ''))
+WHERE id = %(id)s AND status = 'blocked'
+RETURNING id, parent_id;

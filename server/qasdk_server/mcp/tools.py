@@ -85,6 +85,12 @@ def _outcome(task: Task) -> types.CallToolResult:
         )
     if task.status == "failed" and task.error is not None:
         text = f"{task.error.type}: {task.error.message}"
+    elif task.status == "blocked" and task.error is not None:
+        text = (
+            f"task {task.task_id} is blocked after {task.failures} failed attempts "
+            f"(POST /api/tasks/{task.task_id}/retry runs it again): "
+            f"{task.error.type}: {task.error.message}"
+        )
     else:
         text = f"task {task.task_id} was {task.status}"
     return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True, _meta=meta)
@@ -217,7 +223,8 @@ class McpTools:
         sent = -math.inf
         async with state.events.subscribe(task_id) as queue:
             task = await load_task(state, task_id)
-            while task.status not in TERMINAL_STATUSES:
+            # A blocked task waits for an operator: the call ends, saying so.
+            while task.status not in TERMINAL_STATUSES and task.status != "blocked":
                 # Without a listening connection, poll; notifications may be missed.
                 timeout = RECHECK if state.events.connected else 0.25
                 event: dict[str, Any] | None = None

@@ -33,7 +33,7 @@ from qasdk.config import Config, ModelConfig
 from qasdk.errors import QasdkError
 from qasdk.models import ExecutionResult, MethodConfig, Task, TaskError, TraceStep
 from qasdk.redaction import mask_fields
-from qasdk.store import approvals, audit
+from qasdk.store import approvals, audit, dead_letters
 from qasdk.store import keys as keys_store
 from qasdk.store import results as results_store
 from qasdk.store import tasks as store
@@ -46,6 +46,7 @@ from qasdk_server.middleware.base import AwaitingApproval
 from qasdk_server.middleware.chain import Chain
 from qasdk_server.middleware.load import chain_for
 from qasdk_server.registry import MethodRegistry
+from qasdk_server.tasks import retry
 from qasdk_server.tasks.calls import ToolCalls
 from qasdk_server.tasks.trace import TraceRecorder
 
@@ -107,6 +108,8 @@ def _duplicate(exc: BaseException) -> bool:
 
 #: The outcome of an attempt that stopped to wait for a person.
 AWAITING = "awaiting_approval"
+#: The outcome of an attempt that failed in a way another attempt may get past (``retry.py``).
+RETRYABLE = "retryable"
 
 
 def _now() -> datetime:
@@ -315,7 +318,15 @@ class TaskRunner:
             conn, task_id, last_seq, asyncio.get_running_loop(), limits=self.config.limits
         )
         log_extra = {"task_id": str(task_id), "attempt": attempt, "kind": task.kind}
-        if attempt > 1:
+        if task.failures:
+            logger.info(
+                "task %s: attempt %d, after %d failed",
+                task_id,
+                attempt,
+                task.failures,
+                extra=log_extra,
+            )
+        elif attempt > 1:
             logger.info(
                 "task %s: attempt %d (its previous worker stopped)",
                 task_id,
@@ -357,6 +368,14 @@ class TaskRunner:
         if status == AWAITING:
             await self._pause(conn, task, recorder, result, span, log_extra)
             return
+        if status == RETRYABLE:
+            assert error is not None
+            if self.config.worker.max_attempts > 0 and await self._retry_later(
+                conn, task, recorder, error, span, log_extra
+            ):
+                return
+            # No task retries (worker.max_attempts: 0), or a cancel came first: a failure.
+            status = "failed"
         written = await self._finish(conn, task_id, attempt, recorder, status, result, error)
         elapsed = time.monotonic() - started
         self.metrics.observe_task(task.kind, status, elapsed)
@@ -404,6 +423,56 @@ class TaskRunner:
         if span is not None:
             span.end("awaiting_approval" if parked else "superseded")
         logger.info("task %s awaits approval %s", task.task_id, paused.approval_id, extra=log_extra)
+
+    async def _retry_later(
+        self,
+        conn: psycopg.AsyncConnection[DictRow],
+        task: Task,
+        recorder: TraceRecorder,
+        error: TaskError,
+        span: TaskSpan | None,
+        log_extra: dict[str, Any],
+    ) -> bool:
+        """Queue the task again after a backoff, or block it once its attempts are used up.
+
+        ``False``: neither (its cancel was asked for, or a newer attempt owns it); the
+        caller records the failure as the outcome (dropped if a newer attempt owns the task).
+        """
+        worker = self.config.worker
+        failures = task.failures + 1
+        block = failures >= worker.max_attempts
+        delay = retry.backoff(failures, worker.retry_backoff, worker.retry_delay_max)
+        await recorder.flush()
+        failed = await dead_letters.fail_attempt(
+            conn, task.task_id, task.attempts, error, delay=delay, block=block
+        )
+        if failed is None:
+            return False
+        if span is not None:
+            span.end(failed.status, error)
+        if block:
+            self.metrics.tasks_finished.labels(task.kind, "blocked").inc()
+            logger.warning(
+                "task %s blocked after %d failed attempts: %s: %s",
+                task.task_id,
+                failures,
+                error.type,
+                error.message,
+                extra=log_extra,
+            )
+            return True
+        self.metrics.task_retries.labels(task.kind).inc()
+        logger.info(
+            "task %s: attempt failed (%s: %s); attempt %d of %d in %.2f s",
+            task.task_id,
+            error.type,
+            error.message,
+            failures + 1,
+            worker.max_attempts,
+            delay,
+            extra=log_extra,
+        )
+        return True
 
     async def _finish(
         self,
@@ -595,7 +664,8 @@ class TaskRunner:
             )
         )
         if error is not None:
-            return "failed", None, error
+            policy = None if method is None else method.policy
+            return RETRYABLE if retry.retryable_tool(error, policy) else "failed", None, error
         return "completed", outcome.result, None
 
     async def _ensure_method(self, name: str) -> None:
@@ -664,7 +734,8 @@ class TaskRunner:
         except Paused as paused:
             return AWAITING, paused, None
         except AgentFailure as failure:
-            return "failed", None, failure.error
+            status = RETRYABLE if retry.retryable_model(failure.error) else "failed"
+            return status, None, failure.error
         except Exception as exc:  # a bug in qwen-agent or qasdk: fail the task, keep the worker
             logger.exception("task %s: the agent crashed", task.task_id)
             return "failed", None, TaskError(type(exc).__name__, str(exc) or "agent error")

@@ -7,7 +7,7 @@ import { badge, duration, empty, failure, h, show } from "../ui.js";
 
 export const title = "Overview";
 
-const STATUSES = ["pending", "running", "awaiting_approval", "completed", "failed", "cancelled"];
+const STATUSES = ["pending", "running", "awaiting_approval", "blocked", "completed", "failed", "cancelled"];
 const REFRESH = 5000;
 
 function card(label, figure, extra = null, name = label) {

@@ -8,6 +8,40 @@ export const title = "Task";
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 
+// A blocked task (its retries used up) waits for an operator: run it again, or give up on it.
+function deadLetterButtons(task, done, context) {
+  if (task.status !== "blocked" || !context.can("cancel")) return null;
+  const act = (action, label, busy, style) => {
+    const button = h("button", {
+      type: "button",
+      class: `${style} small`,
+      "aria-label": `${label} task ${task.task_id}`,
+      on: {
+        click: async () => {
+          button.disabled = true;
+          button.textContent = busy;
+          try {
+            done(await api(`/api/tasks/${task.task_id}/${action}`, { method: "POST" }));
+          } catch (error) {
+            button.disabled = false;
+            button.textContent = label;
+            window.alert(`The task could not be ${action === "retry" ? "retried" : "discarded"}: ${error.message}`);
+          }
+        },
+      },
+    }, label);
+    return button;
+  };
+  return h("div", { class: "decide" }, act("retry", "Retry", "Retrying…", "primary"), act("discard", "Discard", "Discarding…", "danger"));
+}
+
+function history(task) {
+  if (!task.attempt_history || !task.attempt_history.length) return null;
+  return ["Failed attempts", h("ul", { class: "plain" }, task.attempt_history.map((entry) =>
+    h("li", {}, `#${entry.attempt} `, time(entry.at), ` ${entry.error.type}: ${entry.error.message}`,
+      entry.retry_at ? h("span", { class: "muted" }, " — retried at ", time(entry.retry_at)) : null)))];
+}
+
 function usage(step) {
   if (!step.usage) return null;
   const parts = Object.entries(step.usage).map(([name, n]) => `${n} ${name.replace(/_tokens$/, "").replaceAll("_", " ")}`);
@@ -61,13 +95,17 @@ export async function render(main, { id }, context) {
   function drawTask() {
     show(head, h("div", { class: "spread" },
       h("h1", {}, "Task ", h("code", {}, task.task_id.slice(0, 8)), " ", h("span", { id: "task-status" }, badge(task.status))),
-      cancelButton(task, (t) => { task = t; drawTask(); }, context)));
+      h("div", { class: "decide" },
+        deadLetterButtons(task, (t) => { task = t; drawTask(); }, context),
+        cancelButton(task, (t) => { task = t; drawTask(); }, context))));
     show(summary, facts([
       ["Id", h("code", {}, task.task_id)],
       ["What", describe(task)],
       task.kind === "direct" && task.params ? ["Params", json(task.params)] : null,
       ["Priority", String(task.priority)],
       ["Attempts", String(task.attempts)],
+      task.next_attempt_at ? ["Next attempt", time(task.next_attempt_at)] : null,
+      history(task),
       ["Created", time(task.created_at)],
       ["Started", time(task.started_at)],
       ["Finished", time(task.completed_at)],

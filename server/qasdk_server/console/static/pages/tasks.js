@@ -5,7 +5,7 @@ import { badge, between, duration, empty, failure, h, loading, show, time } from
 
 export const title = "Tasks";
 
-const STATUSES = ["pending", "running", "awaiting_approval", "completed", "failed", "cancelled"];
+const STATUSES = ["pending", "running", "awaiting_approval", "blocked", "completed", "failed", "cancelled"];
 const ACTIVE = new Set(["pending", "running"]);
 const REFRESH = 3000;
 // Each stream holds a connection, and a browser opens six per server: keep most for the rest.
@@ -18,7 +18,7 @@ export function describe(task) {
 
 /** A cancel button; ``done(task)`` gets the task as the server answered. */
 export function cancelButton(task, done, context) {
-  if (!ACTIVE.has(task.status) || !context.can("cancel")) return null;
+  if (!(ACTIVE.has(task.status) || task.status === "blocked") || !context.can("cancel")) return null;
   const button = h("button", {
     type: "button",
     class: "danger small",
