@@ -18,6 +18,7 @@ from qasdk._excerpt import excerpt
 from qasdk.audit import Actor
 from qasdk.models import TERMINAL_STATUSES, Task, TaskStatus, TraceStep
 from qasdk.store import tasks as store
+from qasdk.store import webhooks
 from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError, error_responses
 from qasdk_server.routes._cursor import decode_cursor, page
@@ -25,6 +26,7 @@ from qasdk_server.routes._lookup import invalid, load_task, wait_until_done
 from qasdk_server.state import ServerState
 from qasdk_server.submit import SubmitTask, cancel, submit
 from qasdk_server.telemetry.carrier import trace_carrier
+from qasdk_server.webhooks import state_of
 
 __all__ = ["TaskController"]
 
@@ -117,10 +119,14 @@ class TaskController(Controller):
             Parameter(ge=0, le=MAX_WAIT, description="Seconds to wait for the task to finish."),
         ] = 0,
     ) -> Task:
-        """The task's status and, once finished, its result or error."""
+        """The task's status and, once finished, its result or error (and its webhook's)."""
         if wait > 0:
-            return await wait_until_done(server, task_id, wait, principal)
-        return await load_task(server, task_id, principal)
+            task = await wait_until_done(server, task_id, wait, principal)
+        else:
+            task = await load_task(server, task_id, principal)
+        async with server.pool.connection() as conn:
+            task.webhook = state_of(await webhooks.webhook_of(conn, task.task_id))
+        return task
 
     @get("/", summary="List tasks", responses=error_responses(400), opt={"scope": "read"})
     async def list_tasks(

@@ -36,6 +36,7 @@ from qasdk_server.registry import MethodRegistry
 from qasdk_server.tasks.queue import queue_app, worker_name
 from qasdk_server.tasks.runner import TaskRunner
 from qasdk_server.telemetry import start as start_tracing
+from qasdk_server.webhooks import Deliverer
 
 __all__ = ["Worker"]
 
@@ -129,10 +130,13 @@ class Worker:
         await app.open_async()
         worker = cls(app, runner, config)
         await worker.start()
+        deliverer = await Deliverer.start_for(url, config.webhooks, metrics)
         try:
             yield worker
         finally:
             warm.cancel()
+            if deliverer is not None:
+                await deliverer.close()
             await worker.stop()
             await app.close_async()
             await executor.close()
