@@ -169,7 +169,9 @@ def masked_url(url: str) -> str:
     if "@" in netloc:
         netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
     query = f"?{MASK}" if parts.query else ""
-    return f"{parts.scheme}://{netloc}{parts.path}{query}"
+    scheme = f"{parts.scheme}:" if parts.scheme else ""
+    authority = f"//{netloc}" if netloc or parts.scheme else ""
+    return f"{scheme}{authority}{parts.path}{query}"
 
 
 def state_of(row: dict[str, Any] | None) -> WebhookState | None:
