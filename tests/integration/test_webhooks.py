@@ -8,6 +8,7 @@ is the code's, only its scale is the test's.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -61,7 +62,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.posts.append(
                     {"path": self.path, "headers": dict(self.headers), "body": body}
@@ -81,10 +82,8 @@ class Receiver:
                     self.send_response(503)
                     self.send_header("Content-Length", str(len(filler)))
                     self.end_headers()
-                    try:
+                    with contextlib.suppress(OSError):  # the deliverer stops reading
                         self.wfile.write(filler)
-                    except OSError:
-                        pass  # the deliverer stopped reading: as it should
                     return
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
