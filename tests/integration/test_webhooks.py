@@ -301,6 +301,32 @@ async def test_a_delivery_fails_for_good_after_max_attempts(
     assert len(receiver.for_task(task["task_id"])) == WEBHOOKS["max_attempts"]
 
 
+async def test_a_receiver_that_never_answers_wedges_nothing(hooked: Server, conn: Any) -> None:
+    slow, fast = Receiver(), Receiver()
+    try:
+        slow.mode = "hang"
+        slow.start()
+        fast.start()
+        stuck = hooked.run(method="add", params={"a": 1, "b": 1}, callback_url=slow.url)
+        until(lambda: slow.for_task(stuck["task_id"]), "the slow receiver got nothing")
+        # While that attempt hangs, other deliveries go on.
+        other = hooked.run(method="add", params={"a": 2, "b": 2}, callback_url=fast.url)
+        assert settled(hooked, other["task_id"])["status"] == "delivered"
+        assert webhook(hooked, stuck["task_id"])["attempts"] == []
+        until(
+            lambda: webhook(hooked, stuck["task_id"])["attempts"],
+            "the hanging attempt was never given up",
+        )
+        [attempt] = webhook(hooked, stuck["task_id"])["attempts"][:1]
+        assert attempt["status_code"] is None
+        assert attempt["error"] == "no answer within 5 s (webhooks.timeout)"
+        slow.mode = "ok"
+        assert settled(hooked, stuck["task_id"])["status"] == "delivered"
+    finally:
+        slow.stop()
+        fast.stop()
+
+
 async def test_a_graph_parent_is_notified_once_when_the_graph_ends(
     hooked: Server, receiver: Receiver, conn: Any
 ) -> None:
