@@ -47,6 +47,7 @@ __all__ = [
     "TelemetryConfig",
     "ToolLimits",
     "ToolLimitsOverride",
+    "WebhooksConfig",
     "WorkerConfig",
     "find_config_file",
     "load_config",
@@ -316,6 +317,34 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         return bool(self.otlp_endpoint)
 
 
+class WebhooksConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Completion webhooks: tasks submitted with ``callback_url`` are POSTed there, signed.
+
+    Off (``callback_url`` refused) until ``secret`` is set. Read when a worker starts.
+    """
+
+    #: The HMAC-SHA256 key of ``X-Qasdk-Signature`` (write ``${QASDK_WEBHOOK_SECRET}``).
+    secret: str | None = None
+    #: Hosts callbacks may go to: names, ``*.example.com``, addresses or networks
+    #: (``10.0.0.0/8``); ``*`` is any. Empty (the default): any host whose addresses are
+    #: public; loopback, private, link-local and reserved addresses are refused.
+    allowed_hosts: tuple[str, ...] = ()
+    #: Attempts before a delivery is given up (``failed``).
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=50)] = 10
+    #: Seconds one attempt may take, all told (connect, send, response headers).
+    timeout: Positive = 10.0
+    #: Seconds before the second attempt; doubled for each further one (25 % jitter)...
+    backoff: Positive = 5.0
+    #: ...up to this many.
+    backoff_max: Positive = 3600.0
+    #: Deliveries one process sends at the same time.
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    #: Seconds between looks for due deliveries when no notification came (a safety net).
+    poll_interval: Positive = 5.0
+    #: Characters of a ``callback_url``.
+    max_url_length: Annotated[int, msgspec.Meta(ge=16, le=65536)] = 2048
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything ``model_config.yaml`` and the environment say."""
 
@@ -328,6 +357,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     retention: RetentionConfig = RetentionConfig()
     registry: RegistryConfig = RegistryConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     #: Where the tools are: what ``qasdk sync`` and ``qasdk check`` read when given no path.
     tools: tuple[str, ...] = ()
     #: The chain of middleware every tool call goes through, outermost first.
@@ -343,6 +373,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             url_password(self.model.api_base),
             self.registry.signing_key,
             *self.telemetry.headers.values(),
+            self.webhooks.secret,
         ]
         if self.telemetry.otlp_endpoint:
             values.append(url_password(self.telemetry.otlp_endpoint))
@@ -361,6 +392,7 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "retention": RetentionConfig,
     "registry": RegistryConfig,
     "telemetry": TelemetryConfig,
+    "webhooks": WebhooksConfig,
 }
 #: Top-level settings that are not sections.
 _SETTINGS = ("tools", "middleware")

@@ -33,6 +33,8 @@ __all__ = [
     "ToolEntry",
     "ToolOverride",
     "TraceStep",
+    "WebhookAttempt",
+    "WebhookState",
 ]
 
 
@@ -327,6 +329,27 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     retry_at: datetime | None = None
 
 
+class WebhookAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One POST of a completion webhook: when, the answer's status code, what went wrong."""
+
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+
+
+class WebhookState(msgspec.Struct, frozen=True, kw_only=True):
+    """A task's ``callback_url`` (credentials and query masked) and how delivering it goes.
+
+    ``waiting``: the task has not ended; ``pending``: to be sent (again) at
+    ``next_attempt_at``; ``delivered``; ``failed``: given up after the attempts shown.
+    """
+
+    url: str
+    status: Literal["waiting", "pending", "delivered", "failed"]
+    attempts: list[WebhookAttempt] = []
+    next_attempt_at: datetime | None = None
+
+
 class Task(msgspec.Struct, kw_only=True):
     """A task as the API shows it.
 
@@ -370,6 +393,8 @@ class Task(msgspec.Struct, kw_only=True):
     failures: int = 0
     attempt_history: list[AttemptRecord] | UnsetType = []
     next_attempt_at: datetime | None = None
+    #: Its completion webhook, when one task is read (``None``: it has no ``callback_url``).
+    webhook: WebhookState | UnsetType | None = UNSET
 
 
 class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):

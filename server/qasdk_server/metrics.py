@@ -171,6 +171,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.webhook_deliveries = Counter(
+            "qasdk_webhook_deliveries",
+            "Webhook delivery attempts this process made, by outcome (delivered, retried, "
+            "failed: given up).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     def observe_tool(self, tool: str, outcome: str, seconds: float) -> None:
         self.tool_calls.labels(tool, outcome).inc()
         self.tool_duration.labels(tool).observe(seconds)

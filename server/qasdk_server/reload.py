@@ -88,7 +88,7 @@ class ReloadOutcome(msgspec.Struct, omit_defaults=True):
 def _changed_settings(old: Config, new: Config) -> list[str]:
     changed = []
     sections = ("model", "database", "logging", "server", "worker", "limits", "retention")
-    for section in (*sections, "registry", "telemetry"):  # telemetry: read at start
+    for section in (*sections, "registry", "telemetry", "webhooks"):  # the last two: at start
         before, after = getattr(old, section), getattr(new, section)
         for field in before.__struct_fields__:
             if getattr(before, field) != getattr(after, field):

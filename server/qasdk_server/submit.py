@@ -19,7 +19,7 @@ from qasdk.audit import Actor
 from qasdk.config import LimitsConfig
 from qasdk.errors import ValidationError
 from qasdk.models import Problem, Task
-from qasdk.store import audit, graphs
+from qasdk.store import audit, graphs, webhooks
 from qasdk.store import tasks as store
 from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError
@@ -28,6 +28,7 @@ from qasdk_server.graphs import SubtaskSpec, check_subtasks
 from qasdk_server.quota import admit, refuse_tool
 from qasdk_server.routes._lookup import invalid
 from qasdk_server.state import ServerState
+from qasdk_server.webhooks.target import Refused, check_callback_url
 
 __all__ = ["SubmitTask", "cancel", "invalid_params", "submit"]
 
@@ -83,6 +84,27 @@ class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             "its dependents (continue)."
         ),
     ] = "fail_fast"
+    callback_url: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                description="Where to POST the task's summary, signed, once it has ended "
+                "(completed, failed or cancelled); see webhooks in the README.",
+                examples=["https://hooks.example.com/qasdk"],
+            ),
+        ]
+        | None
+    ) = None
+
+
+def _callback(server: ServerState, data: SubmitTask) -> str | None:
+    """The checked ``callback_url``, or 400 naming the field and why."""
+    if data.callback_url is None:
+        return None
+    try:
+        return check_callback_url(data.callback_url, server.config.webhooks)
+    except Refused as exc:
+        raise invalid(str(exc), "callback_url") from None
 
 
 def _unknown_method(server: ServerState, name: str) -> ApiError:
@@ -174,8 +196,9 @@ async def submit(
     Raises :class:`ApiError`: 400 for bad input or an unknown tool, 403 for a tool
     the key may not run, 429 over the key's rate or running cap.
     """
+    callback = _callback(server, data)
     if data.subtasks is not None:
-        return await _submit_graph(server, data, principal, actor, trace_context)
+        return await _submit_graph(server, data, principal, actor, trace_context, callback)
     if data.task_description is not None and data.method is not None:
         raise invalid("give either task_description or method, not both")
     if data.task_description is None and data.method is None:
@@ -208,7 +231,7 @@ async def submit(
     async with server.pool.connection() as conn:
         if principal.key is not None:
             await admit(conn, principal.key)
-        return await store.insert_task(
+        insert = store.insert_task(
             conn,
             kind=kind,
             description=data.task_description,
@@ -221,6 +244,12 @@ async def submit(
             trace_context=trace_context,
             pool=pool,
         )
+        if callback is None:
+            return await insert
+        async with conn.transaction():  # the task and its callback, or neither
+            task = await insert
+            await webhooks.subscribe(conn, task.task_id, callback)
+        return task
 
 
 async def _submit_graph(
@@ -229,6 +258,7 @@ async def _submit_graph(
     principal: Principal,
     actor: Actor,
     trace_context: Mapping[str, str] | None,
+    callback: str | None,
 ) -> Task:
     """A graph: the parent and its sub-tasks, in one transaction with the key's admission."""
     assert data.subtasks is not None
@@ -257,6 +287,8 @@ async def _submit_graph(
                 actor=actor,
                 trace_context=trace_context,
             )
+            if callback is not None:
+                await webhooks.subscribe(conn, parent, callback)
         task = await store.get_task(conn, parent)
     assert task is not None
     return task

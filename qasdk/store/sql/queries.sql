@@ -858,3 +858,50 @@ SET status = 'failed', completed_at = now(), next_attempt_at = NULL,
             ' (last error: ' || (error->>'type') || ': ' || (error->>'message') || ')', ''))
 WHERE id = %(id)s AND status = 'blocked'
 RETURNING id, parent_id;
+
+-- ---------------------------------------------------------------------------------------
+-- Completion webhooks (issue 13, migration 0028): task_webhooks is the callback and outbox.
+
+-- name: webhook_subscribe
+-- Written in the submit's transaction; due at once should the task have ended already.
+INSERT INTO task_webhooks (task_id, url, status, next_at)
+SELECT id, %(url)s,
+       CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN 'pending' ELSE 'waiting' END,
+       CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN now() END
+FROM tasks WHERE id = %(task_id)s
+RETURNING task_id;
+
+-- name: webhook_claim
+-- The most overdue delivery nobody is sending, locked for this attempt (held until commit),
+-- with the task's summary.
+SELECT w.task_id, w.url, jsonb_array_length(w.attempts) AS attempts,
+       t.status, t.kind, t.result, t.error, t.created_at, t.completed_at, t.parent_id,
+       t.subtask_id
+FROM task_webhooks w JOIN tasks t ON t.id = w.task_id
+WHERE w.status = 'pending' AND w.next_at <= now()
+ORDER BY w.next_at
+LIMIT 1
+FOR UPDATE OF w SKIP LOCKED;
+
+-- name: webhook_record
+-- One attempt's outcome: delivered, failed for good, or pending again at next_at.
+UPDATE task_webhooks
+SET attempts = attempts || jsonb_build_array(%(attempt)s::jsonb),
+    status = %(status)s,
+    next_at = CASE WHEN %(status)s = 'pending'
+                   THEN now() + make_interval(secs => %(delay)s) END,
+    finished_at = CASE WHEN %(status)s = 'pending' THEN NULL ELSE now() END
+WHERE task_id = %(task_id)s
+RETURNING task_id;
+
+-- name: webhook_next_due
+-- Seconds until the next delivery is due (NULL: none pending), for the deliverer's sleep.
+SELECT EXTRACT(EPOCH FROM min(next_at) - now())::float8 AS seconds
+FROM task_webhooks WHERE status = 'pending';
+
+-- name: webhook_of_task
+SELECT url, status, attempts, next_at FROM task_webhooks WHERE task_id = %(task_id)s;
+
+-- name: listen_webhooks
+-- A delivery became due (the trigger of migration 0028).
+LISTEN qasdk_webhooks;

@@ -38,6 +38,7 @@ from qasdk_server.tasks.presence import Presence
 from qasdk_server.tasks.queue import queue_app, worker_name
 from qasdk_server.tasks.runner import TaskRunner
 from qasdk_server.telemetry import start as start_tracing
+from qasdk_server.webhooks import Deliverer
 
 __all__ = ["Worker"]
 
@@ -148,10 +149,13 @@ class Worker:
         )
         await worker.start()
         presence.start()
+        deliverer = await Deliverer.start_for(url, config.webhooks, metrics)
         try:
             yield worker
         finally:
             warm.cancel()
+            if deliverer is not None:
+                await deliverer.close()
             await worker.stop()
             await presence.stop()
             await app.close_async()
