@@ -19,7 +19,7 @@ ENV PIP_INDEX_URL=${PIP_INDEX_URL} \
     PYTHONDONTWRITEBYTECODE=1
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 # A proxy's own CA, if the network has one (deploy/ca-certificates/README.md): build stage only.
 COPY deploy/ca-certificates/ /usr/local/share/ca-certificates/
 RUN update-ca-certificates >/dev/null 2>&1 || true
@@ -45,7 +45,7 @@ RUN /opt/qasdk/bin/pip install --no-deps . \
 FROM ${BASE_IMAGE}
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
+    && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin qasdk \
     && mkdir -p /app/tools \
     && chown -R qasdk:qasdk /app

@@ -34,17 +34,16 @@ def run(
     check: bool = True,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
-    stdin: bytes | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command``; on failure raise with its exit status and the end of its output."""
     result = subprocess.run(
         list(command),
         capture_output=True,
         text=True,
+        errors="replace",
         timeout=timeout,
         cwd=cwd,
         env=env,
-        input=None if stdin is None else stdin.decode(),
     )
     if check and result.returncode != 0:
         raise AssertionError(
@@ -107,21 +106,26 @@ def base_image() -> None:
         )
         if made.returncode != 0:
             raise Unusable(f"debootstrap from {DEBIAN_MIRROR} failed: {_first_line(made)}")
-        for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for path in (partial / leftover).glob("*"):
+        # What docker's own debian:bookworm-slim leaves out: downloaded packages, indexes.
+        for pattern in (
+            "var/cache/apt/archives/*.deb",
+            "var/cache/apt/*.bin",
+            "var/lib/apt/lists/*",
+        ):
+            for path in partial.glob(pattern):
                 if path.is_file():
                     path.unlink()
         shutil.rmtree(root, ignore_errors=True)
         partial.rename(root)
-    tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-    imported = subprocess.run(
-        ["docker", "import", "-", BASE_IMAGE],
-        stdin=tar.stdout,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    tar.wait()
+    with subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE) as tar:
+        imported = subprocess.run(
+            ["docker", "import", "-", BASE_IMAGE],
+            stdin=tar.stdout,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=600,
+        )
     if imported.returncode != 0:
         raise AssertionError(f"docker import of {root} failed: {imported.stderr[-2000:]}")
 
