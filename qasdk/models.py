@@ -334,6 +334,9 @@ class Task(msgspec.Struct, kw_only=True):
     depends_on: list[UUID] | None = None
     #: Of a graph: ``fail_fast`` or ``continue`` (what a failed sub-task does to the rest).
     failure_policy: str | None = None
+    #: Of a task the model splits (``"split": true``): ``planning`` (the model makes the
+    #: plan), ``waiting`` (its sub-tasks run), ``composing`` (the model answers from them).
+    split: Literal["planning", "waiting", "composing"] | None = None
 
 
 class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -96,8 +96,12 @@ async def insert_task(
     owner: uuid.UUID | None = None,
     actor: Actor | None = None,
     trace_context: Mapping[str, str] | None = None,
+    split: bool = False,
+    failure_policy: str | None = None,
 ) -> Task:
     """Store a new pending task and queue its job, atomically; ``owner``: the API key's id.
+
+    ``split``: the model first plans sub-tasks (``failure_policy`` is then their graph's).
 
     With ``actor``, the submit is audited (``task.submit``) by the same statement.
     ``trace_context``: the submitting request's ``traceparent`` (and ``tracestate``).
@@ -130,6 +134,8 @@ async def insert_task(
                 else None,
                 "queue": QUEUE,
                 "job_task": JOB_TASK,
+                "split": "planning" if split else None,
+                "failure_policy": failure_policy if split else None,
             },
         )
     ).fetchone()
@@ -256,7 +262,7 @@ async def cancel_task(conn: Conn, task_id: uuid.UUID) -> str | None:
         row = await (await execute(conn, "cancel_task", {"id": task_id})).fetchone()
         if row is None:
             return None
-        if row["kind"] == "graph":
+        if row["kind"] == "graph" or row["split"] == "waiting":
             await graphs.advance(conn, task_id)
         elif parent is not None:
             await graphs.advance(conn, parent)

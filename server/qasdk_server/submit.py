@@ -83,6 +83,13 @@ class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             "its dependents (continue)."
         ),
     ] = "fail_fast"
+    split: Annotated[
+        bool,
+        msgspec.Meta(
+            description="With task_description: the model first plans sub-tasks (a graph, "
+            "run as declared ones are), then answers from their results."
+        ),
+    ] = False
 
 
 def _unknown_method(server: ServerState, name: str) -> ApiError:
@@ -165,7 +172,11 @@ async def submit(
     the key may not run, 429 over the key's rate or running cap.
     """
     if data.subtasks is not None:
+        if data.split:
+            raise invalid("a graph declares its sub-tasks; split asks the model for them", "split")
         return await _submit_graph(server, data, principal, actor, trace_context)
+    if data.split and data.task_description is None:
+        raise invalid("split needs task_description: the model plans the sub-tasks", "split")
     if data.task_description is not None and data.method is not None:
         raise invalid("give either task_description or method, not both")
     if data.task_description is None and data.method is None:
@@ -216,6 +227,8 @@ async def submit(
             owner=principal.owner,
             actor=actor,
             trace_context=trace_context,
+            split=data.split,
+            failure_policy=data.failure_policy,
         )
 
 
@@ -232,7 +245,7 @@ async def _submit_graph(
         if getattr(data, name) is not None:
             raise invalid("a graph's work is in its subtasks; give it no " + name, name)
     nodes = await check_subtasks(
-        server,
+        server.registry,
         data.subtasks,
         principal,
         priority=data.priority,

@@ -39,6 +39,7 @@ from qasdk.store import results as results_store
 from qasdk.store import tasks as store
 from qasdk.store.connection import Pool, connect, is_outage
 from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
+from qasdk_server.agent.plan import Planned, plan_tool, planning_prompt
 from qasdk_server.agent.run import CANCELLED_CALL, Paused, progress_text
 from qasdk_server.executor import Executor
 from qasdk_server.metrics import Metrics
@@ -46,6 +47,7 @@ from qasdk_server.middleware.base import AwaitingApproval
 from qasdk_server.middleware.chain import Chain
 from qasdk_server.middleware.load import chain_for
 from qasdk_server.registry import MethodRegistry
+from qasdk_server.tasks import split
 from qasdk_server.tasks.calls import ToolCalls
 from qasdk_server.tasks.trace import TraceRecorder
 
@@ -107,6 +109,7 @@ def _duplicate(exc: BaseException) -> bool:
 
 #: The outcome of an attempt that stopped to wait for a person.
 AWAITING = "awaiting_approval"
+SPLIT = "split"
 
 
 def _now() -> datetime:
@@ -351,6 +354,9 @@ class TaskRunner:
         if status == AWAITING:
             await self._pause(conn, task, recorder, result, span, log_extra)
             return
+        if status == SPLIT:
+            await self._park(conn, task, recorder, result, span, log_extra)
+            return
         written = await self._finish(conn, task_id, attempt, recorder, status, result, error)
         elapsed = time.monotonic() - started
         self.metrics.observe_task(task.kind, status, elapsed)
@@ -397,6 +403,27 @@ class TaskRunner:
         if span is not None:
             span.end("awaiting_approval" if parked else "superseded")
         logger.info("task %s awaits approval %s", task.task_id, paused.approval_id, extra=log_extra)
+
+    async def _park(
+        self,
+        conn: psycopg.AsyncConnection[DictRow],
+        task: Task,
+        recorder: TraceRecorder,
+        planned: Planned,
+        span: TaskSpan | None,
+        log_extra: dict[str, Any],
+    ) -> None:
+        """A split task's plan holds: its sub-tasks are stored, it waits for them."""
+        await recorder.flush()
+        ids = await split.park(conn, task, planned.subtasks, planned.conversation, None)
+        if span is not None:
+            span.end("waiting" if ids is not None else "superseded")
+        logger.info(
+            "task %s split into %d sub-tasks",
+            task.task_id,
+            len(planned.subtasks),
+            extra=log_extra,
+        )
 
     async def _finish(
         self,
@@ -631,6 +658,15 @@ class TaskRunner:
         loop = asyncio.get_running_loop()
         context = _TaskContext(self, recorder, task, attempt, deadline, loop, span)
         worker = self.config.worker
+        description = task.task_description
+        plan = None
+        if task.split == "planning":
+            tools, description = [plan_tool(methods)], planning_prompt(description)
+
+            def plan(arguments: Any) -> concurrent.futures.Future[Any]:
+                check = split.check_plan(self.pool, self.registry, self.config, task, arguments)
+                return asyncio.run_coroutine_threadsafe(check, loop)
+
         agent = AgentRun(
             model=model,
             llm=llm,
@@ -641,12 +677,15 @@ class TaskRunner:
             backoff=worker.retry_backoff,
             span=span,
             token_budget=budget,
+            plan=plan,
         )
-        resume = None
+        resume: Any = None
         if task.attempts > 1:
             async with self.pool.connection() as conn:
                 resume = await approvals.resume_point(conn, task.task_id)
-        future = loop.run_in_executor(self.threads, agent.run, task.task_description, resume)
+                if resume is None and task.split == "composing":
+                    resume = await split.composing(conn, task.task_id)
+        future = loop.run_in_executor(self.threads, agent.run, description, resume)
         try:
             outcome = await future
         except asyncio.CancelledError:
@@ -656,6 +695,8 @@ class TaskRunner:
             raise asyncio.CancelledError() from None
         except Paused as paused:
             return AWAITING, paused, None
+        except Planned as planned:
+            return SPLIT, planned, None
         except AgentFailure as failure:
             return "failed", None, failure.error
         except Exception as exc:  # a bug in qwen-agent or qasdk: fail the task, keep the worker
