@@ -81,6 +81,9 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     recover_tool_calls: bool = True
     #: Upper bound on tool calls per task, beside ``max_turns``.
     max_tool_calls: PositiveInt = 16
+    #: Sub-tasks a model's plan may hold (``"split": true``); a bigger plan goes back
+    #: to the model as an error.
+    max_plan_subtasks: Annotated[int, msgspec.Meta(ge=1, le=500)] = 20
     #: The same call asked for again after a nudge ends the loop: ``answer`` completes
     #: the task with the last tool result, ``fail`` fails it with ``ToolCallLoop``.
     on_tool_loop: Literal["answer", "fail"] = "answer"

@@ -395,6 +395,9 @@ class Task(msgspec.Struct, kw_only=True):
     next_attempt_at: datetime | None = None
     #: Its completion webhook, when one task is read (``None``: it has no ``callback_url``).
     webhook: WebhookState | UnsetType | None = UNSET
+    #: Of a task the model splits (``"split": true``): ``planning`` (the model makes the
+    #: plan), ``waiting`` (its sub-tasks run), ``composing`` (the model answers from them).
+    split: Literal["planning", "waiting", "composing"] | None = None
 
 
 class TraceStep(msgspec.Struct, kw_only=True, omit_defaults=True):

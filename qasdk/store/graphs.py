@@ -26,7 +26,15 @@ from qasdk.store._sql import Conn, execute, fetch_all, fetch_one
 from qasdk.store.pools import queue_for
 from qasdk.store.values import clean_text, json_text
 
-__all__ = ["FAILURE_POLICIES", "advance", "insert_graph", "lock_parent"]
+__all__ = [
+    "FAILURE_POLICIES",
+    "advance",
+    "insert_graph",
+    "lock_parent",
+    "park_split",
+    "split_conversation",
+    "summary",
+]
 
 FAILURE_POLICIES = ("fail_fast", "continue")
 _ENDED = frozenset({"completed", "failed", "cancelled"})
@@ -62,7 +70,6 @@ async def insert_graph(
         del audited["target"]
     context = _json(dict(trace_context)) if trace_context else None
     parent = uuid.uuid4()
-    ids = {node.id: uuid.uuid4() for node in subtasks}
     async with conn.transaction():
         await execute(
             conn,
@@ -77,28 +84,77 @@ async def insert_graph(
                 "failure_policy": failure_policy,
             },
         )
-        for node in subtasks:
-            await execute(
-                conn,
-                "insert_subtask",
-                {
-                    "id": ids[node.id],
-                    "kind": node.kind,
-                    "description": node.description,
-                    "method": node.method,
-                    "params": _json(node.params),
-                    "priority": node.priority,
-                    "timeout": node.timeout,
-                    "owner": owner,
-                    "trace_context": context,
-                    "parent_id": parent,
-                    "subtask_id": node.id,
-                    "depends_on": [ids[dep] for dep in node.depends_on],
-                    "pool": node.pool,
-                },
-            )
+        await _insert_children(conn, parent, subtasks, owner=owner, context=context)
         await advance(conn, parent)
     return parent
+
+
+async def _insert_children(
+    conn: Conn,
+    parent: uuid.UUID,
+    subtasks: Sequence[Subtask],
+    *,
+    owner: uuid.UUID | None,
+    context: str | None,
+) -> dict[str, uuid.UUID]:
+    ids = {node.id: uuid.uuid4() for node in subtasks}
+    for node in subtasks:
+        await execute(
+            conn,
+            "insert_subtask",
+            {
+                "id": ids[node.id],
+                "kind": node.kind,
+                "description": node.description,
+                "method": node.method,
+                "params": _json(node.params),
+                "priority": node.priority,
+                "timeout": node.timeout,
+                "owner": owner,
+                "trace_context": context,
+                "parent_id": parent,
+                "subtask_id": node.id,
+                "depends_on": [ids[dep] for dep in node.depends_on],
+                "pool": node.pool,
+            },
+        )
+    return ids
+
+
+async def park_split(
+    conn: Conn,
+    task_id: uuid.UUID,
+    attempt: int,
+    subtasks: Sequence[Subtask],
+    conversation: list[Any],
+    *,
+    owner: uuid.UUID | None = None,
+    trace_context: Mapping[str, str] | None = None,
+) -> dict[str, uuid.UUID] | None:
+    """A split task's plan: store its sub-tasks and let it wait for them, atomically.
+
+    Returns the sub-tasks' task ids by their ids in the plan, or ``None`` when
+    ``attempt`` no longer owns the task (then nothing is stored).
+    """
+    context = _json(dict(trace_context)) if trace_context else None
+    async with conn.transaction():
+        parked = await fetch_one(
+            conn,
+            "split_park",
+            {"id": task_id, "attempt": attempt, "conversation": _json(conversation)},
+        )
+        if parked is None:
+            return None
+        ids = await _insert_children(conn, task_id, subtasks, owner=owner, context=context)
+        await advance(conn, task_id)
+    return ids
+
+
+async def split_conversation(conn: Conn, task_id: uuid.UUID) -> list[Any]:
+    """The conversation a split task's planning ended with (composing goes on from it)."""
+    row = await fetch_one(conn, "split_conversation", {"id": task_id})
+    found = row["plan_conversation"] if row else None
+    return list(found) if isinstance(found, list) else []
 
 
 async def lock_parent(conn: Conn, task_id: uuid.UUID) -> uuid.UUID | None:
@@ -202,20 +258,18 @@ async def _queue(conn: Conn, child: Mapping[str, Any]) -> bool:
 
 async def _finish(conn: Conn, parent: Mapping[str, Any], children: list[Any]) -> None:
     """End the parent: its result is ``{subtask id: {status, result | error}}``."""
-    summary: dict[str, Any] = {}
-    done = [c["id"] for c in children if c["status"] == "completed"]
-    results = await _results(conn, done) if done else {}
-    for child in children:
-        entry: dict[str, Any] = {"status": child["status"]}
-        if child["status"] == "completed":
-            entry["result"] = results[child["subtask_id"]]
-        else:
-            entry["error"] = child["error"]
-        summary[child["subtask_id"]] = entry
     failed = [c for c in children if c["status"] != "completed"]
     error = None
     if parent["cancel_requested"]:
         status, error = "cancelled", _error("Cancelled", "cancelled by request")
+    elif parent["split"] == "waiting" and (not failed or parent["failure_policy"] == "continue"):
+        # A plan's graph: the model answers from the summary (read when it runs).
+        await execute(
+            conn,
+            "split_compose",
+            {"id": parent["id"], "queue": task_store.QUEUE, "job_task": task_store.JOB_TASK},
+        )
+        return
     elif failed:
         status = "failed"
         listed = "; ".join(
@@ -232,7 +286,26 @@ async def _finish(conn: Conn, parent: Mapping[str, Any], children: list[Any]) ->
         {
             "id": parent["id"],
             "status": status,
-            "result": _json(summary, _LIMITS.result),
+            "result": _json(await _summary(conn, children), _LIMITS.result),
             "error": error,
         },
     )
+
+
+async def _summary(conn: Conn, children: list[Any]) -> dict[str, Any]:
+    done = [c["id"] for c in children if c["status"] == "completed"]
+    results = await _results(conn, done) if done else {}
+    found: dict[str, Any] = {}
+    for child in children:
+        entry: dict[str, Any] = {"status": child["status"]}
+        if child["status"] == "completed":
+            entry["result"] = results[child["subtask_id"]]
+        else:
+            entry["error"] = child["error"]
+        found[child["subtask_id"]] = entry
+    return found
+
+
+async def summary(conn: Conn, parent_id: uuid.UUID) -> dict[str, Any]:
+    """``{subtask id: {status, result | error}}`` of a graph's sub-tasks."""
+    return await _summary(conn, await fetch_all(conn, "graph_children", {"id": parent_id}))

@@ -97,10 +97,13 @@ async def insert_task(
     actor: Actor | None = None,
     trace_context: Mapping[str, str] | None = None,
     pool: str = DEFAULT_POOL,
+    split: bool = False,
+    failure_policy: str | None = None,
 ) -> Task:
     """Store a new pending task and queue its job, atomically; ``owner``: the API key's id.
 
     ``pool``: the worker pool it runs in (its job goes to that pool's queue).
+    ``split``: the model first plans sub-tasks (``failure_policy`` is then their graph's).
 
     With ``actor``, the submit is audited (``task.submit``) by the same statement.
     ``trace_context``: the submitting request's ``traceparent`` (and ``tracestate``).
@@ -134,6 +137,8 @@ async def insert_task(
                 "queue": queue_for(pool),
                 "pool": pool,
                 "job_task": JOB_TASK,
+                "split": "planning" if split else None,
+                "failure_policy": failure_policy if split else None,
             },
         )
     ).fetchone()
@@ -261,7 +266,7 @@ async def cancel_task(conn: Conn, task_id: uuid.UUID) -> str | None:
         row = await (await execute(conn, "cancel_task", {"id": task_id})).fetchone()
         if row is None:
             return None
-        if row["kind"] == "graph":
+        if row["kind"] == "graph" or row["split"] == "waiting":
             await graphs.advance(conn, task_id)
         elif parent is not None:
             await graphs.advance(conn, parent)

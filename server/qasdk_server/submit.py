@@ -96,6 +96,14 @@ class SubmitTask(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         | None
     ) = None
 
+    split: Annotated[
+        bool,
+        msgspec.Meta(
+            description="With task_description: the model first plans sub-tasks (a graph, "
+            "run as declared ones are), then answers from their results."
+        ),
+    ] = False
+
 
 def _callback(server: ServerState, data: SubmitTask) -> str | None:
     """The checked ``callback_url``, or 400 naming the field and why."""
@@ -198,7 +206,11 @@ async def submit(
     """
     callback = _callback(server, data)
     if data.subtasks is not None:
+        if data.split:
+            raise invalid("a graph declares its sub-tasks; split asks the model for them", "split")
         return await _submit_graph(server, data, principal, actor, trace_context, callback)
+    if data.split and data.task_description is None:
+        raise invalid("split needs task_description: the model plans the sub-tasks", "split")
     if data.task_description is not None and data.method is not None:
         raise invalid("give either task_description or method, not both")
     if data.task_description is None and data.method is None:
@@ -243,6 +255,8 @@ async def submit(
             actor=actor,
             trace_context=trace_context,
             pool=pool,
+            split=data.split,
+            failure_policy=data.failure_policy,
         )
         if callback is None:
             return await insert
@@ -266,7 +280,7 @@ async def _submit_graph(
         if getattr(data, name) is not None:
             raise invalid("a graph's work is in its subtasks; give it no " + name, name)
     nodes = await check_subtasks(
-        server,
+        server.registry,
         data.subtasks,
         principal,
         priority=data.priority,

@@ -330,3 +330,110 @@ async def test_a_sub_task_cancelled_on_its_own_cancels_its_dependents(
         "after": "cancelled",
         "free": "completed",
     }
+
+
+# -- graphs the model plans ("split": true) -----------------------------------------------
+
+
+def _diamond_plan() -> list[dict[str, Any]]:
+    return [
+        {"id": "a", "method": "add", "params": {"a": 1, "b": 2}},
+        {
+            "id": "b",
+            "method": "add",
+            "params": {"a": {"$ref": "a.result"}, "b": 10},
+            "depends_on": ["a"],
+        },
+        {
+            "id": "c",
+            "method": "add",
+            "params": {"a": {"$ref": "a.result"}, "b": 100},
+            "depends_on": ["a"],
+        },
+        {
+            "id": "d",
+            "method": "add",
+            "params": {"a": {"$ref": "b.result"}, "b": {"$ref": "c.result"}},
+            "depends_on": ["b", "c"],
+        },
+    ]
+
+
+async def test_a_model_planned_split_runs_its_plan_and_answers_from_the_results(
+    served: Server, model: ScriptedModel, conn: Any
+) -> None:
+    model.push(
+        # The first plan has a problem: it goes back to the model, which corrects it.
+        reply.tool_call(
+            "plan_subtasks",
+            {"subtasks": [{"id": "a", "method": "no_such_tool", "params": {}}]},
+        ),
+        reply.tool_call("plan_subtasks", {"subtasks": _diamond_plan()}),
+        reply.text("The plan's total is 116."),
+    )
+    submitted = served.submit(task_description="Add things up in steps.", split=True)
+    assert served.get(submitted["task_id"])["split"] in ("planning", "waiting", "composing")
+    parent = served.finished(submitted["task_id"], within=60)
+    assert parent["status"] == "completed", parent
+    assert parent["result"] == "The plan's total is 116."
+    assert parent["split"] == "composing"
+    tasks = children(served, submitted["task_id"])
+    assert {k: t["status"] for k, t in tasks.items()} == dict.fromkeys("abcd", "completed")
+    assert [tasks[k]["result"] for k in "abcd"] == [3, 13, 103, 116]
+    assert tasks["d"]["params"] == {"a": 13, "b": 103}
+    planning, corrected, composing = model.requests
+    # Planning offers the plan tool only, and lists the registered tools in it.
+    assert "plan_subtasks" in str(planning["messages"]) + str(planning.get("tools"))
+    assert "no registered tool named 'no_such_tool'" in str(corrected["messages"])
+    # Composing goes on from the planning conversation with every sub-task's outcome,
+    # so the model is not asked to plan again.
+    assert '"result": 116' in str(composing["messages"])
+    assert "Add things up in steps." in str(composing["messages"])
+    trace = served.trace(submitted["task_id"])
+    plans = [s for s in trace if s["kind"] == "tool" and s["name"] == "plan_subtasks"]
+    assert [bool(s.get("error")) for s in plans] == [True, False]
+    assert plans[1]["result"] == {"subtasks": ["a", "b", "c", "d"]}
+    assert plans[1]["content"].startswith("SPLITTING -> READY: 4 sub-tasks")
+
+
+async def test_a_split_whose_sub_task_fails_fails_fast_without_composing(
+    served: Server, model: ScriptedModel, conn: Any
+) -> None:
+    plan = [
+        {"id": "bad", "method": "fail", "params": {"message": "boom"}},
+        {"id": "next", "method": "add", "params": {"a": 1, "b": 2}, "depends_on": ["bad"]},
+    ]
+    model.push(reply.tool_call("plan_subtasks", {"subtasks": plan}))
+    submitted = served.submit(task_description="Try something.", split=True)
+    parent = served.finished(submitted["task_id"], within=60)
+    assert parent["status"] == "failed", parent
+    assert parent["error"]["type"] == "SubtaskFailed"
+    assert len(model.requests) == 1  # no composing turn
+    tasks = children(served, submitted["task_id"])
+    assert tasks["bad"]["status"] == "failed"
+    assert tasks["next"]["status"] == "cancelled"
+
+
+async def test_cancelling_a_waiting_split_cancels_its_sub_tasks(
+    served: Server, model: ScriptedModel, conn: Any
+) -> None:
+    plan = [{"id": "slow", "method": "hang", "params": {"seconds": 60}}]
+    model.push(reply.tool_call("plan_subtasks", {"subtasks": plan}))
+    submitted = served.submit(task_description="Wait a long time.", split=True)
+    until(
+        lambda: children(served, submitted["task_id"]).get("slow", {}).get("status") == "running",
+        "the planned sub-task never started",
+        within=60,
+    )
+    assert served.get(submitted["task_id"])["split"] == "waiting"
+    response = served.http.post(f"/api/tasks/{submitted['task_id']}/cancel")
+    assert response.status_code in (200, 202), response.text
+    parent = served.finished(submitted["task_id"], within=60)
+    assert parent["status"] == "cancelled", parent
+    assert children(served, submitted["task_id"])["slow"]["status"] == "cancelled"
+
+
+async def test_split_is_refused_where_it_cannot_apply(served: Server) -> None:
+    response = served.http.post("/api/tasks", json={"method": "add", "params": {}, "split": True})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["problems"][0]["field"] == "split"

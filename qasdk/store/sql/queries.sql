@@ -94,13 +94,14 @@ WITH job AS (
     )::procrastinate_job_to_defer_v1]))[1] AS id
 ), task AS (
     INSERT INTO tasks (id, kind, description, method, params, priority, timeout, job_id, owner,
-                       trace_context, pool)
+                       trace_context, pool, split, failure_policy)
     SELECT %(id)s, %(kind)s, %(description)s, %(method)s, %(params)s::jsonb, %(priority)s,
-           %(timeout)s, job.id, %(owner)s, %(trace_context)s::jsonb, %(pool)s
+           %(timeout)s, job.id, %(owner)s, %(trace_context)s::jsonb, %(pool)s, %(split)s,
+           %(failure_policy)s
     FROM job
     RETURNING id AS task_id, status, kind, description AS task_description, method, params,
               priority, timeout, result, error, attempts, created_at, started_at,
-              completed_at, owner, pool
+              completed_at, owner, pool, split, failure_policy
 ), audited AS (
     INSERT INTO audit_log (actor, key_id, client, action, target, detail, count)
     SELECT %(actor)s, %(key_id)s, %(client)s, %(action)s, task.task_id::text,
@@ -114,7 +115,7 @@ SELECT * FROM task;
 SELECT id AS task_id, status, kind, description AS task_description, method, params,
        priority, timeout, result, error, attempts, created_at, started_at, completed_at,
        owner, usage, parent_id, subtask_id, NULLIF(depends_on, '{}') AS depends_on,
-       failure_policy, pool, failures, attempt_history, next_attempt_at
+       failure_policy, pool, failures, attempt_history, next_attempt_at, split
 FROM tasks
 WHERE id = %(id)s;
 
@@ -127,7 +128,7 @@ SELECT id AS task_id, status, kind, description AS task_description, method,
        CASE WHEN %(with_result)s THEN result END AS result,
        error, attempts, created_at, started_at, completed_at, owner, usage, parent_id,
        subtask_id, NULLIF(depends_on, '{}') AS depends_on, failure_policy, pool, failures,
-       next_attempt_at
+       next_attempt_at, split
 FROM tasks
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(parent_id)s::uuid IS NULL OR parent_id = %(parent_id)s)
@@ -153,7 +154,8 @@ SET status = 'running',
 WHERE id = %(id)s AND status IN ('pending', 'running') AND NOT cancel_requested
 RETURNING id AS task_id, status, kind, description AS task_description, method, params,
           priority, timeout, result, error, attempts, created_at, started_at, completed_at,
-          owner, trace_context, failures, attempt_history, next_attempt_at,
+          owner, trace_context, failures, attempt_history, next_attempt_at, split,
+          failure_policy,
           (SELECT COALESCE(max(seq), 0) FROM task_steps WHERE task_id = tasks.id) AS last_seq;
 
 -- name: finish_task
@@ -202,14 +204,14 @@ WITH target AS (
             ELSE tasks.error END
     FROM target
     WHERE tasks.id = target.id
-    RETURNING tasks.id, tasks.status, tasks.kind, tasks.parent_id
+    RETURNING tasks.id, tasks.status, tasks.kind, tasks.parent_id, tasks.split
 ), unasked AS (
     -- A call no one needs to decide any more.
     UPDATE approvals SET status = 'expired', reason = 'the task was cancelled', decided_at = now()
     FROM updated
     WHERE approvals.task_id = updated.id AND approvals.status = 'pending'
 )
-SELECT updated.id, updated.status, updated.kind, updated.parent_id,
+SELECT updated.id, updated.status, updated.kind, updated.parent_id, updated.split,
        procrastinate_cancel_job_v1(target.job_id, true, false) AS job
 FROM updated JOIN target USING (id);
 
@@ -340,6 +342,7 @@ SET status = 'failed', completed_at = now(),
 WHERE status IN ('pending', 'running')
   AND created_at < now() - make_interval(secs => %(grace)s)
   AND kind <> 'graph'
+  AND split IS DISTINCT FROM 'waiting'
   AND NOT (parent_id IS NOT NULL AND job_id IS NULL AND status = 'pending')
   AND NOT EXISTS (
       SELECT 1 FROM procrastinate_jobs AS job
@@ -657,8 +660,9 @@ WHERE c.id = %(id)s
 FOR UPDATE OF p;
 
 -- name: graph_lock
-SELECT id, status, cancel_requested, failure_policy FROM tasks
-WHERE id = %(id)s AND kind = 'graph'
+-- A graph, or a split task while its sub-tasks run (the plan's graph).
+SELECT id, status, cancel_requested, failure_policy, split FROM tasks
+WHERE id = %(id)s AND (kind = 'graph' OR split = 'waiting')
 FOR UPDATE;
 
 -- name: graph_children
@@ -725,7 +729,7 @@ FROM updated JOIN target USING (id);
 UPDATE tasks
 SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb,
     completed_at = now()
-WHERE id = %(id)s AND kind = 'graph' AND status = 'running'
+WHERE id = %(id)s AND (kind = 'graph' OR split = 'waiting') AND status = 'running'
 RETURNING id;
 
 -- Worker pools and registered workers (issue 17, migration 0026) ------------------------
@@ -905,3 +909,30 @@ SELECT url, status, attempts, next_at FROM task_webhooks WHERE task_id = %(task_
 -- name: listen_webhooks
 -- A delivery became due (the trigger of migration 0028).
 LISTEN qasdk_webhooks;
+
+-- Graphs the model plans (issue 13): a split task's phases (see migration 0029).
+
+-- name: split_park
+-- The plan is valid: the task waits for its sub-tasks (no job; its attempt's job ends),
+-- keeping the conversation composing goes on from. Only the claiming attempt may.
+UPDATE tasks SET split = 'waiting', plan_conversation = %(conversation)s::jsonb
+WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s AND split = 'planning'
+RETURNING id;
+
+-- name: split_compose
+-- Its sub-tasks have ended: the task is queued again, for the model to answer from them,
+-- in the transaction that recorded the last sub-task's outcome.
+WITH job AS (
+    SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
+        %(queue)s, %(job_task)s, priority, NULL, NULL,
+        jsonb_build_object('task_id', %(id)s::text), NULL
+    )::procrastinate_job_to_defer_v1]))[1] AS id
+    FROM tasks WHERE id = %(id)s AND split = 'waiting' AND status = 'running'
+)
+UPDATE tasks SET split = 'composing', status = 'pending', job_id = job.id, worker = NULL
+FROM job
+WHERE tasks.id = %(id)s
+RETURNING tasks.id;
+
+-- name: split_conversation
+SELECT plan_conversation FROM tasks WHERE id = %(id)s;

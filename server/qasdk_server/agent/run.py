@@ -30,6 +30,7 @@ from qasdk.config import ModelConfig
 from qasdk.models import ExecutionResult, MethodConfig, TaskError, TraceStep
 from qasdk.redaction import mask_fields, mask_url
 from qasdk_server.agent import model_errors, shim
+from qasdk_server.agent.plan import PLAN_TOOL, Planned
 from qasdk_server.agent.recover import recover_calls
 from qasdk_server.agent.shim import SYSTEM_MESSAGE, agent_class
 from qasdk_server.agent.thinking import split_thinking
@@ -190,8 +191,12 @@ class AgentRun:
         backoff: float = 1.0,
         span: TaskSpan | None = None,
         token_budget: int | None = None,
+        plan: Callable[[Any], concurrent.futures.Future[Any]] | None = None,
     ) -> None:
         self.model = model
+        #: Of a split task's planning: checks a plan on the loop (its nodes, or a
+        #: ``str`` naming its problems, which the model gets back to correct them).
+        self.plan = plan
         #: The task's span, when traced: each model call is a span under it.
         self.span = span
         self.llm = llm
@@ -584,6 +589,8 @@ class AgentRun:
         """
         self._check()
         self.tool_calls += 1
+        if name == PLAN_TOOL and self.plan is not None:
+            return self._plan_call(raw_args, messages)
         if self.tool_calls > self.model.max_tool_calls:
             raise AgentFailure(
                 TaskError(
@@ -656,6 +663,34 @@ class AgentRun:
             text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
         self._returned.setdefault(key, (self.turns, result, text, error is not None))
         return text
+
+    def _plan_call(self, raw_args: Any, messages: Any) -> str:
+        """The plan of a split task: checked, then stored (``Planned``), or sent back."""
+        assert self.plan is not None
+        started, clock = _now(), time.perf_counter()
+        try:
+            arguments = json.loads(raw_args) if isinstance(raw_args, str) else dict(raw_args)
+            if not isinstance(arguments, dict):
+                raise ValueError("arguments must be a JSON object")
+        except ValueError as exc:
+            error = TaskError("InvalidPlan", f"the plan is not a JSON object: {exc}")
+            self._record_tool_step(PLAN_TOOL, raw_args, started, clock, error=error)
+            return f"Error: {error.type}: {error.message}"
+        checked = self.plan(arguments).result()
+        if isinstance(checked, str):
+            error = TaskError("InvalidPlan", checked)
+            self._record_tool_step(PLAN_TOOL, arguments, started, clock, error=error)
+            return f"Error: {error.type}: {error.message}"
+        ids = [node.id for node in checked]
+        self._record_tool_step(
+            PLAN_TOOL,
+            arguments,
+            started,
+            clock,
+            result={"subtasks": ids},
+            content=f"SPLITTING -> READY: {len(ids)} sub-tasks ({', '.join(ids)[:500]})",
+        )
+        raise Planned(checked, [_plain(m) for m in (messages or [])])
 
     def _repeated(
         self, key: tuple[str, str], arguments: Any, started: datetime, clock: float

@@ -19,7 +19,7 @@ from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError
 from qasdk_server.executor import prepare_params
 from qasdk_server.graphs.body import MAX_SUBTASKS, SubtaskSpec
-from qasdk_server.state import ServerState
+from qasdk_server.registry import MethodRegistry
 
 __all__ = ["check_subtasks"]
 
@@ -39,7 +39,7 @@ def _under(field: str, refs: set[str]) -> bool:
 
 
 async def _direct(
-    server: ServerState,
+    registry: MethodRegistry,
     spec: SubtaskSpec,
     where: str,
     principal: Principal,
@@ -47,9 +47,9 @@ async def _direct(
 ) -> dict[str, Any] | None:
     """The sub-task's params as they will be stored (references kept), or ``None``."""
     assert spec.method is not None
-    method = await server.registry.find(spec.method)
+    method = await registry.find(spec.method)
     if method is None:
-        hint = server.registry.suggest(spec.method) or ""
+        hint = registry.suggest(spec.method) or ""
         reason = f"no registered tool named {spec.method[:100]!r}{hint}"
         problems.append(Problem(field=f"{where}.method", reason=reason))
         return None
@@ -94,13 +94,14 @@ def _prepared_without(
 
 
 async def check_subtasks(
-    server: ServerState,
+    registry: MethodRegistry,
     specs: list[SubtaskSpec],
     principal: Principal,
     *,
     priority: int,
     timeout: float | None,
     limits: LimitsConfig,
+    max_subtasks: int = MAX_SUBTASKS,
 ) -> list[Subtask]:
     """The graph, validated; raises :class:`ApiError` 400 naming every problem.
 
@@ -109,8 +110,8 @@ async def check_subtasks(
     problems: list[Problem] = []
     if not specs:
         problems.append(Problem(field="subtasks", reason="must hold at least one sub-task"))
-    if len(specs) > MAX_SUBTASKS:
-        reason = f"must hold at most {MAX_SUBTASKS} sub-tasks, got {len(specs)}"
+    if len(specs) > max_subtasks:
+        reason = f"must hold at most {max_subtasks} sub-tasks, got {len(specs)}"
         problems.append(Problem(field="subtasks", reason=reason))
         specs = []
     nodes: list[Subtask] = []
@@ -140,8 +141,8 @@ async def check_subtasks(
                 )
                 problems.append(Problem(field=f"{where}.task_description", reason=reason))
         else:
-            params = await _direct(server, spec, where, principal, problems)
-            found = await server.registry.find(spec.method) if spec.method else None
+            params = await _direct(registry, spec, where, principal, problems)
+            found = await registry.find(spec.method) if spec.method else None
             pool = found.pool if found is not None else pool
         if len(problems) > before:
             continue

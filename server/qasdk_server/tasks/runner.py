@@ -39,6 +39,7 @@ from qasdk.store import results as results_store
 from qasdk.store import tasks as store
 from qasdk.store.connection import Pool, connect, is_outage
 from qasdk_server.agent import AgentFailure, AgentRun, Cancelled, build_llm, qwen_tools
+from qasdk_server.agent.plan import Planned, plan_tool, planning_prompt
 from qasdk_server.agent.run import CANCELLED_CALL, Paused, progress_text
 from qasdk_server.executor import Executor
 from qasdk_server.metrics import Metrics
@@ -46,7 +47,7 @@ from qasdk_server.middleware.base import AwaitingApproval
 from qasdk_server.middleware.chain import Chain
 from qasdk_server.middleware.load import chain_for
 from qasdk_server.registry import MethodRegistry
-from qasdk_server.tasks import retry
+from qasdk_server.tasks import retry, split
 from qasdk_server.tasks.calls import ToolCalls
 from qasdk_server.tasks.trace import TraceRecorder
 
@@ -110,6 +111,7 @@ def _duplicate(exc: BaseException) -> bool:
 AWAITING = "awaiting_approval"
 #: The outcome of an attempt that failed in a way another attempt may get past (``retry.py``).
 RETRYABLE = "retryable"
+SPLIT = "split"
 
 
 def _now() -> datetime:
@@ -376,6 +378,9 @@ class TaskRunner:
                 return
             # No task retries (worker.max_attempts: 0), or a cancel came first: a failure.
             status = "failed"
+        if status == SPLIT:
+            await self._park(conn, task, recorder, result, span, log_extra)
+            return
         written = await self._finish(conn, task_id, attempt, recorder, status, result, error)
         elapsed = time.monotonic() - started
         self.metrics.observe_task(task.kind, status, elapsed)
@@ -473,6 +478,27 @@ class TaskRunner:
             extra=log_extra,
         )
         return True
+
+    async def _park(
+        self,
+        conn: psycopg.AsyncConnection[DictRow],
+        task: Task,
+        recorder: TraceRecorder,
+        planned: Planned,
+        span: TaskSpan | None,
+        log_extra: dict[str, Any],
+    ) -> None:
+        """A split task's plan holds: its sub-tasks are stored, it waits for them."""
+        await recorder.flush()
+        ids = await split.park(conn, task, planned.subtasks, planned.conversation, None)
+        if span is not None:
+            span.end("waiting" if ids is not None else "superseded")
+        logger.info(
+            "task %s split into %d sub-tasks",
+            task.task_id,
+            len(planned.subtasks),
+            extra=log_extra,
+        )
 
     async def _finish(
         self,
@@ -708,6 +734,15 @@ class TaskRunner:
         loop = asyncio.get_running_loop()
         context = _TaskContext(self, recorder, task, attempt, deadline, loop, span)
         worker = self.config.worker
+        description = task.task_description
+        plan = None
+        if task.split == "planning":
+            tools, description = [plan_tool(methods)], planning_prompt(description)
+
+            def plan(arguments: Any) -> concurrent.futures.Future[Any]:
+                check = split.check_plan(self.pool, self.registry, self.config, task, arguments)
+                return asyncio.run_coroutine_threadsafe(check, loop)
+
         agent = AgentRun(
             model=model,
             llm=llm,
@@ -718,12 +753,15 @@ class TaskRunner:
             backoff=worker.retry_backoff,
             span=span,
             token_budget=budget,
+            plan=plan,
         )
-        resume = None
+        resume: Any = None
         if task.attempts > 1:
             async with self.pool.connection() as conn:
                 resume = await approvals.resume_point(conn, task.task_id)
-        future = loop.run_in_executor(self.threads, agent.run, task.task_description, resume)
+                if resume is None and task.split == "composing":
+                    resume = await split.composing(conn, task.task_id)
+        future = loop.run_in_executor(self.threads, agent.run, description, resume)
         try:
             outcome = await future
         except asyncio.CancelledError:
@@ -733,6 +771,8 @@ class TaskRunner:
             raise asyncio.CancelledError() from None
         except Paused as paused:
             return AWAITING, paused, None
+        except Planned as planned:
+            return SPLIT, planned, None
         except AgentFailure as failure:
             status = RETRYABLE if retry.retryable_model(failure.error) else "failed"
             return status, None, failure.error
