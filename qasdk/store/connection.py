@@ -7,6 +7,7 @@ and the reason and never the password.
 
 from __future__ import annotations
 
+import select
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from qasdk.store.embedded import ensure_embedded
 __all__ = [
     "CONNECT_KWARGS",
     "Pool",
+    "check_connection",
     "configure",
     "connect",
     "connection_error",
@@ -108,6 +110,28 @@ async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
     """Read ``json``/``jsonb`` with msgspec: faster than the standard library, and no
     recursion limit below the depth qasdk stores (``limits.json_depth``)."""
     set_json_loads(_decode_json, conn)
+
+
+async def check_connection(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pools' check on checkout, with no round trip while the socket is quiet.
+
+    An idle connection has nothing to read. A restarted server or a terminated
+    backend leaves a message or end-of-file on the socket: only then is the
+    connection pinged, and the pool replaces it if the ping fails. (Pinging every
+    checkout cost a round trip per statement on the hot path.)
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    if _readable(conn.fileno()):
+        await psycopg_pool.AsyncConnectionPool.check_connection(conn)
+
+
+def _readable(fd: int) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # pragma: no cover (no poll on Windows)
 
 
 async def connect(

@@ -29,6 +29,7 @@ __all__ = [
     "JOB_TASK",
     "QUEUE",
     "Claimed",
+    "TaskLocked",
     "cancel_abandoned",
     "cancel_task",
     "claim_task",
@@ -42,7 +43,6 @@ __all__ = [
     "lock_key",
     "release_task",
     "settle_orphans",
-    "try_lock",
     "unlock",
 ]
 
@@ -197,6 +197,10 @@ async def list_tasks(
     return tasks
 
 
+class TaskLocked(Exception):
+    """Another worker holds the task's lock: it is running there."""
+
+
 class Claimed(msgspec.Struct, frozen=True):
     """A task a worker took: the task, its last trace step number, its trace context."""
 
@@ -206,9 +210,16 @@ class Claimed(msgspec.Struct, frozen=True):
 
 
 async def claim_task(conn: Conn, task_id: uuid.UUID, worker: str) -> Claimed | None:
-    """Mark the task running for a new attempt; return it, with what running it needs."""
-    row = await (await execute(conn, "claim_task", {"id": task_id, "worker": worker})).fetchone()
-    if row is None:
+    """Lock the task and mark it running for a new attempt; return it, with what running it
+    needs, or ``None`` if it is cancelled or finished already.
+
+    Raises :class:`TaskLocked` when another worker holds it (then nothing changed).
+    """
+    params = {"id": task_id, "worker": worker, "key": lock_key(task_id)}
+    row = await (await execute(conn, "claim_task", params)).fetchone()
+    if row is None or not row.pop("locked"):
+        raise TaskLocked(str(task_id))
+    if row["task_id"] is None:
         return None
     last_seq = int(row.pop("last_seq"))
     context = row.pop("trace_context")
@@ -229,11 +240,14 @@ async def finish_task(
     result: Any = None,
     error: TaskError | None = None,
     limits: LimitsConfig = _DEFAULT_LIMITS,
+    in_graph: bool = True,
 ) -> bool:
     """Record the outcome; ``False`` if another attempt owns the task now.
 
     The result is stored as it can be (see :mod:`qasdk.store.values`): over
-    ``limits.result`` it is a marker with its size and a preview.
+    ``limits.result`` it is a marker with its size and a preview. ``in_graph=False``
+    (the caller knows the task has no parent: that never changes) makes it one
+    statement, with no graph to lock and advance.
     """
     params = {
         "id": task_id,
@@ -242,6 +256,8 @@ async def finish_task(
         "result": _json(result, limits, limits.result),
         "error": _json(storable_error(error), limits),
     }
+    if not in_graph:
+        return await (await execute(conn, "finish_task", params)).fetchone() is not None
     async with conn.transaction():
         parent = await graphs.lock_parent(conn, task_id)
         written = await (await execute(conn, "finish_task", params)).fetchone() is not None
@@ -285,12 +301,6 @@ async def cancel_abandoned(conn: Conn, task_id: uuid.UUID) -> bool:
 def lock_key(task_id: uuid.UUID) -> int:
     """The advisory-lock key of a task: 64 bits of its id."""
     return int.from_bytes(task_id.bytes[:8], "big", signed=True)
-
-
-async def try_lock(conn: Conn, task_id: uuid.UUID) -> bool:
-    """Take the task's session lock: held while it runs, released if the connection dies."""
-    row = await fetch_one(conn, "task_lock", {"key": lock_key(task_id)})
-    return bool(row and row["locked"])
 
 
 async def unlock(conn: Conn, task_id: uuid.UUID) -> None:

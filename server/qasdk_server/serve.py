@@ -32,7 +32,14 @@ from qasdk.errors import DatabaseError, StartupError
 from qasdk.security.guard import RowGuard
 from qasdk.security.roots import roots_for
 from qasdk.security.signing import load_signing_key
-from qasdk.store.connection import CONNECT_KWARGS, Pool, configure, connect, resolve_url
+from qasdk.store.connection import (
+    CONNECT_KWARGS,
+    Pool,
+    check_connection,
+    configure,
+    connect,
+    resolve_url,
+)
 from qasdk.store.migrate import migrate
 from qasdk_server.events import TaskEvents
 from qasdk_server.metrics import Metrics
@@ -72,7 +79,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 async def open_pool(url: str, config: Config, extra: int = 0) -> Pool:
-    """The process's connection pool: autocommit, dict rows, UTC, checked on checkout."""
+    """The process's connection pool: autocommit, dict rows, UTC, checked on checkout
+    (see :func:`~qasdk.store.connection.check_connection`)."""
     pool: Pool = psycopg_pool.AsyncConnectionPool(
         url,
         connection_class=psycopg.AsyncConnection[DictRow],
@@ -80,7 +88,7 @@ async def open_pool(url: str, config: Config, extra: int = 0) -> Pool:
         max_size=config.database.pool_size + extra,
         kwargs={**CONNECT_KWARGS, "autocommit": True, "row_factory": dict_row},
         open=False,
-        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        check=check_connection,
         configure=configure,
         timeout=config.database.connect_timeout,
         name="qasdk",

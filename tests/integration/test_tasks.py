@@ -228,6 +228,21 @@ async def test_cancel_a_running_task_interrupts_its_tool(
     }
 
 
+async def test_a_wait_that_runs_out_answers_the_task_as_it_is_now(
+    served: Server, served_project: Path, conn: Any
+) -> None:
+    """The wait reads the task again only for its end; when it runs out first, the answer
+    still says ``running``, not the ``pending`` it read when it began."""
+    name = tag()
+    task_id = served.submit(method="record", params={"tag": name, "seconds": 30})["task_id"]
+    try:
+        task = served.get(task_id, wait=3)
+        assert task["status"] == "running", task
+        assert task["attempts"] == 1
+    finally:
+        served.http.post(f"/api/tasks/{task_id}/cancel")
+
+
 async def test_a_tool_call_the_model_asked_for_is_a_cancelled_step_when_cancelled(
     served: Server, served_project: Path, model: ScriptedModel, conn: Any
 ) -> None:

@@ -143,20 +143,29 @@ ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
 
 -- name: claim_task
--- A worker takes a task: pending (or running after a dead worker) becomes running
--- with a new attempt number; a cancelled or finished task is not returned. With it, the
--- trace context it was submitted in.
-UPDATE tasks
-SET status = 'running',
-    started_at = COALESCE(started_at, now()),
-    attempts = attempts + 1,
-    worker = %(worker)s
-WHERE id = %(id)s AND status IN ('pending', 'running') AND NOT cancel_requested
-RETURNING id AS task_id, status, kind, description AS task_description, method, params,
-          priority, timeout, result, error, attempts, created_at, started_at, completed_at,
-          owner, trace_context, failures, attempt_history, next_attempt_at, split,
-          failure_policy,
-          (SELECT COALESCE(max(seq), 0) FROM task_steps WHERE task_id = tasks.id) AS last_seq;
+-- A worker takes a task: its session lock first (held while it runs, released by
+-- PostgreSQL if the worker's connection dies), then pending (or running after a dead
+-- worker) becomes running with a new attempt number. One round trip: ``locked`` is false
+-- when another worker holds the task; no task comes back when it is cancelled or finished
+-- already. With it, the trace context it was submitted in.
+WITH lock AS (
+    SELECT pg_try_advisory_lock(%(key)s) AS locked
+), claimed AS (
+    UPDATE tasks
+    SET status = 'running',
+        started_at = COALESCE(started_at, now()),
+        attempts = attempts + 1,
+        worker = %(worker)s
+    WHERE id = %(id)s AND status IN ('pending', 'running') AND NOT cancel_requested
+          AND (SELECT locked FROM lock)
+    RETURNING id AS task_id, status, kind, description AS task_description, method, params,
+              priority, timeout, result, error, attempts, created_at, started_at,
+              completed_at, owner, parent_id, trace_context, failures, attempt_history,
+              next_attempt_at, split, failure_policy,
+              (SELECT COALESCE(max(seq), 0) FROM task_steps WHERE task_id = tasks.id)
+                  AS last_seq
+)
+SELECT lock.locked, claimed.* FROM lock LEFT JOIN claimed ON true;
 
 -- name: finish_task
 -- Only the attempt that claimed the task may finish it.
@@ -215,20 +224,17 @@ SELECT updated.id, updated.status, updated.kind, updated.parent_id, updated.spli
        procrastinate_cancel_job_v1(target.job_id, true, false) AS job
 FROM updated JOIN target USING (id);
 
--- name: task_lock
--- Held by the worker running a task for as long as it runs; a second worker cannot
--- take it, and it is released by PostgreSQL if the worker's connection dies.
-SELECT pg_try_advisory_lock(%(key)s) AS locked;
-
 -- name: task_unlock
 SELECT pg_advisory_unlock(%(key)s) AS unlocked;
 
 -- name: insert_step
+-- A step written again (after an outage, or after a pipeline that failed) is the same step.
 INSERT INTO task_steps (task_id, seq, kind, name, attempt, arguments, result, error, content,
                         thinking, usage, started_at, duration_ms, code_version, cached, retries)
 VALUES (%(task_id)s, %(seq)s, %(kind)s, %(name)s, %(attempt)s, %(arguments)s::jsonb,
         %(result)s::jsonb, %(error)s::jsonb, %(content)s, %(thinking)s, %(usage)s::jsonb,
-        %(started_at)s, %(duration_ms)s, %(code_version)s, %(cached)s, %(retries)s);
+        %(started_at)s, %(duration_ms)s, %(code_version)s, %(cached)s, %(retries)s)
+ON CONFLICT (task_id, seq) DO NOTHING;
 
 -- name: list_steps
 SELECT seq, kind, name, attempt, arguments, result, error, content, thinking, usage,

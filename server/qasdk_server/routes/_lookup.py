@@ -34,10 +34,15 @@ async def load_task(server: ServerState, task_id: uuid.UUID, principal: Principa
 async def wait_until_done(
     server: ServerState, task_id: uuid.UUID, wait: float, principal: Principal = OPEN
 ) -> Task:
-    """The task once it has finished, or as it is when ``wait`` seconds have passed."""
+    """The task once it has finished, or as it is when ``wait`` seconds have passed.
+
+    Only an event that may end the wait reads the task again: steps and other status
+    changes only mark it stale, for one read when the wait runs out.
+    """
     deadline = time.monotonic() + wait
     async with server.events.subscribe(task_id) as queue:
         task = await load_task(server, task_id, principal)
+        stale = False
         while task.status not in TERMINAL_STATUSES:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -46,7 +51,13 @@ async def wait_until_done(
                 # Without a listening connection, poll; events may be missed.
                 timeout = remaining if server.events.connected else min(remaining, 0.25)
                 event = await asyncio.wait_for(queue.get(), timeout)
-                if event.get("event") == "step":
+                if event.get("event") == "step" or (
+                    event.get("event") == "status" and event.get("status") not in TERMINAL_STATUSES
+                ):
+                    stale = True
                     continue
+            task = await load_task(server, task_id)
+            stale = False
+        if stale:
             task = await load_task(server, task_id)
     return task

@@ -15,10 +15,12 @@ import uuid
 from typing import Any
 
 import procrastinate
+import psycopg
+import psycopg_pool
 from procrastinate.job_context import AbortReason, JobContext
 from procrastinate.retry import RetryDecision
 
-from qasdk.store.connection import CONNECT_KWARGS
+from qasdk.store.connection import CONNECT_KWARGS, check_connection
 from qasdk.store.pools import queue_for
 from qasdk.store.tasks import JOB_TASK, QUEUE
 from qasdk_server.tasks.runner import (
@@ -54,6 +56,7 @@ def queue_app(
         min_size=1,
         max_size=pool_size,
         kwargs={**CONNECT_KWARGS, "application_name": "qasdk-queue"},
+        pool_factory=_queue_pool,
     )
     app = procrastinate.App(connector=connector)
     app.task(name=JOB_TASK, queue=QUEUE, pass_context=True, retry=_KeepUntilDone(busy_delay))(
@@ -68,6 +71,22 @@ def queue_app(
         )
     )
     return app
+
+
+def _queue_pool(**kwargs: Any) -> psycopg_pool.AsyncConnectionPool[Any]:
+    """Procrastinate's pool, with qasdk's check on checkout instead of a ping every time.
+
+    Its connections are in autocommit: every query Procrastinate sends is one statement,
+    so that is one round trip instead of BEGIN, the query and COMMIT. (Its listener opens
+    a connection of its own, in autocommit already.)
+    """
+    kwargs["check"] = check_connection
+    kwargs["configure"] = _autocommit  # not a connect argument: the listener passes its own
+    return psycopg_pool.AsyncConnectionPool(**kwargs)
+
+
+async def _autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.set_autocommit(True)
 
 
 class _KeepUntilDone(procrastinate.BaseRetryStrategy):

@@ -269,11 +269,17 @@ class TaskRunner:
 
     async def _run(self, task_id: uuid.UUID, stop_reason: Callable[[], StopReason | None]) -> None:
         async with self.pool.connection() as conn:
-            if not await store.try_lock(conn, task_id):
-                logger.warning("task %s is running on another worker; looking again later", task_id)
-                raise TaskBusy(str(task_id))
             try:
-                await self._claimed(conn, task_id, stop_reason)
+                claimed = await store.claim_task(conn, task_id, self.worker_name)
+            except store.TaskLocked:
+                logger.warning("task %s is running on another worker; looking again later", task_id)
+                raise TaskBusy(str(task_id)) from None
+            except BaseException:
+                # A session lock taken by a statement that failed is still held.
+                await asyncio.shield(self._unlock(conn, task_id))
+                raise
+            try:
+                await self._claimed(conn, task_id, claimed, stop_reason)
             finally:
                 await asyncio.shield(self._unlock(conn, task_id))
 
@@ -288,9 +294,9 @@ class TaskRunner:
         self,
         conn: psycopg.AsyncConnection[DictRow],
         task_id: uuid.UUID,
+        claimed: store.Claimed | None,
         stop_reason: Callable[[], StopReason | None],
     ) -> None:
-        claimed = await store.claim_task(conn, task_id, self.worker_name)
         if claimed is None:
             # Cancelled or finished already; or cancelled while its last worker died.
             await store.cancel_abandoned(conn, task_id)
@@ -356,9 +362,7 @@ class TaskRunner:
                 logger.info("task %s handed back: the worker is stopping", task_id, extra=log_extra)
                 raise HandBack(str(task_id)) from None
             error = TaskError("Cancelled", "cancelled by request")
-            await asyncio.shield(
-                self._finish(conn, task_id, attempt, recorder, "cancelled", None, error)
-            )
+            await asyncio.shield(self._finish(conn, task, recorder, "cancelled", None, error))
             self.metrics.observe_task(task.kind, "cancelled", time.monotonic() - started)
             self.tasks_done += 1
             if span is not None:
@@ -381,7 +385,7 @@ class TaskRunner:
         if status == SPLIT:
             await self._park(conn, task, recorder, result, span, log_extra)
             return
-        written = await self._finish(conn, task_id, attempt, recorder, status, result, error)
+        written = await self._finish(conn, task, recorder, status, result, error)
         elapsed = time.monotonic() - started
         self.metrics.observe_task(task.kind, status, elapsed)
         self.tasks_done += 1
@@ -503,8 +507,7 @@ class TaskRunner:
     async def _finish(
         self,
         conn: psycopg.AsyncConnection[DictRow],
-        task_id: uuid.UUID,
-        attempt: int,
+        task: Task,
         recorder: TraceRecorder,
         status: str,
         result: Any,
@@ -512,17 +515,37 @@ class TaskRunner:
     ) -> bool:
         """Record the outcome, whatever happens: a task never stays ``running`` for good.
 
+        The trace steps still held and the outcome go in one round trip (a pipeline).
         An outcome the database refuses (it should not: values are made storable)
         ends the task as failed with an ``InternalError``. An outcome the database
         cannot take now (an outage) is kept and written when it is back, so a tool
         that ran is not run again (:class:`OutcomePending`).
         """
+        task_id, attempt = task.task_id, task.attempts
         limits = self.config.limits
+        in_graph = task.parent_id is not None
         try:
+            held = recorder.take_held()
             await recorder.flush()
+            if held:
+                try:
+                    async with conn.pipeline():
+                        await recorder.insert(held)
+                        return await store.finish_task(
+                            conn, task_id, attempt, status=status, result=result, error=error,
+                            limits=limits, in_graph=in_graph,
+                        )  # fmt: skip
+                except psycopg.Error as exc:
+                    if is_outage(exc):
+                        recorder.unwritten(held)
+                        raise
+                    # One of them was refused: again one by one, so the outcome still lands.
+                    for step in held:
+                        await recorder.add(step)
             return await store.finish_task(
-                conn, task_id, attempt, status=status, result=result, error=error, limits=limits
-            )
+                conn, task_id, attempt, status=status, result=result, error=error, limits=limits,
+                in_graph=in_graph,
+            )  # fmt: skip
         except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             if is_outage(exc):
                 keeper = self._keep_outcome(task_id, attempt, recorder, status, result, error)
@@ -530,8 +553,9 @@ class TaskRunner:
             logger.exception("task %s: its outcome could not be stored", task_id)
             fallback = TaskError("InternalError", f"the task's outcome could not be stored: {exc}")
             return await store.finish_task(
-                conn, task_id, attempt, status="failed", error=fallback, limits=limits
-            )
+                conn, task_id, attempt, status="failed", error=fallback, limits=limits,
+                in_graph=in_graph,
+            )  # fmt: skip
 
     def _keep_outcome(
         self,
@@ -679,7 +703,7 @@ class TaskRunner:
             if outcome.success
             else TaskError(outcome.error_type or "Error", outcome.error or "")
         )
-        await recorder.add(
+        recorder.hold(  # written with the outcome, in its round trip
             step(
                 result=outcome.result if outcome.success else None,
                 error=error,

@@ -47,6 +47,8 @@ class TraceRecorder:
         self._seq_lock = threading.Lock()
         self._loop = loop
         self._pending: list[concurrent.futures.Future[None]] = []
+        #: Steps written with the outcome, in its round trip (see :meth:`hold`).
+        self._held: list[TraceStep] = []
 
     def next_seq(self) -> int:
         with self._seq_lock:
@@ -59,6 +61,27 @@ class TraceRecorder:
 
     async def add(self, step: TraceStep) -> None:
         await self._write(step)
+
+    def hold(self, step: TraceStep) -> None:
+        """Keep the attempt's last step to be written with its outcome (one round trip).
+
+        A worker that dies before the outcome is stored loses this step with the
+        outcome: the attempt runs again and writes its own.
+        """
+        self._held.append(step)
+
+    def take_held(self) -> list[TraceStep]:
+        held, self._held = self._held, []
+        return held
+
+    async def insert(self, steps: list[TraceStep]) -> None:
+        """Write ``steps`` as they are, errors to the caller (inside its pipeline)."""
+        for step in steps:
+            await store.insert_step(self._conn, self._task_id, step, self._limits)
+
+    def unwritten(self, steps: list[TraceStep]) -> None:
+        """``steps`` may not have been written: write them again with the kept outcome."""
+        self._unwritten.extend(steps)
 
     async def _write(self, step: TraceStep) -> None:
         try:
@@ -76,7 +99,9 @@ class TraceRecorder:
             self._unwritten.pop(0)
 
     async def flush(self) -> None:
-        """Wait until every queued step is written."""
+        """Wait until every queued step is written (held ones included)."""
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*(asyncio.wrap_future(f) for f in pending), return_exceptions=True)
+        for step in self.take_held():
+            await self._write(step)
