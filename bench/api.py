@@ -618,7 +618,8 @@ def main() -> None:
         env.update(
             QASDK_DATABASE_URL=url,
             QASDK_LOGGING_LEVEL="WARNING",
-            QASDK_DATABASE_POOL_SIZE=str(max(8, args.concurrency // 2)),
+            # As many connections as clients: the raw loop has one per client.
+            QASDK_DATABASE_POOL_SIZE=str(args.concurrency),
         )
         subprocess.run(
             [sys.executable, "-m", "qasdk", "sync", "tools"],

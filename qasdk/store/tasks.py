@@ -36,6 +36,7 @@ __all__ = [
     "delete_expired_tasks",
     "finish_task",
     "get_task",
+    "get_task_and_webhook",
     "insert_step",
     "insert_task",
     "list_steps",
@@ -147,8 +148,23 @@ async def insert_task(
 
 
 async def get_task(conn: Conn, task_id: uuid.UUID) -> Task | None:
+    found = await get_task_and_webhook(conn, task_id)
+    return None if found is None else found[0]
+
+
+async def get_task_and_webhook(
+    conn: Conn, task_id: uuid.UUID
+) -> tuple[Task, dict[str, Any] | None] | None:
+    """The task and its completion webhook's row (url, status, attempts, next_at), in one
+    round trip; ``None`` if there is no such task."""
     row = await (await execute(conn, "get_task", {"id": task_id})).fetchone()
-    return _task(row) if row else None
+    if row is None:
+        return None
+    webhook = {name: row.pop(f"webhook_{name}") for name in _WEBHOOK_COLUMNS}
+    return _task(row), (webhook if webhook["url"] is not None else None)
+
+
+_WEBHOOK_COLUMNS = ("url", "status", "attempts", "next_at")
 
 
 async def list_tasks(

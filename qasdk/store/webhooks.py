@@ -24,7 +24,6 @@ __all__ = [
     "next_due",
     "record_attempt",
     "subscribe",
-    "webhook_of",
 ]
 
 
@@ -81,12 +80,6 @@ async def next_due(conn: Conn) -> float | None:
     row = await fetch_one(conn, "webhook_next_due")
     seconds = row["seconds"] if row else None
     return float(seconds) if seconds is not None else None
-
-
-async def webhook_of(conn: Conn, task_id: uuid.UUID) -> dict[str, Any] | None:
-    """The task's callback row (url, status, attempts, next_at), or ``None``."""
-    row = await fetch_one(conn, "webhook_of_task", {"task_id": task_id})
-    return dict(row) if row else None
 
 
 async def listen(conn: Conn) -> None:

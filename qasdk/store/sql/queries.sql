@@ -112,12 +112,18 @@ WITH job AS (
 SELECT * FROM task;
 
 -- name: get_task
-SELECT id AS task_id, status, kind, description AS task_description, method, params,
-       priority, timeout, result, error, attempts, created_at, started_at, completed_at,
-       owner, usage, parent_id, subtask_id, NULLIF(depends_on, '{}') AS depends_on,
-       failure_policy, pool, failures, attempt_history, next_attempt_at, split
-FROM tasks
-WHERE id = %(id)s;
+-- With its completion webhook's row, if it has one (``webhook_*``): reading a task for the
+-- API is then one round trip.
+SELECT t.id AS task_id, t.status, t.kind, t.description AS task_description, t.method,
+       t.params, t.priority, t.timeout, t.result, t.error, t.attempts, t.created_at,
+       t.started_at, t.completed_at, t.owner, t.usage, t.parent_id, t.subtask_id,
+       NULLIF(t.depends_on, '{}') AS depends_on, t.failure_policy, t.pool, t.failures,
+       t.attempt_history, t.next_attempt_at, t.split,
+       w.url AS webhook_url, w.status AS webhook_status, w.attempts AS webhook_attempts,
+       w.next_at AS webhook_next_at
+FROM tasks AS t
+LEFT JOIN task_webhooks AS w ON w.task_id = t.id
+WHERE t.id = %(id)s;
 
 -- name: list_tasks
 -- Newest first, keyset-paginated on (created_at, id), filtered by what is given; params and
@@ -908,9 +914,6 @@ RETURNING task_id;
 -- Seconds until the next delivery is due (NULL: none pending), for the deliverer's sleep.
 SELECT EXTRACT(EPOCH FROM min(next_at) - now())::float8 AS seconds
 FROM task_webhooks WHERE status = 'pending';
-
--- name: webhook_of_task
-SELECT url, status, attempts, next_at FROM task_webhooks WHERE task_id = %(task_id)s;
 
 -- name: listen_webhooks
 -- A delivery became due (the trigger of migration 0028).

@@ -12,6 +12,7 @@ from qasdk.store import tasks as store
 from qasdk_server.auth import OPEN, Principal
 from qasdk_server.errors import ApiError
 from qasdk_server.state import ServerState
+from qasdk_server.webhooks import state_of
 
 __all__ = ["invalid", "load_task", "wait_until_done"]
 
@@ -22,17 +23,30 @@ def invalid(message: str, field: str | None = None) -> ApiError:
     return ApiError(400, "invalid_request", text, problems)
 
 
-async def load_task(server: ServerState, task_id: uuid.UUID, principal: Principal = OPEN) -> Task:
-    """The task, if ``principal`` may see it; another key's task is 404 like a missing one."""
+async def load_task(
+    server: ServerState, task_id: uuid.UUID, principal: Principal = OPEN, *, webhook: bool = False
+) -> Task:
+    """The task, if ``principal`` may see it; another key's task is 404 like a missing one.
+
+    ``webhook``: with its completion webhook's state (read in the same round trip).
+    """
     async with server.pool.connection() as conn:
-        task = await store.get_task(conn, task_id)
-    if task is None or not principal.may_see(task.owner):
+        found = await store.get_task_and_webhook(conn, task_id)
+    if found is None or not principal.may_see(found[0].owner):
         raise ApiError(404, "not_found", f"no task with id {task_id}")
+    task, row = found
+    if webhook:
+        task.webhook = state_of(row)
     return task
 
 
 async def wait_until_done(
-    server: ServerState, task_id: uuid.UUID, wait: float, principal: Principal = OPEN
+    server: ServerState,
+    task_id: uuid.UUID,
+    wait: float,
+    principal: Principal = OPEN,
+    *,
+    webhook: bool = False,
 ) -> Task:
     """The task once it has finished, or as it is when ``wait`` seconds have passed.
 
@@ -41,7 +55,7 @@ async def wait_until_done(
     """
     deadline = time.monotonic() + wait
     async with server.events.subscribe(task_id) as queue:
-        task = await load_task(server, task_id, principal)
+        task = await load_task(server, task_id, principal, webhook=webhook)
         stale = False
         while task.status not in TERMINAL_STATUSES:
             remaining = deadline - time.monotonic()
@@ -56,8 +70,8 @@ async def wait_until_done(
                 ):
                     stale = True
                     continue
-            task = await load_task(server, task_id)
+            task = await load_task(server, task_id, webhook=webhook)
             stale = False
         if stale:
-            task = await load_task(server, task_id)
+            task = await load_task(server, task_id, webhook=webhook)
     return task

@@ -18,7 +18,6 @@ from qasdk._excerpt import excerpt
 from qasdk.audit import Actor
 from qasdk.models import TERMINAL_STATUSES, Task, TaskStatus, TraceStep
 from qasdk.store import tasks as store
-from qasdk.store import webhooks
 from qasdk.store.workers import pool_served
 from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError, error_responses
@@ -27,7 +26,6 @@ from qasdk_server.routes._lookup import invalid, load_task, wait_until_done
 from qasdk_server.state import ServerState
 from qasdk_server.submit import SubmitTask, cancel, submit
 from qasdk_server.telemetry.carrier import trace_carrier
-from qasdk_server.webhooks import state_of
 
 __all__ = ["TaskController"]
 
@@ -123,17 +121,15 @@ class TaskController(Controller):
         """The task's status and, once finished, its result or error (and its webhook's); a
         pending one says whether it waits for a worker of its pool (``waiting_for_pool``)."""
         if wait > 0:
-            task = await wait_until_done(server, task_id, wait, principal)
+            task = await wait_until_done(server, task_id, wait, principal, webhook=True)
         else:
-            task = await load_task(server, task_id, principal)
+            task = await load_task(server, task_id, principal, webhook=True)
         if task.status == "pending" and task.kind != "graph":
             async with server.pool.connection() as conn:
                 served = await pool_served(
                     conn, task.pool, stale=server.config.worker.stalled_after
                 )
             task.waiting_for_pool = not served
-        async with server.pool.connection() as conn:
-            task.webhook = state_of(await webhooks.webhook_of(conn, task.task_id))
         return task
 
     @get("/", summary="List tasks", responses=error_responses(400), opt={"scope": "read"})
