@@ -257,13 +257,18 @@ async def finish_task(
     error: TaskError | None = None,
     limits: LimitsConfig = _DEFAULT_LIMITS,
     in_graph: bool = True,
+    release_lock: bool = False,
+    end_job: int | None = None,
 ) -> bool:
     """Record the outcome; ``False`` if another attempt owns the task now.
 
     The result is stored as it can be (see :mod:`qasdk.store.values`): over
     ``limits.result`` it is a marker with its size and a preview. ``in_graph=False``
     (the caller knows the task has no parent: that never changes) makes it one
-    statement, with no graph to lock and advance.
+    statement, with no graph to lock and advance. ``release_lock``: then release the
+    task's session lock too, after the outcome (in a pipeline, in the same round trip).
+    ``end_job``: the task's queue job, ended (deleted, as a succeeded job) with the outcome
+    when it is written.
     """
     params = {
         "id": task_id,
@@ -271,14 +276,20 @@ async def finish_task(
         "status": status,
         "result": _json(result, limits, limits.result),
         "error": _json(storable_error(error), limits),
+        "job_id": end_job,
     }
     if not in_graph:
-        return await (await execute(conn, "finish_task", params)).fetchone() is not None
+        cursor = await execute(conn, "finish_task", params)
+        if release_lock:
+            await unlock(conn, task_id)  # sent before the outcome's row is read
+        return await cursor.fetchone() is not None
     async with conn.transaction():
         parent = await graphs.lock_parent(conn, task_id)
         written = await (await execute(conn, "finish_task", params)).fetchone() is not None
         if written and parent is not None:
             await graphs.advance(conn, parent)
+    if release_lock:
+        await unlock(conn, task_id)
     return written
 
 

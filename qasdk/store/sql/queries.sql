@@ -176,19 +176,29 @@ SELECT lock.locked, claimed.* FROM lock LEFT JOIN claimed ON true;
 -- name: finish_task
 -- Only the attempt that claimed the task may finish it.
 -- Its usage is the sum of its model turns' tokens (every attempt's: all were spent).
-UPDATE tasks
-SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb, completed_at = now(),
-    usage = (
-        SELECT jsonb_build_object(
-                   'prompt_tokens', sum((s.usage->>'prompt_tokens')::bigint),
-                   'completion_tokens', sum((s.usage->>'completion_tokens')::bigint),
-                   'total_tokens', sum((s.usage->>'total_tokens')::bigint),
-                   'turns', count(*))
-        FROM task_steps s
-        WHERE s.task_id = tasks.id AND s.kind = 'model' AND s.usage ? 'total_tokens'
-        HAVING count(*) > 0)
-WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
-RETURNING id, parent_id;
+-- With ``job_id``, its queue job ends in the same statement (Procrastinate's own function,
+-- as its worker would call it), so the outcome and the job's end are one commit.
+WITH finished AS (
+    UPDATE tasks
+    SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb,
+        completed_at = now(),
+        usage = (
+            SELECT jsonb_build_object(
+                       'prompt_tokens', sum((s.usage->>'prompt_tokens')::bigint),
+                       'completion_tokens', sum((s.usage->>'completion_tokens')::bigint),
+                       'total_tokens', sum((s.usage->>'total_tokens')::bigint),
+                       'turns', count(*))
+            FROM task_steps s
+            WHERE s.task_id = tasks.id AND s.kind = 'model' AND s.usage ? 'total_tokens'
+            HAVING count(*) > 0)
+    WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+    RETURNING id, parent_id
+), job AS (
+    SELECT procrastinate_finish_job_v1(j.id, 'succeeded', true)
+    FROM finished, procrastinate_jobs AS j
+    WHERE j.id = %(job_id)s::bigint AND j.status IN ('todo', 'doing')
+)
+SELECT id, parent_id, (SELECT count(*) FROM job) AS job_ended FROM finished;
 
 -- name: release_task
 -- Hand a running task back to the queue (graceful shutdown): it runs again elsewhere.

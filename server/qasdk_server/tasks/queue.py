@@ -18,6 +18,8 @@ import procrastinate
 import psycopg
 import psycopg_pool
 from procrastinate.job_context import AbortReason, JobContext
+from procrastinate.jobs import Job, Status
+from procrastinate.manager import JobManager
 from procrastinate.retry import RetryDecision
 
 from qasdk.store.connection import CONNECT_KWARGS, check_connection
@@ -44,12 +46,19 @@ def worker_name() -> str:
 
 
 def queue_app(
-    url: str, *, pool_size: int, busy_delay: float = 10.0, pools: tuple[str, ...] = ("default",)
+    url: str,
+    *,
+    pool_size: int,
+    busy_delay: float = 10.0,
+    pools: tuple[str, ...] = ("default",),
+    ended_jobs: set[int] | None = None,
 ) -> procrastinate.App:
     """A Procrastinate app for qasdk's queue, with the job that runs a task.
 
     ``pools``: the worker pools this worker serves; its retention job goes to the first's
-    queue, so a worker of any pool can run it.
+    queue, so a worker of any pool can run it. ``ended_jobs``: jobs the task runner ended
+    with their task's outcome (``TaskRunner.ended_jobs``); the worker does not end them
+    again.
     """
     connector = procrastinate.PsycopgConnector(
         conninfo=url,
@@ -59,6 +68,8 @@ def queue_app(
         pool_factory=_queue_pool,
     )
     app = procrastinate.App(connector=connector)
+    if ended_jobs is not None:
+        app.job_manager = _JobManager(connector, ended_jobs)
     app.task(name=JOB_TASK, queue=QUEUE, pass_context=True, retry=_KeepUntilDone(busy_delay))(
         _run_task
     )
@@ -87,6 +98,30 @@ def _queue_pool(**kwargs: Any) -> psycopg_pool.AsyncConnectionPool[Any]:
 
 async def _autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.set_autocommit(True)
+
+
+class _JobManager(JobManager):
+    """Procrastinate's job manager, minus the end of a job already ended with its task.
+
+    The task's outcome and its job's end are one statement (``finish_task``): one commit,
+    and one round trip fewer per task. Any other job it ends as Procrastinate does.
+    """
+
+    def __init__(self, connector: procrastinate.PsycopgConnector, ended: set[int]) -> None:
+        super().__init__(connector)
+        self.ended = ended
+
+    async def finish_job(self, job: Job, status: Status, delete_job: bool) -> None:
+        if job.id in self.ended:
+            self.ended.discard(job.id)
+            return
+        await super().finish_job(job, status, delete_job)
+
+    async def retry_job(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        if job.id in self.ended:  # it has an outcome: there is nothing to retry
+            self.ended.discard(job.id)
+            return
+        await super().retry_job(job, *args, **kwargs)
 
 
 class _KeepUntilDone(procrastinate.BaseRetryStrategy):
@@ -129,4 +164,4 @@ async def _run_task(context: JobContext, task_id: str) -> None:
             return StopReason.CANCELLED
         return None
 
-    await runner.run(uuid.UUID(task_id), stop_reason)
+    await runner.run(uuid.UUID(task_id), stop_reason, context.job.id)

@@ -159,6 +159,13 @@ class TaskRunner:
         self.background: set[asyncio.Task[None]] = set()
         #: Outcomes waiting for the database to come back, written in the background.
         self.pending_outcomes: set[asyncio.Task[None]] = set()
+        #: Tasks whose lock went with their outcome's round trip (see ``_finish``).
+        self._unlocked: set[uuid.UUID] = set()
+        #: The queue job of each task running (to end it with the task's outcome).
+        self._job_of: dict[uuid.UUID, int] = {}
+        #: Queue jobs ended with their task's outcome: the queue must not end them again
+        #: (see ``tasks.queue``, which shares this set).
+        self.ended_jobs: set[int] = set()
 
     def apply_config(self, config: Config, chain: Chain | None = None) -> None:
         """Use ``config`` from the next task on; running tasks keep what they started with.
@@ -249,12 +256,21 @@ class TaskRunner:
 
     # -- one task -------------------------------------------------------------
 
-    async def run(self, task_id: uuid.UUID, stop_reason: Callable[[], StopReason | None]) -> None:
-        """Run ``task_id`` to an outcome (the body of the queue job).
+    async def run(
+        self,
+        task_id: uuid.UUID,
+        stop_reason: Callable[[], StopReason | None],
+        job_id: int | None = None,
+    ) -> None:
+        """Run ``task_id`` to an outcome (the body of the queue job ``job_id``).
 
         Raises :class:`TaskBusy` or :class:`DatabaseUnavailable` when the job must
-        come back later: the queue keeps it until the task has an outcome.
+        come back later: the queue keeps it until the task has an outcome. When the
+        outcome is written, the job ends in the same statement (it is then in
+        ``ended_jobs``).
         """
+        if job_id is not None:
+            self._job_of[task_id] = job_id
         try:
             await self._run(task_id, stop_reason)
         except OutcomePending as pending:
@@ -266,6 +282,8 @@ class TaskRunner:
                 )
                 raise DatabaseUnavailable(str(exc)) from exc
             raise
+        finally:
+            self._job_of.pop(task_id, None)
 
     async def _run(self, task_id: uuid.UUID, stop_reason: Callable[[], StopReason | None]) -> None:
         async with self.pool.connection() as conn:
@@ -281,7 +299,10 @@ class TaskRunner:
             try:
                 await self._claimed(conn, task_id, claimed, stop_reason)
             finally:
-                await asyncio.shield(self._unlock(conn, task_id))
+                if task_id in self._unlocked:
+                    self._unlocked.discard(task_id)
+                else:
+                    await asyncio.shield(self._unlock(conn, task_id))
 
     async def _unlock(self, conn: psycopg.AsyncConnection[DictRow], task_id: uuid.UUID) -> None:
         try:
@@ -524,6 +545,7 @@ class TaskRunner:
         task_id, attempt = task.task_id, task.attempts
         limits = self.config.limits
         in_graph = task.parent_id is not None
+        job = self._job_of.get(task_id)
         try:
             held = recorder.take_held()
             await recorder.flush()
@@ -531,10 +553,12 @@ class TaskRunner:
                 try:
                     async with conn.pipeline():
                         await recorder.insert(held)
-                        return await store.finish_task(
+                        written = await store.finish_task(
                             conn, task_id, attempt, status=status, result=result, error=error,
-                            limits=limits, in_graph=in_graph,
+                            limits=limits, in_graph=in_graph, release_lock=True, end_job=job,
                         )  # fmt: skip
+                    self._unlocked.add(task_id)
+                    return self._ended(written, job)
                 except psycopg.Error as exc:
                     if is_outage(exc):
                         recorder.unwritten(held)
@@ -542,20 +566,28 @@ class TaskRunner:
                     # One of them was refused: again one by one, so the outcome still lands.
                     for step in held:
                         await recorder.add(step)
-            return await store.finish_task(
+            written = await store.finish_task(
                 conn, task_id, attempt, status=status, result=result, error=error, limits=limits,
-                in_graph=in_graph,
+                in_graph=in_graph, end_job=job,
             )  # fmt: skip
+            return self._ended(written, job)
         except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             if is_outage(exc):
                 keeper = self._keep_outcome(task_id, attempt, recorder, status, result, error)
                 raise OutcomePending(str(task_id), keeper) from exc
             logger.exception("task %s: its outcome could not be stored", task_id)
             fallback = TaskError("InternalError", f"the task's outcome could not be stored: {exc}")
-            return await store.finish_task(
+            written = await store.finish_task(
                 conn, task_id, attempt, status="failed", error=fallback, limits=limits,
-                in_graph=in_graph,
+                in_graph=in_graph, end_job=job,
             )  # fmt: skip
+            return self._ended(written, job)
+
+    def _ended(self, written: bool, job: int | None) -> bool:
+        """Note that the outcome ended the task's queue job (written: it was in the statement)."""
+        if written and job is not None:
+            self.ended_jobs.add(job)
+        return written
 
     def _keep_outcome(
         self,

@@ -135,6 +135,7 @@ class Worker:
             pool_size=concurrency + 2,
             busy_delay=config.worker.stalled_after,
             pools=config.worker.pools,
+            ended_jobs=runner.ended_jobs,
         )
         await app.open_async()
         worker = cls(app, runner, config)
