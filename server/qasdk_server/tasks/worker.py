@@ -129,7 +129,7 @@ class Worker:
             pools=config.worker.pools,
         )
         metrics.database.live = lambda: (len(runner.running), len(registry.methods))
-        warm = asyncio.create_task(runner.warm_up(), name="qasdk warm-up")
+        # No warm-up: qwen-agent (~90 MB) loads with the first task that needs the model.
         app = queue_app(
             url,
             pool_size=concurrency + 2,
@@ -153,7 +153,6 @@ class Worker:
         try:
             yield worker
         finally:
-            warm.cancel()
             if deliverer is not None:
                 await deliverer.close()
             await worker.stop()
