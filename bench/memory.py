@@ -12,7 +12,10 @@ runs ``qasdk sync tools``, then ``--starts`` times:
 2. reads VmRSS from ``/proc/PID/status`` of the main process and, separately,
    the sum over its descendants (the tool processes);
 3. runs one direct task (POST /api/tasks, then GET /api/tasks/{id}?wait=10;
-   skipped with ``--no-worker``) and reads both again.
+   skipped with ``--no-worker``) and reads both again;
+4. runs one described task against a scripted model (one tool call, then an
+   answer), the first that needs qwen-agent, and reads both again, with how
+   long that first task took from submit to completed.
 
 Prints the medians of the starts. ``--imports`` also prints the top-level
 packages the idle main process has loaded (from a serve started under
@@ -35,6 +38,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 HEADER = "from typing import Literal, Optional\n\nfrom qasdk import tool\n"
 
@@ -80,7 +84,8 @@ def {name}(text: str, unique: bool = False, limit: float = 1.5) -> int:
 )
 
 #: The direct task run after the idle reading: tool 0 is of the first style.
-TASK = {"method": "bench_mem_00000", "params": {"city": "Paris", "days": 2}}
+METHOD, PARAMS = "bench_mem_00000", {"city": "Paris", "days": 2}
+TASK = {"method": METHOD, "params": PARAMS}
 
 
 def generate(project: Path, tools: int, files: int) -> None:
@@ -127,13 +132,13 @@ def reading(pid: int) -> tuple[float, float, int]:
     return rss_kb(pid) / 1024, sum(rss_kb(k) for k in kids) / 1024, len(kids)
 
 
-def http(method: str, url: str, body: dict[str, object] | None = None) -> dict[str, object]:
+def http(method: str, url: str, body: Any = None) -> dict[str, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         request.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(request, timeout=30) as response:
-        result: dict[str, object] = json.loads(response.read())
+        result: dict[str, Any] = json.loads(response.read())
         return result
 
 
@@ -185,13 +190,13 @@ def wait_idle(port: int, settle: float) -> None:
 
 
 def one_start(
-    project: Path, env: dict[str, str], args: argparse.Namespace
-) -> dict[str, tuple[float, float, int]]:
+    project: Path, env: dict[str, str], args: argparse.Namespace, model: Any
+) -> dict[str, tuple[Any, ...]]:
     serve_args = ["--no-worker"] if args.no_worker else []
     proc, port, _ = start_server(project, env, serve_args, [sys.executable])
     try:
         wait_idle(port, args.settle)
-        result = {"idle": reading(proc.pid)}
+        result: dict[str, tuple[Any, ...]] = {"idle": reading(proc.pid)}
         if not args.no_worker:
             base = f"http://127.0.0.1:{port}/api/tasks"
             task = http("POST", base, TASK)
@@ -200,6 +205,17 @@ def one_start(
                 raise RuntimeError(f"the direct task did not complete: {done}")
             time.sleep(args.settle)
             result["after_task"] = reading(proc.pid)
+            from qasdk.testing import reply
+
+            model.push(reply.tool_call(METHOD, PARAMS), reply.text("done"))
+            started = time.perf_counter()
+            task = http("POST", base, {"task_description": "look up Paris"})
+            done = http("GET", f"{base}/{task['task_id']}?wait=30")
+            first = time.perf_counter() - started
+            if done["status"] != "completed":
+                raise RuntimeError(f"the described task did not complete: {done}")
+            time.sleep(args.settle)
+            result["after_model"] = (*reading(proc.pid), first)
         return result
     finally:
         stop_server(proc)
@@ -241,11 +257,15 @@ def main() -> None:
     args = parser.parse_args()
 
     from qasdk.store.embedded import ensure_embedded, stop_embedded
+    from qasdk.testing import ScriptedModel
 
     root = Path(tempfile.mkdtemp(prefix="qasdk-bench-memory-"))
     project = root / "project"
     generate(project, args.tools, args.files)
     data = root / "pgdata"
+    model = ScriptedModel()
+    model.__enter__()
+    (project / "model_config.yaml").write_text(json.dumps({"model": {"api_base": model.url}}))
     try:
         url = os.environ.get("QASDK_DATABASE_URL") or ensure_embedded(data, database="bench_mem")
         env = {k: v for k, v in os.environ.items() if not k.startswith("QASDK_")}
@@ -257,11 +277,16 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        runs = [one_start(project, env, args) for _ in range(args.starts)]
+        runs = [one_start(project, env, args, model) for _ in range(args.starts)]
         mode = "--no-worker" if args.no_worker else "embedded worker"
         print(f"qasdk serve ({mode}), {args.tools} tools in {args.files} modules, "
               f"median of {args.starts} starts (settle {args.settle:g} s)")  # fmt: skip
-        for phase, label in (("idle", "idle"), ("after_task", "after one direct task")):
+        phases = (
+            ("idle", "idle"),
+            ("after_task", "after one direct task"),
+            ("after_model", "after one model task"),
+        )
+        for phase, label in phases:
             if phase not in runs[0]:
                 continue
             main_mb = statistics.median(r[phase][0] for r in runs)
@@ -270,10 +295,14 @@ def main() -> None:
             every = ", ".join(f"{r[phase][0]:.1f}" for r in runs)
             print(f"  {label:22s} main {main_mb:7.1f} MB  (runs: {every})")
             print(f"  {'':22s} children {kids_mb:7.1f} MB in {kids} processes")
+            if phase == "after_model":
+                first = statistics.median(r[phase][3] for r in runs)
+                print(f"  {'':22s} first model task {first * 1000:7.0f} ms submit -> completed")
         print("  goal: idle main process <= 150 MB")
         if args.imports:
             imported_packages(project, env, args)
     finally:
+        model.__exit__(None, None, None)
         if not os.environ.get("QASDK_DATABASE_URL"):
             stop_embedded(data)
         shutil.rmtree(root, ignore_errors=True)
