@@ -44,6 +44,18 @@ if os.environ.get("MODULES_DUMP_DIR"):
 """
 
 
+def serve_project(tmp_path: Path, model: ScriptedModel, url: str, **worker: object) -> Server:
+    """`qasdk serve` of a fresh project, with the module-listing hook installed."""
+    project = make_project(tmp_path / "p", model.url, worker=worker)
+    assert qasdk(project, url, "sync", "tools").returncode == 0
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (tmp_path / "dumps").mkdir()
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    env = {"PYTHONPATH": str(hook), "MODULES_DUMP_DIR": str(tmp_path / "dumps")}
+    return Server(project, url, env=env)
+
+
 def loaded(server: Server, folder: Path, name: str) -> set[str]:
     """The top-level packages the server's main process holds now."""
     (folder / name).touch()
@@ -58,14 +70,8 @@ def loaded(server: Server, folder: Path, name: str) -> set[str]:
 def test_idle_serve_loads_the_model_and_mcp_packages_on_first_use(
     tmp_path: Path, model: ScriptedModel, fresh_database: str
 ) -> None:
-    project = make_project(tmp_path / "p", model.url)
-    assert qasdk(project, fresh_database, "sync", "tools").returncode == 0
-    hook, dumps = tmp_path / "hook", tmp_path / "dumps"
-    hook.mkdir()
-    dumps.mkdir()
-    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    env = {"PYTHONPATH": str(hook), "MODULES_DUMP_DIR": str(dumps)}
-    server = Server(project, fresh_database, env=env)
+    server = serve_project(tmp_path, model, fresh_database)
+    dumps = tmp_path / "dumps"
     try:
         assert server.http.get("/health").status_code == 200
         direct = server.run(method="add", params={"a": 2, "b": 40})
@@ -98,6 +104,25 @@ def test_idle_serve_loads_the_model_and_mcp_packages_on_first_use(
         assert '"serverInfo"' in answer.text
         used = loaded(server, dumps, "used")
         assert {"qwen_agent", "openai", "mcp"} <= used
+    finally:
+        code = server.stop()
+    assert code == 0, server.output
+
+
+def test_worker_warm_up_loads_qwen_agent_at_start(
+    tmp_path: Path, model: ScriptedModel, fresh_database: str
+) -> None:
+    server = serve_project(tmp_path, model, fresh_database, warm_up=True)
+    try:
+        deadline = time.monotonic() + 60
+        n = 0
+        while "qwen_agent" not in loaded(server, tmp_path / "dumps", f"poll{n}"):
+            assert time.monotonic() < deadline, "worker.warm_up: qwen-agent was never loaded"
+            n += 1
+            time.sleep(0.2)
+        model.push(reply.text("ready"))
+        described = server.run(task_description="Are you there?")
+        assert described["status"] == "completed" and described["result"] == "ready", described
     finally:
         code = server.stop()
     assert code == 0, server.output
