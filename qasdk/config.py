@@ -194,6 +194,9 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     stalled_after: Positive = 10.0
     #: Seconds running tasks get to finish on shutdown before they are handed back.
     shutdown_grace: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    #: Import qwen-agent and build the model's tools at start, not in the first task that
+    #: needs them: that task is ~1-2 s faster, an idle process ~130 MB larger (1,000 tools).
+    warm_up: bool = False
     #: Seconds a cancelled tool that takes a ``ToolContext`` has to stop before it is killed.
     cancel_grace: Annotated[float, msgspec.Meta(ge=0, le=60)] = 1.0
     #: What one tool call may use, unless ``tool_limits_by_tool`` says otherwise.

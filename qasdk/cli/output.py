@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -16,9 +16,11 @@ from qasdk._excerpt import excerpt
 from qasdk.audit import AuditEntry
 from qasdk.errors import QasdkError
 from qasdk.models import MethodMetadata, MethodParameter
-from qasdk.registration.collect import Catalog
-from qasdk.store.methods import SyncReport
-from qasdk.store.workers import WorkerRow
+
+if TYPE_CHECKING:  # types only: `qasdk serve` prints through here and never scans
+    from qasdk.registration.collect import Catalog
+    from qasdk.store.methods import SyncReport
+    from qasdk.store.workers import WorkerRow
 
 __all__ = [
     "audit_json",

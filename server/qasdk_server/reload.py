@@ -36,7 +36,6 @@ from qasdk.errors import QasdkError
 from qasdk.logs import configure_logging
 from qasdk.models import Problem
 from qasdk.redaction import redact_value
-from qasdk.registration.collect import collect
 from qasdk.registration.discover import display_path
 from qasdk.store import audit
 from qasdk.store.embedded import private_folder
@@ -269,6 +268,9 @@ class Reloader:
             problems += exc.problems or [Problem(reason=str(exc))]
         registry = None
         if self.watch_paths:
+            # The scanner (griffe) loads only in a server that watches folders.
+            from qasdk.registration.collect import collect
+
             try:
                 # Off the event loop: scanning reads files and MCP servers are asked
                 # for their tools over the network.

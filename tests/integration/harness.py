@@ -87,14 +87,16 @@ def qasdk(project: Path, url: str, *args: str) -> subprocess.CompletedProcess[st
 class Process:
     """A `qasdk serve` or `qasdk worker` child, its output collected as it comes."""
 
-    def __init__(self, project: Path, url: str, *args: str) -> None:
+    def __init__(
+        self, project: Path, url: str, *args: str, env: dict[str, str] | None = None
+    ) -> None:
         self.project = project
         self.args = args
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "qasdk", *args],
             cwd=project,
-            env=environment(project, url),
+            env={**environment(project, url), **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -153,8 +155,10 @@ class Process:
 class Server(Process):
     """`qasdk serve --port 0` and an HTTP client for it."""
 
-    def __init__(self, project: Path, url: str, *args: str) -> None:
-        super().__init__(project, url, "serve", "--port", "0", *args)
+    def __init__(
+        self, project: Path, url: str, *args: str, env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(project, url, "serve", "--port", "0", *args, env=env)
         self.base = self.wait_for(ANNOUNCE.pattern).group(1)
         self.http = httpx.Client(base_url=self.base, timeout=30)
 

@@ -129,7 +129,12 @@ class Worker:
             pools=config.worker.pools,
         )
         metrics.database.live = lambda: (len(runner.running), len(registry.methods))
-        warm = asyncio.create_task(runner.warm_up(), name="qasdk warm-up")
+        # qwen-agent (~90 MB) loads with the first task that needs the model, or now if asked.
+        warm = (
+            asyncio.create_task(runner.warm_up(), name="qasdk warm-up")
+            if config.worker.warm_up
+            else None
+        )
         app = queue_app(
             url,
             pool_size=concurrency + 2,
@@ -154,7 +159,8 @@ class Worker:
         try:
             yield worker
         finally:
-            warm.cancel()
+            if warm is not None:
+                warm.cancel()
             if deliverer is not None:
                 await deliverer.close()
             await worker.stop()
