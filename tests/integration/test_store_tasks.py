@@ -71,3 +71,39 @@ async def test_retention_deletes_old_finished_tasks_and_their_traces(quiet_conn:
     assert len(await store.list_steps(quiet_conn, recent)) == 1
     assert await store.get_task(quiet_conn, running) is not None
     await quiet_conn.commit()
+
+
+async def test_the_outcome_ends_the_queue_job_in_the_same_statement(quiet_conn: Any) -> None:
+    """``end_job``: the outcome and the job's end are one commit; a superseded attempt's
+    outcome neither writes nor ends the job (the queue then ends it as it would)."""
+    task_id = await _task(quiet_conn)
+    row = await (
+        await quiet_conn.execute("SELECT job_id FROM tasks WHERE id = %s", (task_id,))
+    ).fetchone()
+    job_id = row["job_id"]
+    await quiet_conn.execute(
+        "UPDATE procrastinate_jobs SET status = 'doing' WHERE id = %s", (job_id,)
+    )
+    claimed = await store.claim_task(quiet_conn, task_id, "test-worker")
+    assert claimed is not None
+    await store.unlock(quiet_conn, task_id)
+    await quiet_conn.commit()
+
+    async def job_exists() -> bool:
+        cur = await quiet_conn.execute("SELECT 1 FROM procrastinate_jobs WHERE id = %s", (job_id,))
+        return await cur.fetchone() is not None
+
+    stale = await store.finish_task(
+        quiet_conn, task_id, claimed.task.attempts + 1, status="completed", end_job=job_id
+    )
+    assert stale is False and await job_exists()
+    written = await store.finish_task(
+        quiet_conn, task_id, claimed.task.attempts, status="completed", result=3, end_job=job_id,
+        in_graph=False,
+    )  # fmt: skip
+    await quiet_conn.commit()
+    assert written is True
+    assert not await job_exists()
+    task = await store.get_task(quiet_conn, task_id)
+    assert task is not None and (task.status, task.result) == ("completed", 3)
+    await quiet_conn.commit()
