@@ -42,6 +42,7 @@ __all__ = [
     "Authenticator",
     "Principal",
     "Refused",
+    "actor_of",
     "client_address",
     "current_actor",
     "current_principal",
@@ -230,7 +231,12 @@ def current_principal(request: Request[Any, Any, Any]) -> Principal:
 
 def current_actor(request: Request[Any, Any, Any]) -> audit.Actor:
     """The ``actor`` dependency: the caller as the audit log names it (key, address)."""
-    key = current_principal(request).key
+    return actor_of(request, current_principal(request))
+
+
+def actor_of(request: Request[Any, Any, Any], principal: Principal) -> audit.Actor:
+    """``principal``, who made ``request``, as the audit log names it."""
+    key = principal.key
     client = client_address(request)
     if key is None:
         return audit.Actor(name=audit.OPEN, client=client)
