@@ -196,10 +196,12 @@ async def submit(
     actor: Actor,
     *,
     trace_context: Mapping[str, str] | None = None,
+    task_id: uuid.UUID | None = None,
 ) -> Task:
     """Validate ``data``, admit it under ``principal``'s key and insert the task (audited).
 
     ``trace_context`` (W3C ``traceparent``...) is the caller's trace, which the task's continues.
+    ``task_id``: the id to give it (a graph's parent gets one of its own).
 
     Raises :class:`ApiError`: 400 for bad input or an unknown tool, 403 for a tool
     the key may not run, 429 over the key's rate or running cap.
@@ -245,6 +247,7 @@ async def submit(
             await admit(conn, principal.key)
         insert = store.insert_task(
             conn,
+            task_id=task_id,
             kind=kind,
             description=data.task_description,
             method=data.method,

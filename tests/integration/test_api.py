@@ -56,6 +56,46 @@ async def test_a_submitted_task_can_be_read_back(served: Server, conn: Any, a: i
     assert (done["status"], done["result"]) == ("completed", a + b)
 
 
+async def test_submit_and_wait_answers_the_outcome_in_one_request(served: Server) -> None:
+    done = served.http.post(
+        "/api/tasks", params={"wait": 20}, json={"method": "add", "params": {"a": 2, "b": 40}}
+    )
+    assert done.status_code == 201, done.text
+    body = done.json()
+    assert (body["status"], body["result"]) == ("completed", 42)
+    assert "error" not in body or body["error"] is None
+    assert done.headers["location"] == f"/api/tasks/{body['task_id']}"
+    assert served.get(body["task_id"])["result"] == 42  # the same task, stored
+
+    failed = served.http.post(
+        "/api/tasks", params={"wait": 20}, json={"method": "fail", "params": {"message": "no"}}
+    ).json()
+    assert failed["status"] == "failed"
+    assert failed["error"]["message"] == "no", failed
+
+    graph = served.http.post(
+        "/api/tasks",
+        params={"wait": 20},
+        json={
+            "subtasks": [
+                {"id": "x", "method": "add", "params": {"a": 1, "b": 2}},
+                {"id": "y", "method": "add", "params": {"a": 3, "b": 4}, "depends_on": ["x"]},
+            ]
+        },
+    ).json()
+    assert graph["status"] == "completed", graph
+
+    # A wait that runs out first answers the task as it is, without an outcome.
+    slow = served.http.post(
+        "/api/tasks",
+        params={"wait": 0.5},
+        json={"method": "hang", "params": {"seconds": 30}},
+    ).json()
+    assert slow["status"] in {"pending", "running"}
+    assert set(slow) == {"task_id", "status"}
+    served.http.post(f"/api/tasks/{slow['task_id']}/cancel")
+
+
 MALFORMED: list[tuple[str | bytes, str, str | None]] = [
     ("{not json", "the body is not valid JSON", None),
     ("[]", "the body: expected object, got array", None),

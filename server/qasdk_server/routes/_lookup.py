@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from typing import Any
 
 from qasdk.models import TERMINAL_STATUSES, Problem, Task
 from qasdk.store import tasks as store
@@ -14,7 +15,7 @@ from qasdk_server.errors import ApiError
 from qasdk_server.state import ServerState
 from qasdk_server.webhooks import state_of
 
-__all__ = ["invalid", "load_task", "wait_until_done"]
+__all__ = ["follow", "invalid", "load_task", "wait_until_done"]
 
 
 def invalid(message: str, field: str | None = None) -> ApiError:
@@ -48,30 +49,43 @@ async def wait_until_done(
     *,
     webhook: bool = False,
 ) -> Task:
-    """The task once it has finished, or as it is when ``wait`` seconds have passed.
+    """The task once it has finished, or as it is when ``wait`` seconds have passed."""
+    deadline = time.monotonic() + wait
+    async with server.events.subscribe(task_id) as queue:
+        task = await load_task(server, task_id, principal, webhook=webhook)
+        return await follow(server, queue, task, deadline, webhook=webhook)
+
+
+async def follow(
+    server: ServerState,
+    queue: asyncio.Queue[dict[str, Any]],
+    task: Task,
+    deadline: float,
+    *,
+    webhook: bool = False,
+) -> Task:
+    """``task`` once it has finished, or as it is at ``deadline`` (``time.monotonic()``);
+    ``queue``: its events, subscribed to before ``task`` was read (or inserted).
 
     Only an event that may end the wait reads the task again: steps and other status
     changes only mark it stale, for one read when the wait runs out.
     """
-    deadline = time.monotonic() + wait
-    async with server.events.subscribe(task_id) as queue:
-        task = await load_task(server, task_id, principal, webhook=webhook)
+    stale = False
+    while task.status not in TERMINAL_STATUSES:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        with contextlib.suppress(asyncio.TimeoutError):
+            # Without a listening connection, poll; events may be missed.
+            timeout = remaining if server.events.connected else min(remaining, 0.25)
+            event = await asyncio.wait_for(queue.get(), timeout)
+            if event.get("event") == "step" or (
+                event.get("event") == "status" and event.get("status") not in TERMINAL_STATUSES
+            ):
+                stale = True
+                continue
+        task = await load_task(server, task.task_id, webhook=webhook)
         stale = False
-        while task.status not in TERMINAL_STATUSES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            with contextlib.suppress(asyncio.TimeoutError):
-                # Without a listening connection, poll; events may be missed.
-                timeout = remaining if server.events.connected else min(remaining, 0.25)
-                event = await asyncio.wait_for(queue.get(), timeout)
-                if event.get("event") == "step" or (
-                    event.get("event") == "status" and event.get("status") not in TERMINAL_STATUSES
-                ):
-                    stale = True
-                    continue
-            task = await load_task(server, task_id, webhook=webhook)
-            stale = False
-        if stale:
-            task = await load_task(server, task_id, webhook=webhook)
+    if stale:
+        task = await load_task(server, task.task_id, webhook=webhook)
     return task

@@ -5,24 +5,26 @@ Submitting and cancelling (each with its audit row) are ``submit.py``'s: MCP sha
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from msgspec import UNSET, UnsetType
 
 from qasdk._excerpt import excerpt
 from qasdk.audit import Actor
-from qasdk.models import TERMINAL_STATUSES, Task, TaskStatus, TraceStep
+from qasdk.models import TERMINAL_STATUSES, Task, TaskError, TaskStatus, TraceStep
 from qasdk.store import tasks as store
 from qasdk.store.workers import pool_served
 from qasdk_server.auth import Principal
 from qasdk_server.errors import ApiError, error_responses
 from qasdk_server.routes._cursor import decode_cursor, page
-from qasdk_server.routes._lookup import invalid, load_task, wait_until_done
+from qasdk_server.routes._lookup import follow, invalid, load_task, wait_until_done
 from qasdk_server.state import ServerState
 from qasdk_server.submit import SubmitTask, cancel, submit
 from qasdk_server.telemetry.carrier import trace_carrier
@@ -32,9 +34,13 @@ __all__ = ["TaskController"]
 MAX_WAIT = 60.0
 
 
-class Submitted(msgspec.Struct):
+class Submitted(msgspec.Struct, omit_defaults=True):
+    """A submitted task; with ``?wait=``, its outcome too once it has finished."""
+
     task_id: uuid.UUID
     status: TaskStatus
+    result: Any = UNSET
+    error: TaskError | UnsetType | None = UNSET
 
 
 class TaskPage(msgspec.Struct):
@@ -92,15 +98,52 @@ class TaskController(Controller):
             str | None,
             Parameter(header="tracestate", description="W3C Trace Context, with traceparent."),
         ] = None,
+        wait: Annotated[
+            float,
+            Parameter(
+                ge=0,
+                le=MAX_WAIT,
+                description="Seconds to wait for the task to finish: the answer then carries "
+                "its result or error, in one request (GET /api/tasks/{id} has the rest).",
+            ),
+        ] = 0,
     ) -> Response[Submitted]:
         """Queue a task: a natural-language ``task_description`` or a ``method`` with ``params``."""
         carrier = trace_carrier({"traceparent": traceparent or "", "tracestate": tracestate or ""})
-        task = await submit(server, data, principal, actor, trace_context=carrier)
+        if wait > 0:
+            task = await self._submit_and_wait(server, data, principal, actor, carrier, wait)
+        else:
+            task = await submit(server, data, principal, actor, trace_context=carrier)
+        submitted = Submitted(task.task_id, task.status)
+        if task.status in TERMINAL_STATUSES:
+            submitted.result, submitted.error = task.result, task.error
         return Response(
-            Submitted(task.task_id, task.status),
+            submitted,
             status_code=201,
             headers={"Location": f"/api/tasks/{task.task_id}"},
         )
+
+    @staticmethod
+    async def _submit_and_wait(
+        server: ServerState,
+        data: SubmitTask,
+        principal: Principal,
+        actor: Actor,
+        carrier: dict[str, str] | None,
+        wait: float,
+    ) -> Task:
+        """Listen for the task's events before it exists: a fast outcome is not missed, and
+        the task is not read again until it may have finished."""
+        deadline = time.monotonic() + wait
+        task_id = uuid.uuid4()
+        async with server.events.subscribe(task_id) as queue:
+            task = await submit(
+                server, data, principal, actor, trace_context=carrier, task_id=task_id
+            )
+            if task.task_id == task_id:
+                return await follow(server, queue, task, deadline)
+        # A graph: its parent has an id of its own.
+        return await wait_until_done(server, task.task_id, max(0.0, deadline - time.monotonic()))
 
     @get(
         "/{task_id:uuid}",
