@@ -6,7 +6,9 @@ threads, queue] → HTTP. Stop (SIGTERM or Ctrl-C): the worker stops taking
 tasks and gives running ones ``worker.shutdown_grace`` seconds, then hands the
 rest back to the queue; the HTTP server keeps answering until then, and exits
 0. A second signal exits at once (tasks still running are recovered by other
-workers).
+workers). With ``worker.processes`` above 1, the extra worker processes
+(:mod:`qasdk_server.tasks.processes`) start once this process's worker runs and
+stop alongside it.
 """
 
 from __future__ import annotations
