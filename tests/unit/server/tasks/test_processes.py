@@ -68,3 +68,17 @@ async def test_a_child_that_exits_is_started_again_until_stopped() -> None:
     finally:
         await asyncio.wait_for(processes.stop(), 60)
     assert processes.pids == []
+
+
+def test_the_option_overrides_the_setting_and_needs_a_worker() -> None:
+    from click.testing import CliRunner
+
+    from qasdk.cli import cli
+    from qasdk_server.cli import _service_config
+
+    config = _service_config(Config(), None, None, None, processes=3)
+    assert config.worker.processes == 3
+    assert _service_config(config, None, None, 2).worker.processes == 3  # unset: unchanged
+    refused = CliRunner().invoke(cli, ["serve", "--no-worker", "--processes", "2"])
+    assert refused.exit_code == 2
+    assert "--processes needs a worker" in refused.output
