@@ -606,6 +606,9 @@ def main() -> None:
         "--turns", type=int, default=10, help="model turns per conversation (<= 20)"
     )
     parser.add_argument("--runs", type=int, default=3, help="runs of the throughput table")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes of the serves with a worker"
+    )
     parser.add_argument("--table-only", action="store_true", help="only the throughput table")
     parser.add_argument(
         "--no-submit-and-wait",
@@ -669,7 +672,8 @@ def main() -> None:
                 stop_server(proc)
             clean(url)
             keep("raw_procrastinate", bench_raw_procrastinate(url, args.direct * 4, 4))
-            proc, port = start_server(project, env)
+            with_worker = ["--processes", str(args.processes)] if args.processes > 1 else []
+            proc, port = start_server(project, env, *with_worker)
             try:
                 keep(
                     "submits_worker",

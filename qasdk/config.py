@@ -176,6 +176,11 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     #: Tasks one worker runs at the same time.
     concurrency: PositiveInt = 4
+    #: Worker processes of one ``qasdk serve`` or ``qasdk worker`` (one event loop uses
+    #: one core): beyond its own worker it starts ``processes - 1`` more, each running what
+    #: ``qasdk worker`` runs (``concurrency`` tasks, no ``metrics_port`` of its own), and
+    #: starts them again when they die; they stop with it.
+    processes: PositiveInt = 1
     #: Seconds a tool may run when it sets no timeout of its own.
     tool_timeout: Positive = 30.0
     #: Retries of a model call that failed for a transient reason (connection, 5xx, timeout).

@@ -22,7 +22,13 @@ from typing import IO, Any
 from qasdk.config import LoggingConfig
 from qasdk.redaction import redact, redact_value
 
-__all__ = ["JsonFormatter", "RedactingFilter", "TextFormatter", "configure_logging"]
+__all__ = [
+    "JsonFormatter",
+    "RedactingFilter",
+    "TextFormatter",
+    "configure_logging",
+    "console_level",
+]
 
 # Attributes every LogRecord has; anything else came in through ``extra=``.
 _STANDARD = frozenset(
@@ -264,3 +270,15 @@ def configure_logging(
     root.setLevel(lowest)
     for name, noisy_level in _NOISY.items():
         logging.getLogger(name).setLevel(max(noisy_level, lowest))
+
+
+def console_level() -> int | None:
+    """The level of the console handler :func:`configure_logging` installed, if any.
+
+    A worker process started by another one logs to the console at its parent's level
+    (``-v`` included), which the configuration alone does not say.
+    """
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, _MARK, False) and not isinstance(handler, logging.FileHandler):
+            return handler.level
+    return None

@@ -53,6 +53,7 @@ def _service_config(
     pools: tuple[str, ...] = (),
     metrics_port: int | None = None,
     metrics_host: str | None = None,
+    processes: int | None = None,
 ) -> Config:
     server, worker = config.server, config.worker
     if host is not None:
@@ -67,6 +68,8 @@ def _service_config(
         worker = msgspec.structs.replace(worker, metrics_port=metrics_port)
     if metrics_host is not None:
         worker = msgspec.structs.replace(worker, metrics_host=metrics_host)
+    if processes is not None:
+        worker = msgspec.structs.replace(worker, processes=processes)
     return msgspec.structs.replace(config, server=server, worker=worker)
 
 
@@ -97,12 +100,21 @@ concurrency_option = click.option(
 )
 
 
+processes_option = click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="Worker processes, each running --concurrency tasks: this one and N-1 it starts "
+    "and stops (default: worker.processes, 1).",
+)
+
+
 @click.command(short_help="Serve the REST API (docs at /schema) and an embedded worker.")
 @click.option("--host", help="Interface to listen on (default: server.host, 127.0.0.1).")
 @click.option(
     "--port", type=click.IntRange(0, 65535), help="Port (default: server.port, 8000; 0 picks one)."
 )
 @concurrency_option
+@processes_option
 @pool_option
 @click.option("--no-worker", is_flag=True, help="Serve the API only; run `qasdk worker` elsewhere.")
 @click.option(
@@ -122,18 +134,21 @@ def serve(
     host: str | None,
     port: int | None,
     concurrency: int | None,
+    processes: int | None,
     pools: tuple[str, ...],
     no_worker: bool,
     watch: tuple[str, ...],
     prune: bool,
 ) -> None:
     """Serve the REST API and an embedded worker; the console at /console, API docs at /schema."""
+    if no_worker and processes is not None:
+        raise click.UsageError("--processes needs a worker: leave out --no-worker")
     stop_quietly_while_starting()
     require_server_extra()
     from qasdk_server.serve import run_server  # the server extra, checked above
 
     def overrides(loaded: Config) -> Config:
-        return _service_config(loaded, host, port, concurrency, pools)
+        return _service_config(loaded, host, port, concurrency, pools, processes=processes)
 
     config = overrides(state.config(service=True))
     run_service(
@@ -152,6 +167,7 @@ def serve(
 
 @click.command(short_help="Run queued tasks, on any machine that reaches the database.")
 @concurrency_option
+@processes_option
 @pool_option
 @click.option(
     "--metrics-port",
@@ -167,6 +183,7 @@ def serve(
 def worker(
     state: State,
     concurrency: int | None,
+    processes: int | None,
     pools: tuple[str, ...],
     metrics_port: int | None,
     metrics_host: str | None,
@@ -174,14 +191,22 @@ def worker(
     """Run tasks from the queue, on any machine that reaches the database.
 
     With --pool it takes only the tasks of those pools (`@tool(pool="gpu")`);
-    with --metrics-port it serves its own /metrics (a worker has no API).
+    with --metrics-port it serves its own /metrics (a worker has no API); with
+    --processes N it also starts N-1 more worker processes (no /metrics of their own).
     """
     stop_quietly_while_starting()
     require_server_extra()
     from qasdk_server.serve import run_worker
 
     config = _service_config(
-        state.config(service=True), None, None, concurrency, pools, metrics_port, metrics_host
+        state.config(service=True),
+        None,
+        None,
+        concurrency,
+        pools,
+        metrics_port,
+        metrics_host,
+        processes,
     )
     run_service(run_worker(config))
     _leave()

@@ -6,7 +6,9 @@ threads, queue] → HTTP. Stop (SIGTERM or Ctrl-C): the worker stops taking
 tasks and gives running ones ``worker.shutdown_grace`` seconds, then hands the
 rest back to the queue; the HTTP server keeps answering until then, and exits
 0. A second signal exits at once (tasks still running are recovered by other
-workers).
+workers). With ``worker.processes`` above 1, the extra worker processes
+(:mod:`qasdk_server.tasks.processes`) start once this process's worker runs and
+stop alongside it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from qasdk_server.metrics_http import MetricsPort
 if TYPE_CHECKING:
     from qasdk_server.state import ServerState
 from qasdk_server.registry import MethodRegistry
+from qasdk_server.tasks.processes import WorkerProcesses
 from qasdk_server.tasks.worker import Worker
 
 __all__ = ["bind", "open_pool", "prepare_database", "run_server", "run_worker"]
@@ -144,6 +147,27 @@ def _embedded_started(path: Any) -> None:
 
 def _announce(message: str) -> None:
     print(f"qasdk: {message}", flush=True)
+
+
+def _capacity(config: Config) -> str:
+    """``4 tasks``, or ``2 processes x 4 tasks`` with ``worker.processes``."""
+    tasks = f"{config.worker.concurrency} tasks"
+    processes = config.worker.processes
+    return f"{processes} processes x {tasks}" if processes > 1 else tasks
+
+
+@contextlib.asynccontextmanager
+async def _extra_processes(config: Config) -> AsyncIterator[WorkerProcesses | None]:
+    """The ``worker.processes - 1`` child workers, once this process's own one runs."""
+    if config.worker.processes <= 1:
+        yield None
+        return
+    from qasdk.logs import console_level
+
+    async with WorkerProcesses.running(
+        config, config.worker.processes - 1, console_level=console_level()
+    ) as processes:
+        yield processes
 
 
 def _announce_stopping(config: Config) -> None:
@@ -264,6 +288,7 @@ async def run_server(
             )
             async with contextlib.AsyncExitStack() as stack:
                 worker = None
+                extra = None
                 if embedded_worker:
                     worker = await stack.enter_async_context(
                         Worker.running(
@@ -271,6 +296,7 @@ async def run_server(
                         )
                     )
                     state.worker = worker
+                    extra = await stack.enter_async_context(_extra_processes(config))
                 if watch:
                     first = await reloader.reload("startup")
                     if first.outcome == "rejected":
@@ -284,7 +310,7 @@ async def run_server(
                     serving.result()
                 bound = sock.getsockname()
                 worker_note = (
-                    f"embedded worker: {config.worker.concurrency} tasks at a time"
+                    f"embedded worker: {_capacity(config)} at a time"
                     if embedded_worker
                     else "no embedded worker"
                 )
@@ -304,6 +330,8 @@ async def run_server(
                         logger.error("the worker stopped unexpectedly", exc_info=task.exception())
                 if worker is not None:
                     _announce_stopping(config)
+                    if extra is not None:
+                        extra.request_stop()  # they stop alongside this process's worker
                     await worker.stop()
                 await app.state.mcp.close()  # its open streams would hold the HTTP server's stop
                 server.should_exit = True
@@ -333,14 +361,15 @@ async def _run_worker(
     config: Config, metrics: Metrics, port: MetricsPort | None, stop: asyncio.Event | None
 ) -> None:
     async with _process(config) as base:
-        async with Worker.running(
-            config, base.url, base.pool, base.registry, metrics=metrics
-        ) as worker:
+        async with (
+            Worker.running(config, base.url, base.pool, base.registry, metrics=metrics) as worker,
+            _extra_processes(config) as extra,
+        ):
             pools = ", ".join(config.worker.pools)
             served = f"; metrics at {port.url}" if port is not None else ""
             _announce(
                 f"worker {worker.name} running up to "
-                f"{config.worker.concurrency} tasks ({len(base.registry.methods)} tools; "
+                f"{_capacity(config)} ({len(base.registry.methods)} tools; "
                 f"pools: {pools}){served}"
             )
             waits = [
@@ -353,6 +382,9 @@ async def _run_worker(
             for task in waits:
                 task.cancel()
             _announce_stopping(config)
+            if extra is not None:
+                extra.request_stop()  # they stop alongside this process's worker
+            await worker.stop()
         _announce("stopped")
 
 
