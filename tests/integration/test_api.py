@@ -56,7 +56,9 @@ async def test_a_submitted_task_can_be_read_back(served: Server, conn: Any, a: i
     assert (done["status"], done["result"]) == ("completed", a + b)
 
 
-async def test_submit_and_wait_answers_the_outcome_in_one_request(served: Server) -> None:
+async def test_submit_and_wait_answers_the_outcome_in_one_request(
+    served: Server, conn: Any
+) -> None:
     done = served.http.post(
         "/api/tasks", params={"wait": 20}, json={"method": "add", "params": {"a": 2, "b": 40}}
     )
@@ -94,6 +96,7 @@ async def test_submit_and_wait_answers_the_outcome_in_one_request(served: Server
     assert slow["status"] in {"pending", "running"}
     assert set(slow) == {"task_id", "status"}
     served.http.post(f"/api/tasks/{slow['task_id']}/cancel")
+    assert served.finished(slow["task_id"])["status"] == "cancelled"
 
 
 MALFORMED: list[tuple[str | bytes, str, str | None]] = [

@@ -241,6 +241,7 @@ async def test_a_wait_that_runs_out_answers_the_task_as_it_is_now(
         assert task["attempts"] == 1
     finally:
         served.http.post(f"/api/tasks/{task_id}/cancel")
+        served.finished(task_id)
 
 
 async def test_a_tool_call_the_model_asked_for_is_a_cancelled_step_when_cancelled(
