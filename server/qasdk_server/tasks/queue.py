@@ -111,17 +111,20 @@ class _JobManager(JobManager):
         super().__init__(connector)
         self.ended = ended
 
+    def _ended(self, job: Job) -> bool:
+        """Whether ``job`` ended with its task (forgotten here once asked)."""
+        if job.id not in self.ended:
+            return False
+        self.ended.discard(job.id)
+        return True
+
     async def finish_job(self, job: Job, status: Status, delete_job: bool) -> None:
-        if job.id in self.ended:
-            self.ended.discard(job.id)
-            return
-        await super().finish_job(job, status, delete_job)
+        if not self._ended(job):
+            await super().finish_job(job, status, delete_job)
 
     async def retry_job(self, job: Job, *args: Any, **kwargs: Any) -> None:
-        if job.id in self.ended:  # it has an outcome: there is nothing to retry
-            self.ended.discard(job.id)
-            return
-        await super().retry_job(job, *args, **kwargs)
+        if not self._ended(job):  # one that has an outcome has nothing to retry
+            await super().retry_job(job, *args, **kwargs)
 
 
 class _KeepUntilDone(procrastinate.BaseRetryStrategy):

@@ -543,9 +543,20 @@ class TaskRunner:
         that ran is not run again (:class:`OutcomePending`).
         """
         task_id, attempt = task.task_id, task.attempts
-        limits = self.config.limits
-        in_graph = task.parent_id is not None
         job = self._job_of.get(task_id)
+
+        async def write(
+            status: str, result: Any, error: TaskError | None, *, release_lock: bool = False
+        ) -> bool:
+            written = await store.finish_task(
+                conn, task_id, attempt, status=status, result=result, error=error,
+                limits=self.config.limits, in_graph=task.parent_id is not None,
+                release_lock=release_lock, end_job=job,
+            )  # fmt: skip
+            if written and job is not None:
+                self.ended_jobs.add(job)  # the statement ended it
+            return written
+
         try:
             held = recorder.take_held()
             await recorder.flush()
@@ -553,12 +564,9 @@ class TaskRunner:
                 try:
                     async with conn.pipeline():
                         await recorder.insert(held)
-                        written = await store.finish_task(
-                            conn, task_id, attempt, status=status, result=result, error=error,
-                            limits=limits, in_graph=in_graph, release_lock=True, end_job=job,
-                        )  # fmt: skip
+                        written = await write(status, result, error, release_lock=True)
                     self._unlocked.add(task_id)
-                    return self._ended(written, job)
+                    return written
                 except psycopg.Error as exc:
                     if is_outage(exc):
                         recorder.unwritten(held)
@@ -566,28 +574,14 @@ class TaskRunner:
                     # One of them was refused: again one by one, so the outcome still lands.
                     for step in held:
                         await recorder.add(step)
-            written = await store.finish_task(
-                conn, task_id, attempt, status=status, result=result, error=error, limits=limits,
-                in_graph=in_graph, end_job=job,
-            )  # fmt: skip
-            return self._ended(written, job)
+            return await write(status, result, error)
         except (QasdkError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as exc:
             if is_outage(exc):
                 keeper = self._keep_outcome(task_id, attempt, recorder, status, result, error)
                 raise OutcomePending(str(task_id), keeper) from exc
             logger.exception("task %s: its outcome could not be stored", task_id)
             fallback = TaskError("InternalError", f"the task's outcome could not be stored: {exc}")
-            written = await store.finish_task(
-                conn, task_id, attempt, status="failed", error=fallback, limits=limits,
-                in_graph=in_graph, end_job=job,
-            )  # fmt: skip
-            return self._ended(written, job)
-
-    def _ended(self, written: bool, job: int | None) -> bool:
-        """Note that the outcome ended the task's queue job (written: it was in the statement)."""
-        if written and job is not None:
-            self.ended_jobs.add(job)
-        return written
+            return await write("failed", None, fallback)
 
     def _keep_outcome(
         self,
