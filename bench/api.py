@@ -45,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -345,11 +346,38 @@ def bench_statements(
     return result
 
 
+def synced_project(
+    project: Path, data: Path, database: str, **settings: str
+) -> tuple[str, dict[str, str]]:
+    """The database URL (``QASDK_DATABASE_URL``, or an embedded server in ``data``) and the
+    environment of the bench's qasdk commands (``settings`` on top), once
+    ``qasdk sync tools`` has run in ``project``."""
+    from qasdk.store.embedded import ensure_embedded
+
+    url = os.environ.get("QASDK_DATABASE_URL") or ensure_embedded(data, database=database)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QASDK_")}
+    env.update({"QASDK_DATABASE_URL": url, "QASDK_LOGGING_LEVEL": "WARNING", **settings})
+    subprocess.run(
+        [sys.executable, "-m", "qasdk", "sync", "tools"],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return url, env
+
+
 def start_server(
-    project: Path, env: dict[str, str], *args: str
+    project: Path,
+    env: dict[str, str],
+    *args: str,
+    python: tuple[str, ...] = (sys.executable,),
+    output: list[str] | None = None,
 ) -> tuple[subprocess.Popen[str], int]:
+    """Start ``qasdk serve`` and return it with its port; its output keeps being read (into
+    ``output``, if given), so the server never blocks on a full pipe."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qasdk", "serve", "--port", "0", *args],
+        [*python, "-m", "qasdk", "serve", "--port", "0", *args],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -357,10 +385,20 @@ def start_server(
         text=True,
     )
     assert proc.stdout is not None
+    lines = output if output is not None else []
     for line in proc.stdout:
+        lines.append(line)
         if "serving http://" in line:
-            return proc, int(line.split("serving http://")[1].split()[0].rsplit(":", 1)[1])
-    raise RuntimeError("qasdk serve did not start")
+            port = int(line.split("serving http://")[1].split()[0].rsplit(":", 1)[1])
+            threading.Thread(target=_drain_output, args=(proc.stdout, output), daemon=True).start()
+            return proc, port
+    raise RuntimeError("qasdk serve did not start:\n" + "".join(lines[-40:]))
+
+
+def _drain_output(stream: Any, output: list[str] | None) -> None:
+    for line in stream:
+        if output is not None:
+            output.append(line)
 
 
 def clean(url: str) -> None:
@@ -395,9 +433,11 @@ def _drain(url: str, timeout: float = 120.0) -> None:
 
 def stop_server(proc: subprocess.Popen[str]) -> None:
     proc.terminate()
-    proc.wait(60)
-    if proc.stdout is not None:
-        proc.stdout.close()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def bench_model_turns(project: Path, url: str, turns: int) -> dict[str, float]:
@@ -627,7 +667,7 @@ def main() -> None:
         print_chain(bench_chain(args.chain_calls), args.chain_calls)
         return
 
-    from qasdk.store.embedded import ensure_embedded, stop_embedded
+    from qasdk.store.embedded import stop_embedded
 
     root = Path(tempfile.mkdtemp(prefix="qasdk-bench-api-"))
     project = root / "project"
@@ -635,20 +675,9 @@ def main() -> None:
     (project / "tools" / "bench_tools.py").write_text(TOOL)
     data = root / "pgdata"
     try:
-        url = os.environ.get("QASDK_DATABASE_URL") or ensure_embedded(data, database="bench_api")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QASDK_")}
-        env.update(
-            QASDK_DATABASE_URL=url,
-            QASDK_LOGGING_LEVEL="WARNING",
-            # As many connections as clients: the raw loop has one per client.
-            QASDK_DATABASE_POOL_SIZE=str(args.concurrency),
-        )
-        subprocess.run(
-            [sys.executable, "-m", "qasdk", "sync", "tools"],
-            cwd=project,
-            env=env,
-            check=True,
-            capture_output=True,
+        # As many connections as clients: the raw loop has one per client.
+        url, env = synced_project(
+            project, data, "bench_api", QASDK_DATABASE_POOL_SIZE=str(args.concurrency)
         )
 
         runs: dict[str, list[dict[str, float]]] = {}

@@ -28,15 +28,18 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from api import percentile, start_server, stop_server  # bench/ is on sys.path as a script
+from api import (  # bench/ is on sys.path as a script
+    percentile,
+    start_server,
+    stop_server,
+    synced_project,
+)
 
 TOOL = '''
 import time
@@ -148,7 +151,7 @@ def main() -> None:
 
     import httpx
 
-    from qasdk.store.embedded import ensure_embedded, stop_embedded
+    from qasdk.store.embedded import stop_embedded
 
     root = Path(tempfile.mkdtemp(prefix="qasdk-bench-graph-"))
     project = root / "project"
@@ -156,19 +159,8 @@ def main() -> None:
     (project / "tools" / "bench_graph_tools.py").write_text(TOOL)
     data = root / "pgdata"
     try:
-        url = os.environ.get("QASDK_DATABASE_URL") or ensure_embedded(data, database="bench_graph")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QASDK_")}
-        env.update(
-            QASDK_DATABASE_URL=url,
-            QASDK_LOGGING_LEVEL="WARNING",
-            QASDK_WORKER_CONCURRENCY=str(args.concurrency),
-        )
-        subprocess.run(
-            [sys.executable, "-m", "qasdk", "sync", "tools"],
-            cwd=project,
-            env=env,
-            check=True,
-            capture_output=True,
+        _, env = synced_project(
+            project, data, "bench_graph", QASDK_WORKER_CONCURRENCY=str(args.concurrency)
         )
         proc, port = start_server(project, env)
         base = f"http://127.0.0.1:{port}"

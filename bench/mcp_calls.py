@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from api import TOOL, percentile  # bench/ is on sys.path when run as a script
+from api import TOOL, percentile, synced_project  # bench/ is on sys.path when run as a script
 
 
 def summary(latencies: list[float]) -> str:
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     args = parser.parse_args()
 
-    from qasdk.store.embedded import ensure_embedded, stop_embedded
+    from qasdk.store.embedded import stop_embedded
 
     root = Path(tempfile.mkdtemp(prefix="qasdk-bench-mcp-"))
     project = root / "project"
@@ -109,13 +109,7 @@ def main() -> None:
     (project / "tools" / "bench_tools.py").write_text(TOOL)
     data = root / "pgdata"
     try:
-        url = os.environ.get("QASDK_DATABASE_URL") or ensure_embedded(data, database="bench_mcp")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QASDK_")}
-        env.update(QASDK_DATABASE_URL=url, QASDK_LOGGING_LEVEL="WARNING")
-        subprocess.run(
-            [sys.executable, "-m", "qasdk", "sync", "tools"],
-            cwd=project, env=env, check=True, capture_output=True,
-        )  # fmt: skip
+        _, env = synced_project(project, data, "bench_mcp")
         proc = subprocess.Popen(
             [sys.executable, "-m", "qasdk", "serve", "--port", "0"],
             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -31,71 +31,19 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-HEADER = "from typing import Literal, Optional\n\nfrom qasdk import tool\n"
-
-STYLES = (
-    '''
-@tool(tags=["bench"])
-def {name}(city: str, days: int = 3, unit: Literal["c", "f"] = "c", tags: list[str] | None = None) -> dict:
-    """Tool number {n}: look something up.
-
-    Args:
-        city: The city to look up.
-        days: How many days ahead.
-        unit: Temperature unit.
-        tags: Optional labels.
-    """
-    return {{"city": city, "days": days}}
-''',
-    '''
-@tool
-def {name}(expression: str, precision: Optional[int] = 2) -> float:
-    """Tool number {n}: evaluate something.
-
-    Parameters
-    ----------
-    expression : str
-        The expression.
-    precision : int, optional
-        Digits to keep.
-    """
-    return 0.0
-''',
-    '''
-@tool(timeout=5)
-def {name}(text: str, unique: bool = False, limit: float = 1.5) -> int:
-    """Tool number {n}: count something.
-
-    :param text: The text.
-    :param unique: Distinct only.
-    :param limit: An upper bound.
-    """
-    return len(text)
-''',
-)
+from api import start_server, stop_server, synced_project  # bench/ is on sys.path
+from sync import generate
 
 #: The direct task run after the idle reading: tool 0 is of the first style.
 METHOD, PARAMS = "bench_mem_00000", {"city": "Paris", "days": 2}
 TASK = {"method": METHOD, "params": PARAMS}
-
-
-def generate(project: Path, tools: int, files: int) -> None:
-    folder = project / "tools"
-    folder.mkdir(parents=True)
-    per_file = -(-tools // files)
-    for f in range(files):
-        names = range(f * per_file, min(tools, (f + 1) * per_file))
-        body = [STYLES[n % 3].format(name=f"bench_mem_{n:05d}", n=n) for n in names]
-        (folder / f"module_{f:03d}.py").write_text(HEADER + "".join(body))
 
 
 def rss_kb(pid: int) -> int:
@@ -142,40 +90,6 @@ def http(method: str, url: str, body: Any = None) -> dict[str, Any]:
         return result
 
 
-def start_server(
-    project: Path, env: dict[str, str], args: list[str], python: list[str]
-) -> tuple[subprocess.Popen[str], int, list[str]]:
-    """Start ``qasdk serve``; return it, its port, and a list that collects its output."""
-    proc = subprocess.Popen(
-        [*python, "-m", "qasdk", "serve", "--port", "0", *args],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    for line in proc.stdout:
-        lines.append(line)
-        if "serving http://" in line:
-            port = int(line.split("serving http://")[1].split()[0].rsplit(":", 1)[1])
-            # Keep draining its output so the server never blocks on a full pipe.
-            drain = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
-            drain.start()
-            return proc, port, lines
-    raise RuntimeError("qasdk serve did not start:\n" + "".join(lines[-40:]))
-
-
-def stop_server(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def wait_idle(port: int, settle: float) -> None:
     deadline = time.monotonic() + 60
     while True:
@@ -193,7 +107,7 @@ def one_start(
     project: Path, env: dict[str, str], args: argparse.Namespace, model: Any
 ) -> dict[str, tuple[Any, ...]]:
     serve_args = ["--no-worker"] if args.no_worker else []
-    proc, port, _ = start_server(project, env, serve_args, [sys.executable])
+    proc, port = start_server(project, env, *serve_args)
     try:
         wait_idle(port, args.settle)
         result: dict[str, tuple[Any, ...]] = {"idle": reading(proc.pid)}
@@ -224,7 +138,9 @@ def one_start(
 def imported_packages(project: Path, env: dict[str, str], args: argparse.Namespace) -> None:
     """Start one serve under ``-X importtime`` and print the heaviest top-level packages."""
     serve_args = ["--no-worker"] if args.no_worker else []
-    proc, port, lines = start_server(project, env, serve_args, [sys.executable, "-X", "importtime"])
+    lines: list[str] = []
+    python = (sys.executable, "-X", "importtime")
+    proc, port = start_server(project, env, *serve_args, python=python, output=lines)
     try:
         wait_idle(port, args.settle)
     finally:
@@ -256,27 +172,18 @@ def main() -> None:
     parser.add_argument("--imports", action="store_true", help="also list what serve imports")
     args = parser.parse_args()
 
-    from qasdk.store.embedded import ensure_embedded, stop_embedded
+    from qasdk.store.embedded import stop_embedded
     from qasdk.testing import ScriptedModel
 
     root = Path(tempfile.mkdtemp(prefix="qasdk-bench-memory-"))
     project = root / "project"
-    generate(project, args.tools, args.files)
+    generate(project, args.tools, args.files, folder="tools", prefix="bench_mem")
     data = root / "pgdata"
     model = ScriptedModel()
     model.__enter__()
     (project / "model_config.yaml").write_text(json.dumps({"model": {"api_base": model.url}}))
     try:
-        url = os.environ.get("QASDK_DATABASE_URL") or ensure_embedded(data, database="bench_mem")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QASDK_")}
-        env.update(QASDK_DATABASE_URL=url, QASDK_LOGGING_LEVEL="WARNING")
-        subprocess.run(
-            [sys.executable, "-m", "qasdk", "sync", "tools"],
-            cwd=project,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        _, env = synced_project(project, data, "bench_mem")
         runs = [one_start(project, env, args, model) for _ in range(args.starts)]
         mode = "--no-worker" if args.no_worker else "embedded worker"
         print(f"qasdk serve ({mode}), {args.tools} tools in {args.files} modules, "

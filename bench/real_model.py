@@ -79,6 +79,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from api import synced_project  # bench/ is on sys.path when run as a script
+
 TOOL = '''
 from qasdk import tool
 
@@ -312,7 +314,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from qasdk.redaction import mask_url
-    from qasdk.store.embedded import ensure_embedded, stop_embedded
+    from qasdk.store.embedded import stop_embedded
 
     root = Path(tempfile.mkdtemp(prefix="qasdk-bench-real-"))
     project = root / "project"
@@ -322,10 +324,11 @@ def main() -> None:
     log = Path(tempfile.gettempdir()) / f"qasdk-bench-real-{args.function_calling}.log"
     server: Server | None = None
     try:
-        url = os.environ.get("QASDK_DATABASE_URL") or ensure_embedded(data, database="bench_real")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QASDK_")}
-        env.update(
-            QASDK_DATABASE_URL=url,
+        key = {"QASDK_MODEL_API_KEY": args.api_key} if args.api_key else {}
+        _, env = synced_project(
+            project,
+            data,
+            "bench_real",
             QASDK_LOGGING_LEVEL="INFO",
             QASDK_MODEL_API_BASE=args.api_base,
             QASDK_MODEL_NAME=args.model,
@@ -334,15 +337,7 @@ def main() -> None:
             QASDK_MODEL_TIMEOUT=str(args.timeout),
             QASDK_MODEL_MAX_TURNS=str(args.max_turns),
             QASDK_WORKER_MODEL_RETRIES="0",
-        )
-        if args.api_key:
-            env["QASDK_MODEL_API_KEY"] = args.api_key
-        subprocess.run(
-            [sys.executable, "-m", "qasdk", "sync", "tools"],
-            cwd=project,
-            env=env,
-            check=True,
-            capture_output=True,
+            **key,
         )
         server = Server(project, env, log)
         assert server.port is not None

@@ -74,19 +74,21 @@ def {name}(text: str, unique: bool = False, limit: float = 1.5) -> int:
 }
 
 
-def generate(root: Path, tools: int, files: int) -> Path:
-    folder = root / "bench_tools"
-    folder.mkdir()
-    per_file = tools // files
+def generate(
+    root: Path, tools: int, files: int, *, folder: str = "bench_tools", prefix: str = "bench_tool"
+) -> Path:
+    """``tools`` tools named ``prefix_NNNNN``, the three docstring styles in turn, over
+    ``files`` modules in ``root / folder``."""
+    where = root / folder
+    where.mkdir(parents=True)
+    per_file = -(-tools // files)
     styles = list(STYLES.values())
-    n = 0
     for f in range(files):
         parts = ["from typing import Literal, Optional\n\nfrom qasdk import tool\n"]
-        for _ in range(per_file):
-            parts.append(styles[n % 3].format(name=f"bench_tool_{n:05d}", n=n))
-            n += 1
-        (folder / f"module_{f:03d}.py").write_text("".join(parts))
-    return folder
+        for n in range(f * per_file, min(tools, (f + 1) * per_file)):
+            parts.append(styles[n % 3].format(name=f"{prefix}_{n:05d}", n=n))
+        (where / f"module_{f:03d}.py").write_text("".join(parts))
+    return where
 
 
 async def reset(url: str) -> None:
