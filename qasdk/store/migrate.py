@@ -35,7 +35,7 @@ _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 PROCRASTINATE_VERSION = 3
 #: Migrations of the task queue: they need the Procrastinate package.
 QUEUE_VERSIONS = frozenset(
-    {PROCRASTINATE_VERSION, 4, 6, 8, 11, 13, 16, 18, 20, 21, 22, 23, 25, 26, 27, 28, 29}
+    {PROCRASTINATE_VERSION, 4, 6, 8, 11, 13, 16, 18, 20, 21, 22, 23, 25, 26, 27, 28, 29, 30}
 )
 
 

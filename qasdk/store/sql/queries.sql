@@ -175,22 +175,13 @@ SELECT lock.locked, claimed.* FROM lock LEFT JOIN claimed ON true;
 
 -- name: finish_task
 -- Only the attempt that claimed the task may finish it.
--- Its usage is the sum of its model turns' tokens (every attempt's: all were spent).
+-- Its usage is the sum of its model turns' tokens (qasdk_task_usage, migration 0030).
 -- With ``job_id``, its queue job ends in the same statement (Procrastinate's own function,
 -- as its worker would call it), so the outcome and the job's end are one commit.
 WITH finished AS (
     UPDATE tasks
     SET status = %(status)s, result = %(result)s::jsonb, error = %(error)s::jsonb,
-        completed_at = now(),
-        usage = (
-            SELECT jsonb_build_object(
-                       'prompt_tokens', sum((s.usage->>'prompt_tokens')::bigint),
-                       'completion_tokens', sum((s.usage->>'completion_tokens')::bigint),
-                       'total_tokens', sum((s.usage->>'total_tokens')::bigint),
-                       'turns', count(*))
-            FROM task_steps s
-            WHERE s.task_id = tasks.id AND s.kind = 'model' AND s.usage ? 'total_tokens'
-            HAVING count(*) > 0)
+        completed_at = now(), usage = qasdk_task_usage(tasks.id)
     WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
     RETURNING id, parent_id
 ), job AS (
@@ -840,15 +831,7 @@ SET status = CASE WHEN %(block)s THEN 'blocked' ELSE 'pending' END,
                     'retry_at', due.at)))
                 WITH ORDINALITY AS e(entry, n)
             ORDER BY n DESC LIMIT %(keep)s) AS kept),
-    usage = (
-        SELECT jsonb_build_object(
-                   'prompt_tokens', sum((s.usage->>'prompt_tokens')::bigint),
-                   'completion_tokens', sum((s.usage->>'completion_tokens')::bigint),
-                   'total_tokens', sum((s.usage->>'total_tokens')::bigint),
-                   'turns', count(*))
-        FROM task_steps s
-        WHERE s.task_id = tasks.id AND s.kind = 'model' AND s.usage ? 'total_tokens'
-        HAVING count(*) > 0)
+    usage = qasdk_task_usage(tasks.id)
 FROM target, due
 WHERE tasks.id = target.id
 RETURNING tasks.id, tasks.status, tasks.next_attempt_at;
